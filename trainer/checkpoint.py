@@ -1,0 +1,107 @@
+"""Loading Hugging Face LLaVA checkpoint directories (and our own) into PsaLlava.
+
+Accepts the layouts transformers has used for LLaVA: `vision_tower.*` or
+`vision_tower.vision_model.*`, `language_model.model.*` + `language_model.lm_head.weight`, and the
+newer `model.vision_tower.*` / `model.multi_modal_projector.*` / `model.language_model.*` +
+`lm_head.weight`. Weights may be one model.safetensors or shards with an index file.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Optional
+
+import torch
+
+from . import safetensors_io
+from .modeling.config import ConfigError, LlavaConfig
+from .modeling.llava import PsaLlava
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that does not fit the model; the message names the key, shape or setting."""
+
+
+def canonical_name(name: str) -> str:
+    """Maps any known LLaVA layout onto the names PsaLlava uses."""
+    if name.startswith("model.") and not name.startswith("model.layers."):
+        name = name[len("model."):]
+    if name.startswith("lm_head."):
+        name = "language_model." + name
+    elif name.startswith("language_model.") and not name.startswith(("language_model.model.", "language_model.lm_head.")):
+        name = "language_model.model." + name[len("language_model."):]
+    if name.startswith("vision_tower.vision_model."):
+        name = "vision_tower." + name[len("vision_tower.vision_model."):]
+    return name
+
+
+def read_config(directory: str) -> LlavaConfig:
+    path = os.path.join(directory, "config.json")
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{directory}: config.json is missing")
+    with open(path, encoding="utf-8") as f:
+        try:
+            raw = json.load(f)
+        except ValueError as e:
+            raise CheckpointError(f"{path}: not valid JSON ({e})") from None
+    try:
+        return LlavaConfig.from_dict(raw)
+    except (ConfigError, TypeError) as e:
+        raise CheckpointError(f"{path}: {e}") from None
+
+
+def weight_files(directory: str) -> list[str]:
+    index = os.path.join(directory, "model.safetensors.index.json")
+    if os.path.isfile(index):
+        with open(index, encoding="utf-8") as f:
+            weight_map = json.load(f).get("weight_map") or {}
+        files = sorted(set(weight_map.values()))
+        missing = [n for n in files if not os.path.isfile(os.path.join(directory, n))]
+        if missing:
+            raise CheckpointError(f"{index}: shard(s) {', '.join(missing)} are missing")
+        return [os.path.join(directory, n) for n in files]
+    single = os.path.join(directory, "model.safetensors")
+    if os.path.isfile(single):
+        return [single]
+    raise CheckpointError(f"{directory}: neither model.safetensors nor model.safetensors.index.json found")
+
+
+def load_state(directory: str) -> dict[str, torch.Tensor]:
+    state: dict[str, torch.Tensor] = {}
+    for path in weight_files(directory):
+        try:
+            tensors = safetensors_io.load(path)
+        except safetensors_io.SafetensorsError as e:
+            raise CheckpointError(str(e)) from None
+        for name, tensor in tensors.items():
+            state[canonical_name(name)] = tensor
+    return state
+
+
+def load_model(directory: str, config: Optional[LlavaConfig] = None, dtype: torch.dtype = torch.float32) -> PsaLlava:
+    """Builds the model from config.json and fills it; safety modules absent from the checkpoint
+    keep their fresh initialisation (a plain LLaVA base before stage 1)."""
+    cfg = config or read_config(directory)
+    model = PsaLlava(cfg)
+    state = load_state(directory)
+    expected = model.state_dict()
+    tied = model.language_model.lm_head.weight is model.language_model.model.embed_tokens.weight
+    for name, tensor in state.items():
+        if name not in expected:
+            if tied and name == "language_model.lm_head.weight":
+                continue
+            raise CheckpointError(f"{directory}: unexpected tensor {name!r} (not part of a LLaVA-1.5 model "
+                                  f"with this config.json)")
+        if tuple(tensor.shape) != tuple(expected[name].shape):
+            raise CheckpointError(f"{directory}: tensor {name!r} has shape {list(tensor.shape)}, config.json "
+                                  f"implies {list(expected[name].shape)}")
+    missing = [n for n in expected if n not in state and not n.startswith("psa.")
+               and not (tied and n == "language_model.lm_head.weight")]
+    if missing:
+        raise CheckpointError(f"{directory}: missing tensor {missing[0]!r}"
+                              + (f" and {len(missing) - 1} more" if len(missing) > 1 else ""))
+    with torch.no_grad():
+        for name, param in expected.items():
+            if name in state:
+                param.copy_(state[name].to(param.dtype))
+    return model.to(dtype)
