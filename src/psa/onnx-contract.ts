@@ -1,0 +1,61 @@
+import type { Manifest } from './manifest.ts';
+
+/** What the runtime needs from each graph: tensor names, element types and fixed dims. */
+export interface TensorSpec {
+  name: string;
+  type: 'float32' | 'int64';
+  /** Known sizes by axis; other axes may be symbolic. */
+  dims?: Record<number, number>;
+}
+
+export interface GraphContract {
+  inputs: TensorSpec[];
+  outputs: TensorSpec[];
+}
+
+export type GraphName = keyof Manifest['onnx'];
+
+export function graphContracts(m: Manifest): Record<GraphName, GraphContract> {
+  const { hidden_size: d, num_key_value_heads: kvHeads, head_dim: headDim, vocab_size: vocab } = m.model;
+  const cache = (prefix: string): TensorSpec[] =>
+    Array.from({ length: m.model.num_layers }, (_, i) =>
+      (['key', 'value'] as const).map((kind) => ({
+        name: `${prefix}.${i}.${kind}`,
+        type: 'float32' as const,
+        dims: { 1: kvHeads, 3: headDim },
+      })),
+    ).flat();
+  return {
+    vision_encoder: {
+      inputs: [{ name: 'pixel_values', type: 'float32', dims: { 1: 3 } }],
+      outputs: [
+        { name: 'image_features', type: 'float32', dims: { 1: m.image.image_token_count, 2: d } },
+        { name: 'vision_features', type: 'float32' },
+      ],
+    },
+    safety_head: {
+      inputs: [
+        { name: 'vision_features', type: 'float32' },
+        { name: 'query_embeds', type: 'float32', dims: { 2: d } },
+        { name: 'query_mask', type: 'int64' },
+      ],
+      outputs: [
+        { name: 'level_logits', type: 'float32', dims: { 1: m.taxonomy.levels.length } },
+        { name: 'type_logits', type: 'float32', dims: { 1: m.taxonomy.types.length } },
+      ],
+    },
+    embed_tokens: {
+      inputs: [{ name: 'input_ids', type: 'int64' }],
+      outputs: [{ name: 'inputs_embeds', type: 'float32', dims: { 2: d } }],
+    },
+    decoder: {
+      inputs: [
+        { name: 'inputs_embeds', type: 'float32', dims: { 2: d } },
+        { name: 'attention_mask', type: 'int64' },
+        { name: 'position_ids', type: 'int64' },
+        ...cache('past_key_values'),
+      ],
+      outputs: [{ name: 'logits', type: 'float32', dims: { 2: vocab } }, ...cache('present')],
+    },
+  };
+}

@@ -1,0 +1,147 @@
+import { argmaxOf, hintFor, type AppliedConcepts, type ConceptScores } from './concepts.ts';
+import { generate, type DecoderShape, type GenerationEvent, type GenerationOptions } from './generator.ts';
+import { preprocessImage, type ImageLimits, type PreprocessedImage } from './image-preprocess.ts';
+import { silentLogger, type RuntimeLogger } from './logger.ts';
+import { graphContracts, type GraphName } from './onnx-contract.ts';
+import { OnnxGraph, type DeviceOptions } from './onnx-session.ts';
+import { loadPackage, type ModelPackage } from './package-loader.ts';
+import { validateSampling } from './sampling.ts';
+import { runPass1, type Pass1Result } from './safety-classifier.ts';
+import { TextCodec } from './text.ts';
+import { PsaError, PsaErrorCodes } from './errors.ts';
+
+export interface RuntimeOptions extends DeviceOptions {
+  limits?: Partial<ImageLimits>;
+  verifyChecksums?: boolean;
+  logger?: RuntimeLogger;
+}
+
+export const DEFAULT_IMAGE_LIMITS: ImageLimits = { maxInputPixels: 40_000_000, maxInputBytes: 20 * 1024 * 1024 };
+
+export interface ModerationInput {
+  image: PreprocessedImage;
+  prompt: string;
+}
+
+export interface ChatRequest {
+  /** Image rows from pass 1 (`Pass1Result.imageFeatures`). */
+  imageFeatures: Float32Array;
+  prompt: string;
+  hint: string | null;
+  options?: Partial<GenerationOptions>;
+}
+
+/**
+ * A loaded model package: preprocessing, pass 1 (concepts), hints and pass 2 (generation).
+ * Independent of HTTP; the server runs one per worker thread.
+ */
+export class PsaRuntime {
+  private closing: Promise<void> | undefined;
+
+  private constructor(
+    readonly pkg: ModelPackage,
+    readonly text: TextCodec,
+    private readonly graphs: Record<GraphName, OnnxGraph>,
+    readonly provider: 'cpu' | 'cuda',
+    private readonly limits: ImageLimits,
+    private readonly decoderShape: DecoderShape,
+  ) {}
+
+  static async load(dir: string, options: RuntimeOptions = { device: 'cpu' }): Promise<PsaRuntime> {
+    const log = options.logger ?? silentLogger;
+    const pkg = await loadPackage(dir, { verifyChecksums: options.verifyChecksums ?? true });
+    const text = new TextCodec(pkg);
+    const contracts = graphContracts(pkg.manifest);
+    // The first graph settles the provider ("auto" probes CUDA once); the rest use the same one.
+    const first = await OnnxGraph.open(pkg.onnx.vision_encoder, contracts.vision_encoder, options, log);
+    const device: DeviceOptions = { ...options, device: first.provider };
+    const opened: OnnxGraph[] = [first];
+    try {
+      const rest = await Promise.all(
+        (['safety_head', 'embed_tokens', 'decoder'] as const).map(async (name) => {
+          const graph = await OnnxGraph.open(pkg.onnx[name], contracts[name], device, log);
+          opened.push(graph);
+          return [name, graph] as const;
+        }),
+      );
+      const graphs = { vision_encoder: first, ...Object.fromEntries(rest) } as Record<GraphName, OnnxGraph>;
+      const m = pkg.manifest;
+      const shape: DecoderShape = {
+        numLayers: m.model.num_layers,
+        kvHeads: m.model.num_key_value_heads,
+        headDim: m.model.head_dim,
+        hidden: m.model.hidden_size,
+        vocab: m.model.vocab_size,
+        maxContext: m.text.max_context_tokens,
+        eosId: m.generation.eos_token_id,
+        imageTokenId: m.image.image_token_id,
+      };
+      log.info({ model: m.name, dir: pkg.dir, provider: first.provider }, 'model package loaded');
+      return new PsaRuntime(pkg, text, graphs, first.provider, { ...DEFAULT_IMAGE_LIMITS, ...options.limits }, shape);
+    } catch (err) {
+      await Promise.allSettled(opened.map((g) => g.release()));
+      throw err;
+    }
+  }
+
+  get name(): string {
+    return this.pkg.manifest.name;
+  }
+
+  preprocess(bytes: Uint8Array): Promise<PreprocessedImage> {
+    return preprocessImage(bytes, this.pkg.preprocess, this.limits);
+  }
+
+  /** Pass 1 for a batch of items. */
+  classify(items: ModerationInput[]): Promise<Pass1Result[]> {
+    if (items.length === 0) return Promise.resolve([]);
+    const { height, width } = this.pkg.preprocess.cropSize;
+    return runPass1(
+      { vision: this.graphs.vision_encoder, head: this.graphs.safety_head, embed: this.graphs.embed_tokens },
+      items.map((i) => ({ pixels: i.image.pixels, queryIds: this.text.queryIds(i.prompt) })),
+      [height, width],
+      this.pkg.manifest.model.hidden_size,
+    );
+  }
+
+  /** The predicted concepts (argmax), optionally replaced by an intervention. */
+  applyConcepts(scores: ConceptScores, intervene?: Partial<AppliedConcepts>): AppliedConcepts {
+    return {
+      level: intervene?.level ?? argmaxOf(scores.levelProbs),
+      type: intervene?.type ?? argmaxOf(scores.typeProbs),
+    };
+  }
+
+  hint(concepts: AppliedConcepts): string | null {
+    return hintFor(this.pkg.manifest, concepts);
+  }
+
+  /** Pass 2 as a stream of token events ending with one `end` event. */
+  chat(request: ChatRequest): AsyncGenerator<GenerationEvent> {
+    const g = this.pkg.manifest.generation;
+    const options: GenerationOptions = {
+      maxNewTokens: g.max_new_tokens,
+      temperature: g.temperature,
+      topK: g.top_k,
+      topP: g.top_p,
+      stop: g.stop,
+      ...request.options,
+    };
+    validateSampling(options);
+    if (!Number.isInteger(options.maxNewTokens) || options.maxNewTokens < 1) {
+      throw new PsaError(PsaErrorCodes.INVALID_GENERATION_OPTION, 'max_tokens must be a positive integer', { details: { field: 'max_tokens' } });
+    }
+    const prompt = this.text.chatPrompt(request.prompt, request.hint);
+    if (prompt.ids.length >= this.decoderShape.maxContext) {
+      throw new PsaError(PsaErrorCodes.PROMPT_TOO_LONG, `the prompt takes ${prompt.ids.length} tokens; this model's context is ${this.decoderShape.maxContext}`);
+    }
+    const graphs = { embed: this.graphs.embed_tokens, decoder: this.graphs.decoder };
+    return generate(graphs, this.decoderShape, prompt.ids, request.imageFeatures, options, (ids) => this.text.decode(ids));
+  }
+
+  /** Releases every session; safe to call more than once. */
+  close(): Promise<void> {
+    this.closing ??= Promise.allSettled(Object.values(this.graphs).map((g) => g.release())).then(() => undefined);
+    return this.closing;
+  }
+}

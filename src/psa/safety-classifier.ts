@@ -1,0 +1,62 @@
+import * as ort from 'onnxruntime-node';
+import { softmax, type ConceptScores } from './concepts.ts';
+import type { OnnxGraph } from './onnx-session.ts';
+
+export interface Pass1Item {
+  /** CHW pixels from the package's preprocessing. */
+  pixels: Float32Array;
+  /** Safety-head query ids (BOS + prompt). */
+  queryIds: number[];
+}
+
+export interface Pass1Result extends ConceptScores {
+  /** [image_token_count * hidden] rows the LLM sees for this image, kept for pass 2. */
+  imageFeatures: Float32Array;
+}
+
+export interface Pass1Graphs {
+  vision: OnnxGraph;
+  head: OnnxGraph;
+  embed: OnnxGraph;
+}
+
+/**
+ * Pass 1 for a batch: one vision-encoder run and one safety-head run for all items. Queries of
+ * different lengths are right-padded and masked.
+ */
+export async function runPass1(graphs: Pass1Graphs, items: Pass1Item[], imageShape: [number, number], hidden: number): Promise<Pass1Result[]> {
+  const b = items.length;
+  const [h, w] = imageShape;
+  const plane = 3 * h * w;
+  const pixels = new Float32Array(b * plane);
+  items.forEach((item, i) => pixels.set(item.pixels, i * plane));
+  const qLen = Math.max(...items.map((i) => i.queryIds.length));
+  const ids = new BigInt64Array(b * qLen);
+  const mask = new BigInt64Array(b * qLen);
+  items.forEach((item, i) =>
+    item.queryIds.forEach((id, j) => {
+      ids[i * qLen + j] = BigInt(id);
+      mask[i * qLen + j] = 1n;
+    }),
+  );
+  const [vision, embedded] = await Promise.all([
+    graphs.vision.run({ pixel_values: new ort.Tensor('float32', pixels, [b, 3, h, w]) }),
+    graphs.embed.run({ input_ids: new ort.Tensor('int64', ids, [b, qLen]) }),
+  ]);
+  const head = await graphs.head.run({
+    vision_features: vision.vision_features!,
+    query_embeds: new ort.Tensor('float32', embedded.inputs_embeds!.data as Float32Array, [b, qLen, hidden]),
+    query_mask: new ort.Tensor('int64', mask, [b, qLen]),
+  });
+  const levels = head.level_logits!;
+  const types = head.type_logits!;
+  const nLevels = levels.dims[1]!;
+  const nTypes = types.dims[1]!;
+  const features = vision.image_features!.data as Float32Array;
+  const rowsPerImage = features.length / b;
+  return items.map((_, i) => ({
+    levelProbs: softmax(levels.data as Float32Array, i * nLevels, nLevels),
+    typeProbs: softmax(types.data as Float32Array, i * nTypes, nTypes),
+    imageFeatures: features.slice(i * rowsPerImage, (i + 1) * rowsPerImage),
+  }));
+}

@@ -1,0 +1,51 @@
+"""Command line: /usr/bin/python3 -m trainer <command> ...
+
+  build-tiny  --out PKG [--seed N]             random tiny model + tokenizer, exported as a package
+  export      --checkpoint DIR --out PKG       checkpoint directory (ours or a LLaVA one) -> package
+  reference   --package PKG < request.json     PyTorch outputs for parity checks (JSON on stdout)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from .runtime_env import configure_torch
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m trainer")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("build-tiny", help="build the tiny random test package")
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--name", default="psa-tiny")
+    p = sub.add_parser("export", help="export a checkpoint directory as a model package")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--name", default=None)
+    p = sub.add_parser("reference", help="PyTorch outputs for a JSON request on stdin")
+    p.add_argument("--package", required=True)
+    args = parser.parse_args(argv)
+
+    configure_torch()
+    if args.command == "build-tiny":
+        from .build_tiny import build_tiny
+        print(json.dumps({"package": build_tiny(args.out, seed=args.seed, name=args.name)}))
+    elif args.command == "export":
+        from .checkpoint import load_model
+        from .package import write_package
+        model = load_model(args.checkpoint)
+        name = args.name or os.path.basename(os.path.normpath(args.out))
+        out = write_package(model, args.checkpoint, args.out, name=name,
+                            provenance={"status": "exported", "source": os.path.abspath(args.checkpoint)})
+        print(json.dumps({"package": out}))
+    elif args.command == "reference":
+        from .reference import run_reference
+        json.dump(run_reference(args.package, json.load(sys.stdin)), sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

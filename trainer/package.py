@@ -1,0 +1,129 @@
+"""Writes a model package (docs/model-package.md): HF LLaVA files + ONNX graphs + psa.json.
+
+The package is also a valid checkpoint directory (config.json, model.safetensors, tokenizer), so
+training can start from it. It is written to a temporary sibling and renamed into place, so a
+reader never sees a half-written package.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+from typing import Any, Optional
+
+from . import safetensors_io
+from .export_onnx import export_all
+from .modeling.llava import PsaLlava
+from .taxonomy import default_hints, taxonomy
+
+FORMAT = "psa-guard.model-package"
+FORMAT_VERSION = 1
+CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
+CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'system' %}{{ message['content'] }} "
+    "{% elif message['role'] == 'user' %}USER: "
+    "{% for item in message['content'] %}{% if item['type'] == 'image' %}<image>\n"
+    "{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}{% endfor %} "
+    "{% else %}ASSISTANT: {{ message['content'] }}{{ eos_token }} {% endif %}"
+    "{% endfor %}{% if add_generation_prompt %}ASSISTANT:{% endif %}"
+)
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+
+
+def image_processor(image_size: int) -> dict[str, Any]:
+    return {
+        "image_processor_type": "CLIPImageProcessor", "do_resize": True, "size": {"shortest_edge": image_size},
+        "resample": 3, "do_center_crop": True, "crop_size": {"height": image_size, "width": image_size},
+        "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True, "image_mean": CLIP_MEAN,
+        "image_std": CLIP_STD, "do_convert_rgb": True,
+    }
+
+
+def write_json(path: str, value: Any) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=2, ensure_ascii=False)
+        f.write("\n")
+
+
+def sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_package(model: PsaLlava, tokenizer_dir: str, out_dir: str, *, name: str,
+                  provenance: dict[str, Any], preprocessor: Optional[dict[str, Any]] = None,
+                  chat_template: Optional[str] = None) -> str:
+    cfg = model.config
+    if cfg.psa is None:
+        raise ValueError("the model has no safety modules: a package needs psa_config")
+    tmp = out_dir.rstrip("/") + ".partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    template = chat_template or CHAT_TEMPLATE
+    preprocessor = preprocessor or image_processor(cfg.vision_config.image_size)
+    grid = (preprocessor["crop_size"]["height"] // cfg.vision_config.patch_size) * \
+           (preprocessor["crop_size"]["width"] // cfg.vision_config.patch_size)
+    image_rows = model.image_token_count
+    tc = cfg.text_config
+
+    for fname in TOKENIZER_FILES:
+        shutil.copyfile(os.path.join(tokenizer_dir, fname), os.path.join(tmp, fname))
+    tok_cfg_path = os.path.join(tmp, "tokenizer_config.json")
+    with open(tok_cfg_path, encoding="utf-8") as f:
+        tok_cfg = json.load(f)
+    tok_cfg["chat_template"] = template
+    write_json(tok_cfg_path, tok_cfg)
+    with open(os.path.join(tmp, "chat_template.jinja"), "w", encoding="utf-8") as f:
+        f.write(template)
+
+    write_json(os.path.join(tmp, "config.json"), cfg.to_dict())
+    write_json(os.path.join(tmp, "generation_config.json"), {
+        "bos_token_id": tc.bos_token_id, "eos_token_id": tc.eos_token_id, "pad_token_id": tc.pad_token_id,
+        "do_sample": False, "max_new_tokens": 256})
+    write_json(os.path.join(tmp, "preprocessor_config.json"), preprocessor)
+    # transformers.js expands <image> into grid + num_additional_image_tokens tokens, which must
+    # equal the rows vision_encoder.onnx returns (safety tokens B included).
+    write_json(os.path.join(tmp, "processor_config.json"), {
+        "processor_class": "LlavaProcessor", "image_token": "<image>", "patch_size": cfg.vision_config.patch_size,
+        "num_additional_image_tokens": image_rows - grid,
+        "vision_feature_select_strategy": cfg.vision_feature_select_strategy, "image_processor": preprocessor})
+    safetensors_io.save(os.path.join(tmp, "model.safetensors"), model.state_dict(), {"format": "pt"})
+    onnx_files = export_all(model, os.path.join(tmp, "onnx"))
+
+    files = sorted(os.path.relpath(os.path.join(root, f), tmp)
+                   for root, _, names in os.walk(tmp) for f in names)
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "name": name,
+        "created_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "taxonomy": taxonomy(),
+        "hints": default_hints(),
+        "safety_tokens": {"a": cfg.psa.num_tokens_a, "b": cfg.psa.num_tokens_b},
+        "image": {"preprocessor": "preprocessor_config.json", "image_token": "<image>",
+                  "image_token_id": cfg.image_token_index, "image_token_count": image_rows},
+        "text": {"tokenizer": "tokenizer.json", "tokenizer_config": "tokenizer_config.json",
+                 "chat_template": "chat_template.jinja", "hint_role": "system", "max_query_tokens": 64,
+                 "max_context_tokens": tc.max_position_embeddings},
+        "generation": {"max_new_tokens": 256, "temperature": 0.0, "top_k": 0, "top_p": 1.0,
+                       "eos_token_id": tc.eos_token_id, "stop": []},
+        "onnx": {"vision_encoder": "onnx/vision_encoder.onnx", "safety_head": "onnx/safety_head.onnx",
+                 "embed_tokens": "onnx/embed_tokens.onnx", "decoder": "onnx/decoder_model_merged.onnx"},
+        "model": {"num_layers": tc.num_hidden_layers, "num_key_value_heads": tc.num_key_value_heads,
+                  "head_dim": tc.head_dim, "hidden_size": tc.hidden_size, "vocab_size": tc.vocab_size},
+        "provenance": provenance,
+        "files": {f: sha256_file(os.path.join(tmp, f)) for f in files},
+    }
+    assert set(onnx_files) <= set(manifest["files"])
+    write_json(os.path.join(tmp, "psa.json"), manifest)
+    if os.path.exists(out_dir):
+        shutil.rmtree(out_dir)
+    os.replace(tmp, out_dir)
+    return out_dir
