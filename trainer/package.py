@@ -87,7 +87,8 @@ def write_package(model: PsaLlava, tokenizer_dir: str, out_dir: str, *, name: st
     write_json(os.path.join(tmp, "generation_config.json"), {
         "bos_token_id": tc.bos_token_id, "eos_token_id": tc.eos_token_id, "pad_token_id": tc.pad_token_id,
         "do_sample": False, "max_new_tokens": 256})
-    write_json(os.path.join(tmp, "preprocessor_config.json"), preprocessor)
+    # processor_class here is how transformers.js' AutoProcessor finds LlavaProcessor.
+    write_json(os.path.join(tmp, "preprocessor_config.json"), {**preprocessor, "processor_class": "LlavaProcessor"})
     # transformers.js expands <image> into grid + num_additional_image_tokens tokens, which must
     # equal the rows vision_encoder.onnx returns (safety tokens B included).
     write_json(os.path.join(tmp, "processor_config.json"), {
