@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { PsaErrorCodes, type PsaErrorCode } from '../src/psa/errors.ts';
 import { PsaRuntime } from '../src/psa/runtime.ts';
-import { PYTHON, REPO_ROOT } from './helpers/python.ts';
-import { tinyPackage } from './helpers/tiny-package.ts';
+import { PYTHON, REPO_ROOT } from '../scripts/lib/trainer-cli.ts';
+import { tinyPackage } from '../scripts/lib/random-package.ts';
 
 const source = await tinyPackage();
 const work = await mkdtemp(join(tmpdir(), 'psa-broken-'));

@@ -3,7 +3,7 @@ import { basename, dirname } from 'node:path';
 import { AutoProcessor, env, LlavaForConditionalGeneration, RawImage, Tensor } from '@huggingface/transformers';
 import { PsaRuntime } from '../src/psa/runtime.ts';
 import { gradientPng, noiseJpeg } from './helpers/images.ts';
-import { tinyPackage } from './helpers/tiny-package.ts';
+import { tinyPackage } from '../scripts/lib/random-package.ts';
 
 // transformers.js loads the package directory as it is, offline, and must generate the same
 // greedy tokens as our runtime (no hint) for the same pixels and prompt ids.

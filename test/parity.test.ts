@@ -2,8 +2,8 @@ import t from 'tap';
 import { embedPrompt, DecoderState } from '../src/psa/generator.ts';
 import { PsaRuntime } from '../src/psa/runtime.ts';
 import { gradientPng, noiseJpeg, shapesWebp } from './helpers/images.ts';
-import { runTrainer } from './helpers/python.ts';
-import { tinyPackage } from './helpers/tiny-package.ts';
+import { runTrainer } from '../scripts/lib/trainer-cli.ts';
+import { tinyPackage } from '../scripts/lib/random-package.ts';
 
 // PyTorch runs live here, on the weights in the package's model.safetensors, fed the pixels and
 // token ids the Node runtime computed; so this compares the exported graphs with the model code.

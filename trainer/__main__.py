@@ -1,6 +1,6 @@
 """Command line: /usr/bin/python3 -m trainer <command> ...
 
-  build-tiny  --out PKG [--seed N]             random tiny model + tokenizer, exported as a package
+  build-random --out PKG [--size tiny|small] [--seed N]   seeded random model + tokenizer, as a package
   export      --checkpoint DIR --out PKG       checkpoint directory (ours or a LLaVA one) -> package
   reference   --package PKG < request.json     PyTorch outputs for parity checks (JSON on stdout)
 """
@@ -17,8 +17,9 @@ from .runtime_env import configure_torch
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainer")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("build-tiny", help="build the tiny random test package")
+    p = sub.add_parser("build-random", help="build a seeded random package (tests, benchmarks)")
     p.add_argument("--out", required=True)
+    p.add_argument("--size", choices=["tiny", "small"], default="tiny")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", default="psa-tiny")
     p = sub.add_parser("export", help="export a checkpoint directory as a model package")
@@ -30,9 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     configure_torch()
-    if args.command == "build-tiny":
-        from .build_tiny import build_tiny
-        print(json.dumps({"package": build_tiny(args.out, seed=args.seed, name=args.name)}))
+    if args.command == "build-random":
+        from .build_random import build_random
+        print(json.dumps({"package": build_random(args.out, size=args.size, seed=args.seed, name=args.name)}))
     elif args.command == "export":
         from .checkpoint import load_model
         from .package import write_package

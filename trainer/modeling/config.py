@@ -164,3 +164,16 @@ def tiny_config(vocab_size: int) -> LlavaConfig:
         image_token_index=3,
         psa=PsaConfig(num_tokens_a=4, num_tokens_b=4, head_num_heads=4),
     )
+
+
+def small_config(vocab_size: int) -> LlavaConfig:
+    """Tens of MB with realistic proportions (224 px, 256 patches), for benchmarks."""
+    return LlavaConfig(
+        vision_config=VisionConfig(hidden_size=384, intermediate_size=1536, num_hidden_layers=6,
+                                   num_attention_heads=6, image_size=224, patch_size=14, projection_dim=256),
+        text_config=TextConfig(vocab_size=vocab_size, hidden_size=512, intermediate_size=1408,
+                               num_hidden_layers=8, num_attention_heads=8, num_key_value_heads=4,
+                               max_position_embeddings=2048, pad_token_id=4),
+        image_token_index=3,
+        psa=PsaConfig(num_tokens_a=16, num_tokens_b=16, head_num_heads=8),
+    )

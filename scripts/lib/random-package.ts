@@ -1,20 +1,23 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readdir, readFile, rename, rm } from 'node:fs/promises';
-import { join, relative } from 'node:path';
-import { REPO_ROOT, runTrainer } from './python.ts';
+import { join } from 'node:path';
+import { REPO_ROOT, runTrainer } from './trainer-cli.ts';
+
+export type RandomSize = 'tiny' | 'small';
 
 /**
- * The tiny package built by the trainer from the current source, cached under .cache/ by a hash
- * of trainer/, so no committed binary can drift from the code that makes it.
+ * A randomly initialised package built by the trainer from the current source, cached under
+ * .cache/packages by a hash of trainer/, so no committed binary can drift from the code.
+ * `tiny` (a few MB) is for tests; `small` (tens of MB) gives benchmarks realistic shapes.
  */
-export async function tinyPackage(seed = 0): Promise<string> {
+export async function randomPackage(size: RandomSize = 'tiny', seed = 0): Promise<string> {
   const digest = await sourceDigest(join(REPO_ROOT, 'trainer'));
-  const dir = join(REPO_ROOT, '.cache', 'packages', `tiny-s${seed}-${digest.slice(0, 16)}`);
+  const dir = join(REPO_ROOT, '.cache', 'packages', `${size}-s${seed}-${digest.slice(0, 16)}`);
   if (existsSync(join(dir, 'psa.json'))) return dir;
   // Parallel test files may build at once: each builds its own copy and renames it into place.
   const own = `${dir}.build-${process.pid}`;
-  await runTrainer(['build-tiny', '--out', own, '--seed', String(seed)]);
+  await runTrainer(['build-random', '--size', size, '--out', own, '--seed', String(seed), '--name', `psa-${size}`]);
   try {
     await rename(own, dir);
   } catch {
@@ -23,11 +26,13 @@ export async function tinyPackage(seed = 0): Promise<string> {
   return dir;
 }
 
+export const tinyPackage = (seed = 0) => randomPackage('tiny', seed);
+
 async function sourceDigest(root: string): Promise<string> {
   const hash = createHash('sha256');
   const files = (await readdir(root, { recursive: true })).filter((f) => f.endsWith('.py')).sort();
   for (const f of files) {
-    hash.update(relative(root, join(root, f)));
+    hash.update(f);
     hash.update(await readFile(join(root, f)));
   }
   return hash.digest('hex');
