@@ -1,0 +1,63 @@
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import multipart from '@fastify/multipart';
+import underPressure from '@fastify/under-pressure';
+import type { Config } from './config.ts';
+import { ApiError, HttpErrorCodes } from './http/errors.ts';
+import authPlugin from './plugins/auth.ts';
+import errorHandler from './plugins/error-handler.ts';
+import inferencePlugin from './plugins/inference.ts';
+import openapiPlugin from './plugins/openapi.ts';
+import policyPlugin from './plugins/policy.ts';
+import chatRoutes from './routes/chat.ts';
+import healthRoutes, { modelRoutes } from './routes/health.ts';
+import moderateRoutes from './routes/moderate.ts';
+
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+export interface BuildOptions {
+  logger?: FastifyServerOptions['logger'];
+}
+
+/** Builds the service; never listens (src/server.ts does). Tests build it the same way. */
+export async function buildApp(config: Config, options: BuildOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: options.logger ?? { level: config.LOG_LEVEL },
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+    // base64 images are 4/3 of their bytes; leave room for several items and the JSON around them.
+    bodyLimit: Math.ceil((config.MAX_IMAGE_BYTES * 4) / 3) * Math.min(config.MAX_ITEMS, 4) + 1024 * 1024,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+  });
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  // Multipart bodies are read by the handlers; give the JSON-schema validation an empty object.
+  app.addHook('preValidation', async (request) => {
+    if (request.isMultipart()) request.body = {};
+  });
+
+  await app.register(errorHandler);
+  await app.register(underPressure, {
+    maxEventLoopDelay: config.EVENT_LOOP_MAX_DELAY_MS,
+    retryAfter: 1,
+    pressureHandler: () => {
+      throw new ApiError(HttpErrorCodes.OVERLOADED, 'the server is overloaded; retry shortly', undefined, { 'retry-after': '1' });
+    },
+  });
+  await app.register(multipart, {
+    limits: { fileSize: config.MAX_IMAGE_BYTES, files: config.MAX_ITEMS, fields: 2 * config.MAX_ITEMS + 8, fieldSize: Math.max(config.MAX_PROMPT_CHARS * 4, 64 * 1024), parts: 3 * config.MAX_ITEMS + 8 },
+  });
+  await app.register(openapiPlugin, { version: VERSION });
+  await app.register(authPlugin, { apiKeys: config.API_KEYS });
+  await app.register(policyPlugin, { policyFile: config.POLICY_FILE });
+  await app.register(inferencePlugin, { config });
+
+  await app.register(healthRoutes);
+  await app.register(modelRoutes);
+  await app.register(moderateRoutes, { config });
+  await app.register(chatRoutes, { config });
+  return app;
+}

@@ -1,0 +1,49 @@
+import { envSchema } from 'env-schema';
+import { Type, type Static } from '@sinclair/typebox';
+
+/**
+ * The one source of truth for configuration: every setting, its type, default and meaning.
+ * Values come from the environment (or an explicit object in tests); numbers are numbers.
+ * README's configuration table is checked against this schema.
+ */
+export const ConfigSchema = Type.Object({
+  PORT: Type.Integer({ default: 8080, minimum: 0, maximum: 65535, description: 'HTTP port' }),
+  HOST: Type.String({ default: '0.0.0.0', description: 'Listen address; forced to 127.0.0.1 when API_KEYS is empty' }),
+  LOG_LEVEL: Type.Union([Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'), Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')], {
+    default: 'info',
+    description: 'pino log level (logs are JSON; pretty-printed only on a TTY)',
+  }),
+  PSA_MODEL: Type.String({ default: 'models/default', description: 'Model package served at start: a directory, or a name under MODELS_DIR' }),
+  MODELS_DIR: Type.String({ default: 'models', description: 'Directory of model packages (listed by GET /v1/models)' }),
+  DEVICE: Type.Union([Type.Literal('cpu'), Type.Literal('cuda'), Type.Literal('auto')], {
+    default: 'cpu',
+    description: 'onnxruntime execution provider; "cuda" fails when unavailable, "auto" falls back to CPU',
+  }),
+  DEVICE_ID: Type.Integer({ default: 0, minimum: 0, description: 'CUDA device index' }),
+  POOL_SIZE: Type.Integer({ default: 1, minimum: 1, maximum: 64, description: 'Inference worker threads, each holding the model' }),
+  POOL_THREADS: Type.Integer({ default: 0, minimum: 0, description: 'onnxruntime threads per worker; 0 divides the cores among workers' }),
+  POOL_MAX_QUEUE: Type.Integer({ default: 64, minimum: 1, description: 'Inference tasks waiting beyond this answer 503 with Retry-After' }),
+  BATCH_MAX_SIZE: Type.Integer({ default: 8, minimum: 1, maximum: 256, description: 'Most images in one pass-1 batch' }),
+  BATCH_MAX_WAIT_MS: Type.Number({ default: 4, minimum: 0, maximum: 1000, description: 'How long a pass-1 request waits for others to batch with' }),
+  MAX_ITEMS: Type.Integer({ default: 16, minimum: 1, maximum: 256, description: 'Most items (images) in one /v1/moderate request' }),
+  MAX_IMAGE_BYTES: Type.Integer({ default: 10485760, minimum: 1024, description: 'Largest accepted image file, bytes' }),
+  MAX_IMAGE_PIXELS: Type.Integer({ default: 40000000, minimum: 1, description: 'Largest accepted image, width x height (decompression-bomb guard)' }),
+  MAX_PROMPT_CHARS: Type.Integer({ default: 20000, minimum: 1, description: 'Longest accepted prompt, characters' }),
+  MAX_NEW_TOKENS: Type.Integer({ default: 512, minimum: 1, description: 'Upper bound for max_tokens in /v1/chat' }),
+  POLICY_FILE: Type.String({ default: '', description: 'JSON policy file; empty uses the built-in default policy' }),
+  API_KEYS: Type.String({
+    default: '',
+    description: 'Comma-separated KEY=SCOPE[+SCOPE] entries, scopes infer, train, admin (admin implies all); empty disables auth and binds 127.0.0.1',
+  }),
+  ALLOWED_IMAGE_HOSTS: Type.String({ default: '', description: 'Comma-separated hosts whose https image URLs /v1/chat may fetch; empty refuses remote URLs' }),
+  REDIS_URL: Type.String({ default: '', description: 'Redis for training jobs and model-activation events; empty disables them' }),
+  SHUTDOWN_GRACE_MS: Type.Integer({ default: 10000, minimum: 0, description: 'How long shutdown waits for requests in flight' }),
+  EVENT_LOOP_MAX_DELAY_MS: Type.Integer({ default: 1000, minimum: 0, description: 'Event-loop lag above which requests are shed with 503; 0 disables' }),
+});
+
+export type Config = Static<typeof ConfigSchema>;
+
+/** Validates settings (the environment by default); throws naming the variable that is wrong. */
+export function loadConfig(data: Record<string, unknown> = process.env): Config {
+  return envSchema<Config>({ schema: ConfigSchema, data, env: false, dotenv: false });
+}

@@ -1,0 +1,101 @@
+import type { FastifyRequest } from 'fastify';
+import { Type, type Static } from '@sinclair/typebox';
+import type { Config } from '../config.ts';
+import { apiError, HttpErrorCodes } from './errors.ts';
+import { decodeImageString, jsonField, readMultipart } from './image-input.ts';
+import { fetchRemoteImage } from './remote-image.ts';
+import { ImageString, InterveneSchema, PolicyInputSchema, type InterveneInput } from './schemas.ts';
+import type { PolicyInput } from '../policy/policy.ts';
+
+const ContentPart = Type.Union([
+  Type.Object({ type: Type.Literal('text'), text: Type.String() }, { additionalProperties: false }),
+  Type.Object(
+    {
+      type: Type.Literal('image_url'),
+      image_url: Type.Union([Type.String(), Type.Object({ url: Type.String(), detail: Type.Optional(Type.String()) })]),
+    },
+    { additionalProperties: false },
+  ),
+]);
+
+const Message = Type.Object(
+  {
+    role: Type.Union([Type.Literal('system'), Type.Literal('user'), Type.Literal('assistant')]),
+    content: Type.Union([Type.String(), Type.Array(ContentPart)]),
+  },
+  { additionalProperties: false },
+);
+
+export const GenerationFields = {
+  max_tokens: Type.Optional(Type.Integer({ minimum: 1, description: 'Most tokens to generate (bounded by MAX_NEW_TOKENS)' })),
+  temperature: Type.Optional(Type.Number({ minimum: 0, maximum: 5, description: '0 is greedy' })),
+  top_p: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1 })),
+  top_k: Type.Optional(Type.Integer({ minimum: 0 })),
+  seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 4294967295 })),
+  stop: Type.Optional(Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 }), { maxItems: 8 })])),
+};
+
+export const ChatBody = Type.Object(
+  {
+    image: Type.Optional(ImageString),
+    prompt: Type.Optional(Type.String()),
+    messages: Type.Optional(Type.Array(Message, { minItems: 1, description: 'OpenAI-style messages; the image is one image_url part (data: URL)' })),
+    ...GenerationFields,
+    stream: Type.Optional(Type.Boolean({ description: 'Server-Sent Events: concepts, then deltas, then done' })),
+    policy: Type.Optional(PolicyInputSchema),
+    intervene: Type.Optional(InterveneSchema),
+  },
+  { additionalProperties: false },
+);
+export type ChatBody = Static<typeof ChatBody>;
+
+export interface ChatInput {
+  image: Buffer;
+  prompt: string;
+  options: Pick<ChatBody, 'max_tokens' | 'temperature' | 'top_p' | 'top_k' | 'seed' | 'stop' | 'stream'>;
+  policy: PolicyInput | undefined;
+  intervene: InterveneInput | undefined;
+}
+
+/** One image and the last user turn's text, from image+prompt, messages, or a multipart form. */
+export async function readChatInput(request: FastifyRequest, config: Config): Promise<ChatInput> {
+  const hosts = config.ALLOWED_IMAGE_HOSTS.split(',').map((h) => h.trim()).filter(Boolean);
+  if (request.isMultipart()) {
+    const form = await readMultipart(request, 1);
+    if (form.images.length === 0) throw apiError(HttpErrorCodes.MISSING_IMAGE, 'the form has no file field "image"');
+    const options = (jsonField(form.fields, 'options') ?? {}) as ChatInput['options'];
+    return {
+      image: form.images[0]!,
+      prompt: form.fields.get('prompt')?.[0] ?? '',
+      options,
+      policy: jsonField(form.fields, 'policy') as PolicyInput | undefined,
+      intervene: jsonField(form.fields, 'intervene') as InterveneInput | undefined,
+    };
+  }
+  const body = request.body as ChatBody;
+  const { image: _i, prompt: _p, messages, policy, intervene, ...options } = body;
+  if (messages && (body.image !== undefined || body.prompt !== undefined)) {
+    throw apiError(HttpErrorCodes.BAD_REQUEST, 'send either "messages" or "image" + "prompt", not both');
+  }
+  if (!messages) {
+    if (body.image === undefined) throw apiError(HttpErrorCodes.MISSING_IMAGE, 'send "image" (base64 or data URL) or "messages" with an image_url part');
+    return { image: decodeImageString(body.image, config.MAX_IMAGE_BYTES, 'image'), prompt: body.prompt ?? '', options, policy, intervene };
+  }
+  const urls: { url: string; where: string }[] = [];
+  messages.forEach((m, i) => {
+    if (typeof m.content === 'string') return;
+    m.content.forEach((part, j) => {
+      if (part.type !== 'image_url') return;
+      if (m.role !== 'user') throw apiError(HttpErrorCodes.BAD_REQUEST, `messages[${i}]: only user messages may carry images`);
+      urls.push({ url: typeof part.image_url === 'string' ? part.image_url : part.image_url.url, where: `messages[${i}].content[${j}].image_url` });
+    });
+  });
+  if (urls.length === 0) throw apiError(HttpErrorCodes.MISSING_IMAGE, 'no image_url part in messages; chat needs one image');
+  if (urls.length > 1) throw apiError(HttpErrorCodes.TOO_MANY_ITEMS, `chat takes one image per conversation (got ${urls.length})`);
+  const lastUser = [...messages].reverse().find((m) => m.role === 'user');
+  if (!lastUser) throw apiError(HttpErrorCodes.BAD_REQUEST, 'messages need a user message');
+  const prompt = typeof lastUser.content === 'string' ? lastUser.content : lastUser.content.flatMap((p) => (p.type === 'text' ? [p.text] : [])).join('\n');
+  const { url, where } = urls[0]!;
+  const image = url.startsWith('data:') ? decodeImageString(url, config.MAX_IMAGE_BYTES, where) : await fetchRemoteImage(url, hosts, config.MAX_IMAGE_BYTES, where);
+  return { image, prompt, options, policy, intervene };
+}

@@ -1,0 +1,63 @@
+import type {} from '@fastify/multipart';
+import type { FastifyRequest } from 'fastify';
+import { PsaError, PsaErrorCodes } from '../psa/errors.ts';
+import { apiError, HttpErrorCodes } from './errors.ts';
+
+const DATA_URL = /^data:([\w.+-]+\/[\w.+-]+)?(;[\w-]+=[^;,]*)*;base64,/i;
+const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
+
+/** Decodes a base64 string or data URL into image bytes, checking the byte limit first. */
+export function decodeImageString(value: string, maxBytes: number, where: string): Buffer {
+  const match = DATA_URL.exec(value);
+  if (!match && value.startsWith('data:')) throw apiError(HttpErrorCodes.BAD_REQUEST, `${where}: only base64 data URLs are accepted (data:<type>;base64,...)`);
+  const payload = (match ? value.slice(match[0].length) : value).replace(/\s+/g, '');
+  if (payload.length === 0) throw new PsaError(PsaErrorCodes.EMPTY_IMAGE, `${where} is empty`);
+  if (Math.floor((payload.length * 3) / 4) > maxBytes + 2) {
+    throw new PsaError(PsaErrorCodes.IMAGE_TOO_LARGE, `${where} decodes to more than ${maxBytes} bytes; send a smaller image`);
+  }
+  if (!BASE64.test(payload)) throw new PsaError(PsaErrorCodes.INVALID_IMAGE, `${where} is not valid base64`);
+  const bytes = Buffer.from(payload, payload.includes('-') || payload.includes('_') ? 'base64url' : 'base64');
+  if (bytes.length > maxBytes) throw new PsaError(PsaErrorCodes.IMAGE_TOO_LARGE, `${where} is ${bytes.length} bytes; at most ${maxBytes} are accepted`);
+  return bytes;
+}
+
+export interface MultipartInput {
+  images: Buffer[];
+  fields: Map<string, string[]>;
+}
+
+/** Reads a multipart form: files named "image", every other part as text fields. */
+export async function readMultipart(request: FastifyRequest, maxImages: number): Promise<MultipartInput> {
+  const images: Buffer[] = [];
+  const fields = new Map<string, string[]>();
+  for await (const part of request.parts()) {
+    if (part.type === 'file') {
+      if (part.fieldname !== 'image') {
+        part.file.resume();
+        throw apiError(HttpErrorCodes.BAD_REQUEST, `unexpected file field "${part.fieldname}"; send images in fields named "image"`);
+      }
+      if (images.length >= maxImages) {
+        part.file.resume();
+        throw apiError(HttpErrorCodes.TOO_MANY_ITEMS, `at most ${maxImages} images per request`);
+      }
+      const data = await part.toBuffer();
+      images.push(data);
+    } else {
+      const list = fields.get(part.fieldname) ?? [];
+      list.push(String(part.value));
+      fields.set(part.fieldname, list);
+    }
+  }
+  return { images, fields };
+}
+
+/** A JSON-valued form field ("policy", "intervene"), parsed. */
+export function jsonField(fields: Map<string, string[]>, name: string): unknown {
+  const raw = fields.get(name)?.[0];
+  if (raw === undefined) return undefined;
+  try {
+    return JSON.parse(raw);
+  } catch {
+    throw apiError(HttpErrorCodes.BAD_REQUEST, `form field "${name}" must be JSON`);
+  }
+}

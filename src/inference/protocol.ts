@@ -1,0 +1,80 @@
+import type { MessagePort } from 'node:worker_threads';
+import type { GenerationEvent } from '../psa/generator.ts';
+import type { Policy, PolicyOutcome } from '../policy/policy.ts';
+
+/** What crosses between the HTTP thread and inference workers: plain data and buffers only. */
+
+export interface WorkerSettings {
+  modelDir: string;
+  device: 'cpu' | 'cuda' | 'auto';
+  deviceId: number;
+  threads: number;
+  maxImageBytes: number;
+  maxImagePixels: number;
+}
+
+export interface ModerateTask {
+  kind: 'moderate';
+  items: { image: Uint8Array; prompt: string }[];
+}
+
+export interface ItemFailure {
+  ok: false;
+  code: string;
+  message: string;
+}
+
+export interface ItemScores {
+  ok: true;
+  levelProbs: number[];
+  typeProbs: number[];
+}
+
+export interface ModerateResult {
+  items: (ItemScores | ItemFailure)[];
+  /** Milliseconds spent preprocessing and in pass 1 for the whole batch. */
+  preprocessMs: number;
+  pass1Ms: number;
+  batchSize: number;
+}
+
+export interface ChatTask {
+  kind: 'chat';
+  image: Uint8Array;
+  prompt: string;
+  intervene: { level?: number; type?: number };
+  policy: Policy;
+  generation: { maxNewTokens?: number; temperature?: number; topP?: number; topK?: number; seed?: number; stop?: string[] };
+  /** Events (ChatEvent) go out on this port; a 'cancel' message coming in stops generation. */
+  port: MessagePort;
+}
+
+export type ChatEvent =
+  | {
+      type: 'concepts';
+      levelProbs: number[];
+      typeProbs: number[];
+      applied: { level: number; type: number };
+      outcome: PolicyOutcome;
+      hint: string | null;
+    }
+  | GenerationEvent
+  /** A coded failure (bad image, bad option); the task itself still resolves. */
+  | { type: 'error'; code: string; message: string; details?: Record<string, unknown> }
+  /** Always the last message on the port. */
+  | { type: 'done' };
+
+export interface ChatResult {
+  preprocessMs: number;
+  pass1Ms: number;
+  pass2Ms: number;
+  cancelled: boolean;
+}
+
+export type InferenceTask = ModerateTask | ChatTask | { kind: 'info' };
+
+export interface WorkerInfo {
+  model: string;
+  provider: 'cpu' | 'cuda';
+  threadId: number;
+}

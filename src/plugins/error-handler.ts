@@ -1,0 +1,71 @@
+import type { FastifyError, FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import { isPsaError } from '../psa/errors.ts';
+import { ApiError, ERROR_STATUS, HttpErrorCodes, type ErrorCode } from '../http/errors.ts';
+
+/** Fastify's own error codes, mapped onto ours so a client always sees a PSA_* code. */
+const FASTIFY_CODES: Record<string, ErrorCode> = {
+  FST_ERR_CTP_INVALID_JSON_BODY: HttpErrorCodes.MALFORMED_JSON,
+  FST_ERR_CTP_EMPTY_JSON_BODY: HttpErrorCodes.MALFORMED_JSON,
+  FST_ERR_CTP_BODY_TOO_LARGE: HttpErrorCodes.PAYLOAD_TOO_LARGE,
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: HttpErrorCodes.UNSUPPORTED_MEDIA_TYPE,
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: HttpErrorCodes.BAD_REQUEST,
+  FST_REQ_FILE_TOO_LARGE: HttpErrorCodes.PAYLOAD_TOO_LARGE,
+  FST_FILES_LIMIT: HttpErrorCodes.TOO_MANY_ITEMS,
+  FST_PARTS_LIMIT: HttpErrorCodes.TOO_MANY_ITEMS,
+  FST_FIELDS_LIMIT: HttpErrorCodes.TOO_MANY_ITEMS,
+  FST_PROTO_VIOLATION: HttpErrorCodes.BAD_REQUEST,
+  FST_INVALID_MULTIPART_CONTENT_TYPE: HttpErrorCodes.UNSUPPORTED_MEDIA_TYPE,
+  FST_MP_PREMATURE_CLOSE: HttpErrorCodes.BAD_REQUEST,
+  FST_ERR_VALIDATION: HttpErrorCodes.BAD_REQUEST,
+};
+
+function toApiError(err: FastifyError | Error): ApiError {
+  if (err instanceof ApiError) return err;
+  if (isPsaError(err)) return ApiError.from(err);
+  const fastifyErr = err as FastifyError;
+  if (fastifyErr.validation) {
+    const first = fastifyErr.validation[0];
+    const where = `${fastifyErr.validationContext ?? 'body'}${first?.instancePath ?? ''}`;
+    return new ApiError(HttpErrorCodes.BAD_REQUEST, `${where} ${first?.message ?? 'is invalid'}`, { path: where, rule: first?.keyword });
+  }
+  const mapped = fastifyErr.code ? FASTIFY_CODES[fastifyErr.code] : undefined;
+  if (mapped) {
+    const hints: Partial<Record<ErrorCode, string>> = {
+      [HttpErrorCodes.MALFORMED_JSON]: 'the body is not valid JSON; send a JSON object',
+      [HttpErrorCodes.UNSUPPORTED_MEDIA_TYPE]: 'send application/json or multipart/form-data',
+      [HttpErrorCodes.PAYLOAD_TOO_LARGE]: 'the request body or a file is larger than this server accepts; send a smaller image',
+      [HttpErrorCodes.TOO_MANY_ITEMS]: 'too many files or fields in the form; send fewer images per request',
+    };
+    return new ApiError(mapped, `${hints[mapped] ?? fastifyErr.message} (${fastifyErr.message})`);
+  }
+  if (typeof fastifyErr.statusCode === 'number' && fastifyErr.statusCode >= 400 && fastifyErr.statusCode < 500) {
+    return new ApiError(HttpErrorCodes.BAD_REQUEST, fastifyErr.message);
+  }
+  return new ApiError(HttpErrorCodes.INTERNAL, 'internal error; the request id identifies it in the server log');
+}
+
+/** One error handler: coded JSON errors, 5xx internals logged and hidden from clients. */
+export default fp(
+  async function errorHandler(app: FastifyInstance) {
+    app.setErrorHandler((err: FastifyError, request, reply) => {
+      const apiErr = toApiError(err);
+      if (apiErr.statusCode >= 500) request.log.error({ err, request }, 'request failed');
+      else request.log.info({ code: apiErr.code, message: apiErr.message }, 'request rejected');
+      if (apiErr.headers) reply.headers(apiErr.headers);
+      return reply.code(apiErr.statusCode).send({
+        error: { code: apiErr.code, message: apiErr.message, ...(apiErr.details && { details: apiErr.details }) },
+        request_id: request.id,
+      });
+    });
+    app.setNotFoundHandler((request, reply) =>
+      reply.code(404).send({
+        error: { code: HttpErrorCodes.NOT_FOUND, message: `no route ${request.method} ${request.url.split('?')[0]}; see /openapi.json` },
+        request_id: request.id,
+      }),
+    );
+  },
+  { name: 'psa-errors' },
+);
+
+export { ERROR_STATUS };

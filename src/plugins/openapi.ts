@@ -1,0 +1,30 @@
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+
+/** OpenAPI 3 generated from the route schemas: /openapi.json and a browsable /docs. */
+export default fp(
+  async function openapi(app: FastifyInstance, opts: { version: string }) {
+    await app.register(swagger, {
+      openapi: {
+        openapi: '3.1.0',
+        info: {
+          title: 'psa-guard',
+          version: opts.version,
+          description: 'Moderation with interpretable safety concepts (7 types x 4 levels) and a concept-conditioned vision-language model.',
+        },
+        components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+        security: [{ bearer: [] }],
+        tags: [
+          { name: 'inference', description: 'Moderation and chat' },
+          { name: 'models', description: 'Model packages' },
+          { name: 'operations', description: 'Health and readiness' },
+        ],
+      },
+    });
+    await app.register(swaggerUi, { routePrefix: '/docs' });
+    app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  },
+  { name: 'psa-openapi' },
+);

@@ -1,0 +1,27 @@
+/**
+ * The service process: config from the environment, the app, listen, graceful shutdown.
+ * Without API keys it listens on 127.0.0.1 only.
+ */
+import closeWithGrace from 'close-with-grace';
+import { buildApp } from './app.ts';
+import { loadConfig } from './config.ts';
+
+const config = loadConfig();
+const logger = process.stdout.isTTY
+  ? { level: config.LOG_LEVEL, transport: { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } } }
+  : { level: config.LOG_LEVEL };
+const app = await buildApp(config, { logger });
+
+let host = config.HOST;
+if (!app.authEnabled && host !== '127.0.0.1' && host !== 'localhost' && host !== '::1') {
+  app.log.warn({ requested: host }, 'API_KEYS is empty: authentication is off, so the server listens on 127.0.0.1 only');
+  host = '127.0.0.1';
+}
+
+closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS, logger: app.log }, async ({ signal, err }) => {
+  if (err) app.log.error({ err }, 'shutting down after an error');
+  else app.log.info({ signal }, 'shutting down: finishing requests in flight');
+  await app.close();
+});
+
+await app.listen({ port: config.PORT, host });
