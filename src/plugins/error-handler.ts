@@ -1,6 +1,8 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import { isPsaError } from '../psa/errors.ts';
+import { isPsaError, PsaErrorCodes } from '../psa/errors.ts';
+import { LEVEL_LABELS, TYPE_LABELS } from '../psa/taxonomy.ts';
+import { DECISIONS } from '../policy/policy.ts';
 import { ApiError, ERROR_STATUS, HttpErrorCodes, type ErrorCode } from '../http/errors.ts';
 
 /** Fastify's own error codes, mapped onto ours so a client always sees a PSA_* code. */
@@ -20,14 +22,35 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_VALIDATION: HttpErrorCodes.BAD_REQUEST,
 };
 
+/** Body fields whose schema failures have their own codes. */
+const VALIDATION_CODES: Record<string, ErrorCode> = {
+  policy: PsaErrorCodes.INVALID_LABEL,
+  intervene: PsaErrorCodes.INVALID_LABEL,
+  max_tokens: PsaErrorCodes.INVALID_GENERATION_OPTION,
+  temperature: PsaErrorCodes.INVALID_GENERATION_OPTION,
+  top_p: PsaErrorCodes.INVALID_GENERATION_OPTION,
+  top_k: PsaErrorCodes.INVALID_GENERATION_OPTION,
+  seed: PsaErrorCodes.INVALID_GENERATION_OPTION,
+  stop: PsaErrorCodes.INVALID_GENERATION_OPTION,
+};
+
+function labelsHint(field: string): string {
+  if (field !== 'policy' && field !== 'intervene') return '';
+  return `; levels are ${LEVEL_LABELS.join(', ')}; types are ${TYPE_LABELS.join(', ')}; decisions are ${DECISIONS.join(', ')}`;
+}
+
 function toApiError(err: FastifyError | Error): ApiError {
   if (err instanceof ApiError) return err;
   if (isPsaError(err)) return ApiError.from(err);
   const fastifyErr = err as FastifyError;
   if (fastifyErr.validation) {
     const first = fastifyErr.validation[0];
-    const where = `${fastifyErr.validationContext ?? 'body'}${first?.instancePath ?? ''}`;
-    return new ApiError(HttpErrorCodes.BAD_REQUEST, `${where} ${first?.message ?? 'is invalid'}`, { path: where, rule: first?.keyword });
+    const path = first?.instancePath ?? '';
+    const where = `${fastifyErr.validationContext ?? 'body'}${path}`;
+    const field = path.split('/')[1] ?? '';
+    const code = VALIDATION_CODES[field] ?? HttpErrorCodes.BAD_REQUEST;
+    const allowed = first?.keyword === 'enum' || first?.keyword === 'const' || first?.keyword === 'anyOf' ? labelsHint(field) : '';
+    return new ApiError(code, `${where} ${first?.message ?? 'is invalid'}${allowed}`, { path: where, rule: first?.keyword, ...(code === PsaErrorCodes.INVALID_GENERATION_OPTION && { field }) });
   }
   const mapped = fastifyErr.code ? FASTIFY_CODES[fastifyErr.code] : undefined;
   if (mapped) {
