@@ -10,6 +10,9 @@ import errorHandler from './plugins/error-handler.ts';
 import inferencePlugin from './plugins/inference.ts';
 import openapiPlugin from './plugins/openapi.ts';
 import policyPlugin from './plugins/policy.ts';
+import trainingPlugin from './plugins/training.ts';
+import datasetRoutes from './routes/datasets.ts';
+import trainRoutes from './routes/train.ts';
 import chatRoutes from './routes/chat.ts';
 import healthRoutes, { modelRoutes } from './routes/health.ts';
 import moderateRoutes from './routes/moderate.ts';
@@ -25,6 +28,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const app = Fastify({
     logger: options.logger ?? { level: config.LOG_LEVEL },
     requestIdHeader: 'x-request-id',
+    // Loading a model package (workers, onnxruntime sessions) can take minutes for large models.
+    pluginTimeout: 600_000,
     genReqId: () => randomUUID(),
     // base64 images are 4/3 of their bytes; leave room for several items and the JSON around them.
     bodyLimit: Math.ceil((config.MAX_IMAGE_BYTES * 4) / 3) * Math.min(config.MAX_ITEMS, 4) + 1024 * 1024,
@@ -56,10 +61,13 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(authPlugin, { apiKeys: config.API_KEYS });
   await app.register(policyPlugin, { policyFile: config.POLICY_FILE });
   await app.register(inferencePlugin, { config });
+  await app.register(trainingPlugin, { config });
 
   await app.register(healthRoutes);
   await app.register(modelRoutes);
   await app.register(moderateRoutes, { config });
   await app.register(chatRoutes, { config });
+  await app.register(datasetRoutes, { config });
+  await app.register(trainRoutes, { config });
   return app;
 }

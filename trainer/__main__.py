@@ -3,6 +3,7 @@
   build-random --out PKG [--size tiny|small] [--seed N]   seeded random model + tokenizer, as a package
   export      --checkpoint DIR --out PKG       checkpoint directory (ours or a LLaVA one) -> package
   reference   --package PKG < request.json     PyTorch outputs for parity checks (JSON on stdout)
+  train       --job JOB.json                   two-stage PSA-VLM training (JSON-lines progress on stdout)
 """
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", default=None)
     p = sub.add_parser("reference", help="PyTorch outputs for a JSON request on stdin")
     p.add_argument("--package", required=True)
+    p = sub.add_parser("train", help="run a two-stage training job (progress as JSON lines on stdout)")
+    p.add_argument("--job", required=True, help="job file (JSON); see trainer/train/job.py")
     args = parser.parse_args(argv)
 
     configure_torch()
@@ -45,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "reference":
         from .reference import run_reference
         json.dump(run_reference(args.package, json.load(sys.stdin)), sys.stdout)
+    elif args.command == "train":
+        from .train import train_cli
+        return train_cli(args.job)
     return 0
 
 

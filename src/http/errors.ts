@@ -1,3 +1,4 @@
+import { DatasetErrorCodes, type DatasetErrorCode } from '../datasets/errors.ts';
 import { PsaError, PsaErrorCodes, type PsaErrorCode } from '../psa/errors.ts';
 
 /** HTTP-only error codes; the runtime's codes are in src/psa/errors.ts. */
@@ -15,10 +16,13 @@ export const HttpErrorCodes = {
   OVERLOADED: 'PSA_OVERLOADED',
   NOT_READY: 'PSA_NOT_READY',
   INTERNAL: 'PSA_INTERNAL',
+  QUEUE_UNAVAILABLE: 'PSA_QUEUE_UNAVAILABLE',
+  MODEL_NOT_FOUND: 'PSA_MODEL_NOT_FOUND',
+  JOB_NOT_FOUND: 'PSA_JOB_NOT_FOUND',
 } as const;
 
 export type HttpErrorCode = (typeof HttpErrorCodes)[keyof typeof HttpErrorCodes];
-export type ErrorCode = PsaErrorCode | HttpErrorCode;
+export type ErrorCode = PsaErrorCode | HttpErrorCode | DatasetErrorCode;
 
 /** The one table of error codes and HTTP statuses. */
 export const ERROR_STATUS: Record<ErrorCode, number> = {
@@ -35,6 +39,14 @@ export const ERROR_STATUS: Record<ErrorCode, number> = {
   [HttpErrorCodes.OVERLOADED]: 503,
   [HttpErrorCodes.NOT_READY]: 503,
   [HttpErrorCodes.INTERNAL]: 500,
+  [HttpErrorCodes.QUEUE_UNAVAILABLE]: 503,
+  [HttpErrorCodes.MODEL_NOT_FOUND]: 404,
+  [HttpErrorCodes.JOB_NOT_FOUND]: 404,
+  [DatasetErrorCodes.DATASET_INVALID]: 422,
+  [DatasetErrorCodes.ARCHIVE_INVALID]: 400,
+  [DatasetErrorCodes.ARCHIVE_UNSAFE]: 400,
+  [DatasetErrorCodes.ARCHIVE_TOO_LARGE]: 413,
+  [DatasetErrorCodes.DATASET_NOT_FOUND]: 404,
   [PsaErrorCodes.INVALID_IMAGE]: 400,
   [PsaErrorCodes.EMPTY_IMAGE]: 400,
   [PsaErrorCodes.IMAGE_TOO_LARGE]: 413,

@@ -1,8 +1,10 @@
 import { readdir } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { Config } from '../config.ts';
+import { ApiError, HttpErrorCodes } from '../http/errors.ts';
 import { readManifest, type Manifest } from '../psa/manifest.ts';
 import type { RuntimeLogger } from '../psa/logger.ts';
+import { isPackageDir, modelDir } from '../training/registry.ts';
 import { InferencePool } from './pool.ts';
 
 export interface PackageSummary {
@@ -21,15 +23,22 @@ export function resolveModelDir(config: Config): string {
   return resolve(config.MODELS_DIR, spec);
 }
 
-/** Owns the active model's inference pool and knows the packages in MODELS_DIR. */
+/**
+ * Owns the active model's inference pool and knows the packages in MODELS_DIR. Activation
+ * starts the new pool first (a package that fails validation is never activated), swaps, then
+ * drains the old one: requests in flight finish on the model they started with.
+ */
 export class ModelHost {
+  private switching: Promise<unknown> = Promise.resolve();
+
   private constructor(
     private pool: InferencePool,
     private readonly config: Config,
+    private readonly log: RuntimeLogger,
   ) {}
 
   static async start(config: Config, log: RuntimeLogger): Promise<ModelHost> {
-    return new ModelHost(await InferencePool.start(resolveModelDir(config), config, log), config);
+    return new ModelHost(await InferencePool.start(resolveModelDir(config), config, log), config, log);
   }
 
   get active(): InferencePool {
@@ -38,6 +47,29 @@ export class ModelHost {
 
   get manifest(): Manifest {
     return this.pool.pkg.manifest;
+  }
+
+  /** The id (directory name) of the active package. */
+  get activeId(): string {
+    return this.pool.pkg.dir.split('/').pop()!;
+  }
+
+  /** Switches to the package `id` in MODELS_DIR; activations are serialised. */
+  activate(id: string): Promise<{ id: string; previous: string; changed: boolean }> {
+    const next = this.switching.then(async () => {
+      const dir = modelDir(this.config.MODELS_DIR, id);
+      if (!dir || !(await isPackageDir(dir))) throw new ApiError(HttpErrorCodes.MODEL_NOT_FOUND, `no model package "${id}" in the models directory; GET /v1/models lists them`);
+      const previous = this.activeId;
+      if (resolve(dir) === this.pool.pkg.dir) return { id, previous, changed: false };
+      const fresh = await InferencePool.start(dir, this.config, this.log);
+      const old = this.pool;
+      this.pool = fresh;
+      this.log.info({ model: id, previous }, 'model activated');
+      void old.close().catch((err: unknown) => this.log.error({ err }, 'closing the previous model failed'));
+      return { id, previous, changed: true };
+    });
+    this.switching = next.catch(() => {});
+    return next;
   }
 
   /** Packages found in MODELS_DIR (manifests only; checksums are verified when one is loaded). */
@@ -51,7 +83,7 @@ export class ModelHost {
       const manifest = await readManifest(dir).catch(() => null);
       if (manifest) found.push(this.summary(e.name, dir, manifest));
     }
-    if (!found.some((p) => p.active)) found.unshift(this.summary(this.pool.pkg.dir.split('/').pop()!, this.pool.pkg.dir, this.manifest));
+    if (!found.some((p) => p.active)) found.unshift(this.summary(this.activeId, this.pool.pkg.dir, this.manifest));
     return found;
   }
 
@@ -59,7 +91,8 @@ export class ModelHost {
     return { id, dir, name: m.name, created_at: m.created_at, provenance: m.provenance, active: resolve(dir) === this.pool.pkg.dir };
   }
 
-  close(): Promise<void> {
-    return this.pool.close();
+  async close(): Promise<void> {
+    await this.switching;
+    await this.pool.close();
   }
 }

@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
+import { isDatasetError } from '../datasets/errors.ts';
 import { isPsaError, PsaErrorCodes } from '../psa/errors.ts';
 import { LEVEL_LABELS, TYPE_LABELS } from '../psa/taxonomy.ts';
 import { DECISIONS } from '../policy/policy.ts';
@@ -41,6 +42,9 @@ function labelsHint(field: string): string {
 
 function toApiError(err: FastifyError | Error): ApiError {
   if (err instanceof ApiError) return err;
+  if (isDatasetError(err)) {
+    return new ApiError(err.code, err.message, err.problems.length ? { problems: err.problems, total_problems: err.totalProblems } : undefined);
+  }
   if (isPsaError(err)) return ApiError.from(err);
   const fastifyErr = err as FastifyError;
   if (fastifyErr.validation) {

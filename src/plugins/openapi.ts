@@ -18,7 +18,8 @@ export default fp(
         security: [{ bearer: [] }],
         tags: [
           { name: 'inference', description: 'Moderation and chat' },
-          { name: 'models', description: 'Model packages' },
+          { name: 'models', description: 'Model packages and activation' },
+          { name: 'training', description: 'Datasets and two-stage training jobs' },
           { name: 'operations', description: 'Health and readiness' },
         ],
       },

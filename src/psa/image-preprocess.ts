@@ -26,7 +26,16 @@ const JS_RESAMPLE_BUDGET = 40_000_000;
 const invalid = (message: string, cause?: unknown) =>
   new PsaError(PsaErrorCodes.INVALID_IMAGE, message, cause === undefined ? undefined : { cause });
 
-export async function preprocessImage(bytes: Uint8Array, cfg: ImagePreprocessConfig, limits: ImageLimits): Promise<PreprocessedImage> {
+export interface RgbImage {
+  /** CHW uint8, resized and centre-cropped: what training stores, before normalisation. */
+  chw: Uint8Array;
+  height: number;
+  width: number;
+  source: PreprocessedImage['source'];
+}
+
+/** Bytes -> resized, centre-cropped CHW uint8 (decode, orient, resize, crop). */
+export async function preprocessImageRgb(bytes: Uint8Array, cfg: ImagePreprocessConfig, limits: ImageLimits): Promise<RgbImage> {
   if (!(limits.maxInputPixels >= 1) || !(limits.maxInputBytes >= 1)) throw new RangeError('image limits must be positive');
   if (bytes.byteLength === 0) throw new PsaError(PsaErrorCodes.EMPTY_IMAGE, 'the image is empty (0 bytes)');
   if (bytes.byteLength > limits.maxInputBytes) {
@@ -86,22 +95,37 @@ export async function preprocessImage(bytes: Uint8Array, cfg: ImagePreprocessCon
       .extract({ left: cx.src, top: cy.src, width: cx.len, height: cy.len }).raw().toBuffer();
   }
 
-  const out = new Float32Array(3 * outH * outW);
+  // CHW uint8; padding (crop larger than image) is pixel value 0, as in torchvision's center_crop.
   const plane = outH * outW;
+  const chw = new Uint8Array(3 * plane);
   for (let c = 0; c < 3; c++) {
-    // Padding (crop larger than image) is pixel value 0, as in torchvision's center_crop.
-    const scale = cfg.rescaleFactor / cfg.imageStd[c]!;
-    const bias = -cfg.imageMean[c]! / cfg.imageStd[c]!;
-    out.fill(bias, c * plane, (c + 1) * plane);
     for (let y = 0; y < cy.len; y++) {
       const row = c * plane + (y + cy.dst) * outW + cx.dst;
-      for (let x = 0; x < cx.len; x++) out[row + x] = region[(y * cx.len + x) * 3 + c]! * scale + bias;
+      for (let x = 0; x < cx.len; x++) chw[row + x] = region[(y * cx.len + x) * 3 + c]!;
     }
   }
   const source = { format: meta.format, width: meta.width, height: frameHeight } as PreprocessedImage['source'];
   if (meta.orientation !== undefined) source.orientation = meta.orientation;
   if (meta.pages !== undefined) source.pages = meta.pages;
-  return { pixels: out, height: outH, width: outW, source };
+  return { chw, height: outH, width: outW, source };
+}
+
+/** Rescales and normalises CHW uint8 pixels into the model's float input. */
+export function normalizePixels(chw: Uint8Array, cfg: ImagePreprocessConfig): Float32Array {
+  const plane = chw.length / 3;
+  const out = new Float32Array(chw.length);
+  for (let c = 0; c < 3; c++) {
+    const scale = cfg.rescaleFactor / cfg.imageStd[c]!;
+    const bias = -cfg.imageMean[c]! / cfg.imageStd[c]!;
+    for (let i = c * plane; i < (c + 1) * plane; i++) out[i] = chw[i]! * scale + bias;
+  }
+  return out;
+}
+
+/** Bytes -> the model's CHW float input (decode, orient, resize, crop, normalise). */
+export async function preprocessImage(bytes: Uint8Array, cfg: ImagePreprocessConfig, limits: ImageLimits): Promise<PreprocessedImage> {
+  const { chw, height, width, source } = await preprocessImageRgb(bytes, cfg, limits);
+  return { pixels: normalizePixels(chw, cfg), height, width, source };
 }
 
 function errText(err: unknown): string {

@@ -20,6 +20,7 @@ export class TextCodec {
   private readonly eosToken: string;
   readonly bosId: number;
   readonly eosId: number;
+  readonly padId: number;
   readonly imageTokenId: number;
 
   constructor(private readonly pkg: ModelPackage) {
@@ -34,6 +35,8 @@ export class TextCodec {
     this.eosToken = tokenText(tokenizerConfig.eos_token) ?? '</s>';
     this.bosId = this.requireId(this.bosToken);
     this.eosId = manifest.generation.eos_token_id;
+    const pad = tokenText(tokenizerConfig.pad_token);
+    this.padId = (pad !== undefined ? this.tokenizer.token_to_id(pad) : undefined) ?? this.eosId;
     this.imageTokenId = this.requireId(manifest.image.image_token);
     if (this.imageTokenId !== manifest.image.image_token_id) {
       throw new PsaError(PsaErrorCodes.PACKAGE_CONFIG_INVALID, `${pkg.dir}: image token "${manifest.image.image_token}" is id ${this.imageTokenId} in tokenizer.json but ${manifest.image.image_token_id} in psa.json`);

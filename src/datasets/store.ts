@@ -1,0 +1,186 @@
+/**
+ * Content-addressed dataset storage. Layout under dataDir:
+ *
+ *   tmp/<uuid>/                 extraction scratch; removed after every ingest, success or failure
+ *   datasets/<id>/              an uploaded dataset: its root (the folder that held train.jsonl)
+ *   datasets/<id>/dataset.json  its StoredDataset record, written last (atomically): a datasets/<id>/
+ *                               without it is an interrupted ingest, ignored and replaced on re-upload
+ *   datasets/<id>.json          a directory dataset's StoredDataset record; `path` points at the
+ *                               directory in place under dataDir (it is not copied, so a later edit of
+ *                               that directory is not reflected in the id, which names the content
+ *                               as it was at registration)
+ *
+ * id = "ds-" + 16 hex of sha256 over the sorted (relative path, sha256 of file) list of the root, so
+ * the same content uploaded twice, under any archive format or name, is stored once.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, readdir, readFile, readlink, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { extractArchive, type ArchiveLimits } from './archive.ts';
+import { DatasetError, DatasetErrorCodes } from './errors.ts';
+import { validateDataset, type DatasetSummary } from './validate.ts';
+
+export interface DatasetStoreLimits extends ArchiveLimits {
+  maxImagePixels: number;
+  maxExamples?: number;
+}
+
+export interface StoredDataset {
+  id: string;
+  /** Absolute path of the root that holds train.jsonl. */
+  path: string;
+  /** The uploaded file's name, or the directory path relative to dataDir. */
+  source: string;
+  /** 'archive': a copy under datasets/<id>/; 'directory': registered in place. */
+  kind: 'archive' | 'directory';
+  created_at: string;
+  /** Total bytes and number of regular files under the root. */
+  bytes: number;
+  files: number;
+  splits: DatasetSummary['splits'];
+}
+
+const ID_PATTERN = /^ds-[0-9a-f]{16}$/;
+const RECORD = 'dataset.json';
+const inside = (p: string, dir: string) => p.startsWith(dir + path.sep);
+
+export class DatasetStore {
+  private readonly dataDir: string;
+  private readonly datasetsDir: string;
+  /** Per-id queue: two concurrent uploads of the same content must not both move into datasets/<id>. */
+  private readonly locks = new Map<string, Promise<unknown>>();
+
+  constructor(dataDir: string, private readonly limits: DatasetStoreLimits) {
+    this.dataDir = path.resolve(dataDir);
+    this.datasetsDir = path.join(this.dataDir, 'datasets');
+  }
+
+  /** Extracts, validates and stores an uploaded archive; the same content already stored is returned as is. */
+  async ingestArchive(uploadedFile: string, sourceName: string): Promise<StoredDataset> {
+    // Scratch lives under dataDir so the final move is a same-filesystem rename.
+    const tmp = path.join(this.dataDir, 'tmp', randomUUID());
+    try {
+      await extractArchive(uploadedFile, tmp, this.limits);
+      const summary = await validateDataset(tmp, this.limits);
+      const content = await hashTree(summary.root);
+      if (content.paths.has(RECORD)) {
+        throw new DatasetError(DatasetErrorCodes.DATASET_INVALID, `${RECORD} is a reserved name`, {
+          problems: [{ file: RECORD, message: `${RECORD} is reserved for the stored summary; rename or remove it` }],
+        });
+      }
+      return await this.locked(content.id, async () => {
+        const existing = await this.read(content.id);
+        if (existing) return existing;
+        const dir = path.join(this.datasetsDir, content.id);
+        await rm(dir, { recursive: true, force: true }); // an interrupted earlier ingest of this content
+        await mkdir(this.datasetsDir, { recursive: true });
+        await rename(summary.root, dir);
+        const record: StoredDataset = { id: content.id, path: dir, source: sourceName, kind: 'archive', created_at: new Date().toISOString(), bytes: content.bytes, files: content.files, splits: summary.splits };
+        await writeJsonAtomic(path.join(dir, RECORD), record);
+        return record;
+      });
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
+  }
+
+  /** Validates a dataset already on shared storage (a path relative to dataDir) and registers it in place. */
+  async ingestDirectory(pathUnderDataDir: string): Promise<StoredDataset> {
+    const refuse = (message: string) => new DatasetError(DatasetErrorCodes.DATASET_INVALID, message, { problems: [{ file: pathUnderDataDir, message }] });
+    const abs = path.resolve(this.dataDir, pathUnderDataDir);
+    if (!inside(abs, this.dataDir)) throw refuse('a dataset directory must be inside the data directory');
+    const real = await realpath(abs).catch(() => undefined);
+    if (real === undefined) throw new DatasetError(DatasetErrorCodes.DATASET_NOT_FOUND, `dataset directory not found: ${pathUnderDataDir}`);
+    // Checked again on the real path: a symlink under dataDir must not register /etc or a home directory.
+    const realData = await realpath(this.dataDir);
+    if (!inside(real, realData)) throw refuse('a dataset directory must be inside the data directory (it is a link to elsewhere)');
+    if (['datasets', 'tmp'].map((d) => path.join(realData, d)).some((d) => real === d || inside(real, d))) {
+      throw refuse('the store\'s own datasets/ and tmp/ folders cannot be registered as a dataset');
+    }
+    const summary = await validateDataset(real, this.limits);
+    const content = await hashTree(summary.root);
+    return this.locked(content.id, async () => {
+      const existing = await this.read(content.id);
+      if (existing) return existing;
+      const record: StoredDataset = { id: content.id, path: summary.root, source: pathUnderDataDir, kind: 'directory', created_at: new Date().toISOString(), bytes: content.bytes, files: content.files, splits: summary.splits };
+      await mkdir(this.datasetsDir, { recursive: true });
+      await writeJsonAtomic(path.join(this.datasetsDir, `${content.id}.json`), record);
+      return record;
+    });
+  }
+
+  async get(id: string): Promise<StoredDataset> {
+    const record = ID_PATTERN.test(id) ? await this.read(id) : undefined;
+    if (!record) throw new DatasetError(DatasetErrorCodes.DATASET_NOT_FOUND, `no dataset with id ${JSON.stringify(id)}`);
+    return record;
+  }
+
+  /** Complete datasets, oldest first. */
+  async list(): Promise<StoredDataset[]> {
+    const names = await readdir(this.datasetsDir).catch(() => [] as string[]);
+    const ids = new Set(names.map((n) => n.replace(/\.json$/, '')).filter((n) => ID_PATTERN.test(n)));
+    const records = await Promise.all([...ids].map((id) => this.read(id)));
+    return records.filter((r): r is StoredDataset => r !== undefined).sort((a, b) => a.created_at.localeCompare(b.created_at) || a.id.localeCompare(b.id));
+  }
+
+  private async read(id: string): Promise<StoredDataset | undefined> {
+    for (const file of [path.join(this.datasetsDir, id, RECORD), path.join(this.datasetsDir, `${id}.json`)]) {
+      const text = await readFile(file, 'utf8').catch(() => undefined);
+      if (text !== undefined) return JSON.parse(text) as StoredDataset;
+    }
+    return undefined;
+  }
+
+  private async locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const run = (this.locks.get(id) ?? Promise.resolve()).then(fn, fn);
+    const tail = run.catch(() => undefined);
+    this.locks.set(id, tail);
+    try {
+      return await run;
+    } finally {
+      if (this.locks.get(id) === tail) this.locks.delete(id);
+    }
+  }
+}
+
+/** Write-then-rename: a reader sees the whole record or none, never half of it. */
+async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${randomUUID()}.tmp`);
+  await writeFile(tmp, JSON.stringify(value, null, 2) + '\n');
+  await rename(tmp, file);
+}
+
+interface TreeHash {
+  id: string;
+  paths: Set<string>;
+  bytes: number;
+  files: number;
+}
+
+/** Content id of a directory tree. Links are hashed by their target text, never followed (validation already refused ones leading out). */
+export async function hashTree(root: string): Promise<TreeHash> {
+  const entries: [string, string][] = [];
+  let bytes = 0;
+  const walk = async (dir: string, prefix: string): Promise<void> => {
+    for (const d of await readdir(dir, { withFileTypes: true })) {
+      const rel = prefix + d.name;
+      const abs = path.join(dir, d.name);
+      if (d.isDirectory()) await walk(abs, rel + '/');
+      else if (d.isSymbolicLink()) entries.push([rel, 'link:' + (await readlink(abs))]);
+      else if (d.isFile()) {
+        bytes += (await stat(abs)).size;
+        const hash = createHash('sha256');
+        await pipeline(createReadStream(abs), hash);
+        entries.push([rel, hash.digest('hex')]);
+      }
+    }
+  };
+  await walk(root, '');
+  entries.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  const files = entries.filter((e) => !e[1].startsWith('link:')).length;
+  // JSON framing: names may hold any character, so no separator could be ambiguous.
+  const id = 'ds-' + createHash('sha256').update(JSON.stringify(entries)).digest('hex').slice(0, 16);
+  return { id, paths: new Set(entries.map((e) => e[0])), bytes, files };
+}

@@ -1,0 +1,80 @@
+import { randomUUID } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { FastifyInstance } from 'fastify';
+import type {} from '@fastify/multipart';
+import { Type } from '@sinclair/typebox';
+import type { Config } from '../config.ts';
+import type { StoredDataset } from '../datasets/store.ts';
+import { apiError, HttpErrorCodes } from '../http/errors.ts';
+import { withErrors } from '../http/schemas.ts';
+
+const counts = Type.Record(Type.String(), Type.Integer());
+const Split = Type.Object({ count: Type.Integer(), by_type: counts, by_level: counts });
+const DatasetView = Type.Object({
+  id: Type.String(),
+  source: Type.String(),
+  kind: Type.String({ description: 'archive (stored copy) or directory (registered in place under DATA_DIR)' }),
+  created_at: Type.String(),
+  bytes: Type.Integer(),
+  files: Type.Integer(),
+  splits: Type.Object({ train: Split, val: Type.Optional(Split) }),
+});
+
+export default async function datasetRoutes(app: FastifyInstance, opts: { config: Config }) {
+  const { config } = opts;
+  const view = ({ path: _path, ...rest }: StoredDataset) => rest;
+
+  app.post(
+    '/v1/datasets',
+    {
+      preHandler: app.requireScope('train'),
+      schema: {
+        summary: 'Upload a dataset archive (.tar, .tar.gz, .zip) or register a directory under DATA_DIR',
+        description: 'multipart/form-data with one file field "file", or JSON {"path": "relative/dir"}. The dataset is validated before it is stored; problems are listed by file and line.',
+        tags: ['training'],
+        consumes: ['multipart/form-data', 'application/json'],
+        body: Type.Object({ path: Type.Optional(Type.String({ minLength: 1 })) }, { additionalProperties: false }),
+        response: withErrors({ 201: DatasetView }, [400, 401, 403, 404, 413, 415, 422]),
+      },
+    },
+    async (request, reply) => {
+      if (!request.isMultipart()) {
+        const { path } = request.body as { path?: string };
+        if (!path) throw apiError(HttpErrorCodes.BAD_REQUEST, 'send a multipart file field "file" or JSON {"path": ...}');
+        return reply.code(201).send(view(await app.datasets.ingestDirectory(path)));
+      }
+      const file = await request.file({ limits: { fileSize: config.MAX_DATASET_BYTES, files: 1 } });
+      if (!file) throw apiError(HttpErrorCodes.MISSING_IMAGE, 'the form has no file field "file"');
+      const tmpDir = resolve(config.DATA_DIR, 'tmp');
+      await mkdir(tmpDir, { recursive: true });
+      const upload = join(tmpDir, `upload-${randomUUID()}`);
+      try {
+        await pipeline(file.file, createWriteStream(upload));
+        if (file.file.truncated) throw apiError(HttpErrorCodes.PAYLOAD_TOO_LARGE, `the archive is larger than ${config.MAX_DATASET_BYTES} bytes`);
+        const stored = await app.datasets.ingestArchive(upload, file.filename || 'upload');
+        request.log.info({ dataset: stored.id, source: stored.source }, 'dataset stored');
+        return reply.code(201).send(view(stored));
+      } finally {
+        await rm(upload, { force: true });
+      }
+    },
+  );
+
+  app.get(
+    '/v1/datasets',
+    { preHandler: app.requireScope('train'), schema: { summary: 'Stored datasets', tags: ['training'], response: withErrors({ 200: Type.Object({ datasets: Type.Array(DatasetView) }) }, [401, 403]) } },
+    async () => ({ datasets: (await app.datasets.list()).map(view) }),
+  );
+
+  app.get(
+    '/v1/datasets/:id',
+    {
+      preHandler: app.requireScope('train'),
+      schema: { summary: 'A dataset with its counts per type and level', tags: ['training'], params: Type.Object({ id: Type.String() }), response: withErrors({ 200: DatasetView }, [401, 403, 404]) },
+    },
+    async (request) => view(await app.datasets.get((request.params as { id: string }).id)),
+  );
+}

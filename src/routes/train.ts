@@ -1,0 +1,128 @@
+import { resolve } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { Type } from '@sinclair/typebox';
+import type { Config } from '../config.ts';
+import { ApiError, HttpErrorCodes } from '../http/errors.ts';
+import { withErrors } from '../http/schemas.ts';
+import { resolveTrainer, STAGES, TrainRequestSchema, type TrainJobData, type TrainRequest } from '../training/job-types.ts';
+import { isPackageDir, modelDir } from '../training/registry.ts';
+
+const JobView = Type.Object(
+  {
+    id: Type.String(),
+    state: Type.String({ description: 'waiting, active, completed, failed, cancelled, cancelling, delayed' }),
+    phase: Type.Union([Type.String(), Type.Null()], { description: 'queued, preparing, training, exporting, evaluating, registering' }),
+    stage: Type.Union([Type.String(), Type.Null()]),
+    step: Type.Union([Type.Integer(), Type.Null()]),
+    total_steps: Type.Union([Type.Integer(), Type.Null()]),
+    epoch: Type.Union([Type.Number(), Type.Null()]),
+    loss: Type.Union([Type.Number(), Type.Null()]),
+    level_acc: Type.Union([Type.Number(), Type.Null()]),
+    type_acc: Type.Union([Type.Number(), Type.Null()]),
+    eta_s: Type.Union([Type.Number(), Type.Null()]),
+    attempts: Type.Integer(),
+    created_at: Type.Union([Type.String(), Type.Null()]),
+    started_at: Type.Union([Type.String(), Type.Null()]),
+    finished_at: Type.Union([Type.String(), Type.Null()]),
+    logs: Type.Array(Type.String()),
+    result: Type.Union([Type.Object({ model_id: Type.String(), metrics: Type.Record(Type.String(), Type.Unknown()) }, { additionalProperties: true }), Type.Null()]),
+    error: Type.Union([Type.String(), Type.Null()]),
+    request: Type.Record(Type.String(), Type.Unknown()),
+  },
+  { additionalProperties: true },
+);
+
+const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 200 }) });
+
+export default async function trainRoutes(app: FastifyInstance, opts: { config: Config }) {
+  const { config } = opts;
+  const training = () => {
+    if (!app.training) throw new ApiError(HttpErrorCodes.QUEUE_UNAVAILABLE, 'training is disabled on this server: set REDIS_URL');
+    app.training.ensureAvailable();
+    return app.training;
+  };
+
+  app.post(
+    '/v1/train',
+    {
+      preHandler: app.requireScope('train'),
+      schema: {
+        summary: 'Queue a two-stage training job',
+        tags: ['training'],
+        body: TrainRequestSchema,
+        response: withErrors({ 202: Type.Object({ id: Type.String(), state: Type.String(), duplicate: Type.Boolean() }) }, [400, 401, 403, 404, 422, 503]),
+      },
+    },
+    async (request, reply) => {
+      const body = request.body as TrainRequest;
+      const t = training();
+      const dataset = body.dataset.startsWith('ds-') ? await app.datasets.get(body.dataset) : await app.datasets.ingestDirectory(body.dataset);
+      const baseId = body.base_model ?? app.models.activeId;
+      const baseDir = modelDir(config.MODELS_DIR, baseId) ?? '';
+      if (!baseDir || !(await isPackageDir(baseDir))) throw new ApiError(HttpErrorCodes.MODEL_NOT_FOUND, `base_model "${baseId}" is not a package in the models directory; GET /v1/models lists them`);
+      const data: TrainJobData = {
+        request: body,
+        dataset: { id: dataset.id, path: dataset.path },
+        base: { id: baseId, dir: resolve(baseDir) },
+        stages: STAGES.filter((s) => (body.stages ?? STAGES).includes(s)),
+        trainer: resolveTrainer(body),
+      };
+      const { id, duplicate } = await t.queue.add(data);
+      request.log.info({ job: id, duplicate, dataset: dataset.id, base: baseId }, 'training job queued');
+      return reply.code(202).header('location', `/v1/train/${id}`).send({ id, state: duplicate ? ((await t.queue.get(id))?.state ?? 'waiting') : 'waiting', duplicate });
+    },
+  );
+
+  app.get(
+    '/v1/train',
+    { preHandler: app.requireScope('train'), schema: { summary: 'Training jobs, newest first', tags: ['training'], response: withErrors({ 200: Type.Object({ jobs: Type.Array(JobView) }) }, [401, 403, 503]) } },
+    async () => ({ jobs: await training().queue.list() }),
+  );
+
+  app.get(
+    '/v1/train/:id',
+    {
+      preHandler: app.requireScope('train'),
+      schema: { summary: 'State, progress, logs and result of a training job', tags: ['training'], params: IdParams, response: withErrors({ 200: JobView }, [401, 403, 404, 503]) },
+    },
+    async (request) => {
+      const { id } = request.params as { id: string };
+      const view = await training().queue.get(id);
+      if (!view) throw new ApiError(HttpErrorCodes.JOB_NOT_FOUND, `no training job ${id}`);
+      return view;
+    },
+  );
+
+  app.delete(
+    '/v1/train/:id',
+    {
+      preHandler: app.requireScope('train'),
+      schema: { summary: 'Cancel a job: a waiting one is removed, a running one stops and ends as cancelled', tags: ['training'], params: IdParams, response: withErrors({ 200: JobView, 202: JobView }, [401, 403, 404, 503]) },
+    },
+    async (request, reply) => {
+      const { id } = request.params as { id: string };
+      const view = await training().queue.cancel(id);
+      if (!view) throw new ApiError(HttpErrorCodes.JOB_NOT_FOUND, `no training job ${id}`);
+      return reply.code(view.state === 'cancelling' ? 202 : 200).send(view);
+    },
+  );
+
+  app.post(
+    '/v1/models/:id/activate',
+    {
+      preHandler: app.requireScope('admin'),
+      schema: {
+        summary: 'Serve this package; every replica switches (requests in flight finish on the old model)',
+        tags: ['models'],
+        params: IdParams,
+        response: withErrors({ 200: Type.Object({ active: Type.String(), previous: Type.String(), changed: Type.Boolean(), propagated: Type.Boolean() }) }, [401, 403, 404, 422, 500]),
+      },
+    },
+    async (request) => {
+      const { id } = request.params as { id: string };
+      const result = await app.models.activate(id);
+      const propagated = app.training ? await app.training.announceActivation(id).catch(() => false) : false;
+      return { active: result.id, previous: result.previous, changed: result.changed, propagated };
+    },
+  );
+}

@@ -1,0 +1,94 @@
+import { Type, type Static } from '@sinclair/typebox';
+
+export const QUEUE_NAME = 'psa-train';
+export const STAGES = ['stage1', 'stage2'] as const;
+
+const StageSettings = {
+  epochs: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 3 })),
+  lr: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1 })),
+  batch_size: Type.Optional(Type.Integer({ minimum: 1, maximum: 4096 })),
+  concept_weight: Type.Optional(Type.Number({ minimum: 0, maximum: 1000, description: 'Weight w of the concept loss: LM + w * (CE(level) + CE(type)); default 10' })),
+};
+
+export const TrainRequestSchema = Type.Object(
+  {
+    dataset: Type.String({ minLength: 1, description: 'A dataset id (ds-...) from POST /v1/datasets, or a directory path relative to DATA_DIR' }),
+    base_model: Type.Optional(Type.String({ minLength: 1, description: 'Model package id in MODELS_DIR to start from; default the active model' })),
+    output_name: Type.String({ pattern: '^[a-z0-9][a-z0-9._-]{0,62}$', description: 'Name of the new package; versions are numbered (NAME-v1, NAME-v2, ...)' }),
+    stages: Type.Optional(Type.Array(Type.Union(STAGES.map((s) => Type.Literal(s))), { minItems: 1, maxItems: 2, uniqueItems: true, description: 'Which stages to run; default both' })),
+    stage1: Type.Optional(Type.Object(StageSettings, { additionalProperties: false })),
+    stage2: Type.Optional(
+      Type.Object(
+        {
+          ...StageSettings,
+          lora: Type.Optional(
+            Type.Object(
+              {
+                r: Type.Optional(Type.Integer({ minimum: 1, maximum: 4096 })),
+                alpha: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+                dropout: Type.Optional(Type.Number({ minimum: 0, maximum: 0.9 })),
+              },
+              { additionalProperties: false },
+            ),
+          ),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 2 ** 31 - 1 })),
+    idempotency_key: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'A second request with the same key returns the first job' })),
+  },
+  { additionalProperties: false },
+);
+export type TrainRequest = Static<typeof TrainRequestSchema>;
+
+/** Everything a worker needs, fixed when the job is queued. */
+export interface TrainJobData {
+  request: TrainRequest;
+  dataset: { id: string; path: string };
+  base: { id: string; dir: string };
+  stages: (typeof STAGES)[number][];
+  trainer: {
+    stage1: { epochs: number; lr: number; batch_size: number; concept_weight: number };
+    stage2: { epochs: number; lr: number; batch_size: number; concept_weight: number; lora: { r: number; alpha: number; dropout: number } };
+    seed: number;
+  };
+}
+
+export type JobPhase = 'queued' | 'preparing' | 'training' | 'exporting' | 'evaluating' | 'registering';
+
+export interface TrainProgress {
+  phase: JobPhase;
+  stage?: string;
+  step?: number;
+  total_steps?: number;
+  epoch?: number;
+  loss?: number;
+  level_acc?: number;
+  type_acc?: number;
+  eta_s?: number;
+  resumed_from?: number | null;
+}
+
+export interface TrainResult {
+  model_id: string;
+  model_dir: string;
+  metrics: Record<string, unknown>;
+}
+
+/** Defaults follow the paper's recipe where it fits small data (it uses lr 1e-5, 3 epochs at 7B). */
+export function resolveTrainer(request: TrainRequest): TrainJobData['trainer'] {
+  const s1 = request.stage1 ?? {};
+  const s2 = request.stage2 ?? {};
+  return {
+    stage1: { epochs: s1.epochs ?? 3, lr: s1.lr ?? 1e-4, batch_size: s1.batch_size ?? 8, concept_weight: s1.concept_weight ?? 10 },
+    stage2: {
+      epochs: s2.epochs ?? 3,
+      lr: s2.lr ?? 1e-4,
+      batch_size: s2.batch_size ?? 8,
+      concept_weight: s2.concept_weight ?? 10,
+      lora: { r: s2.lora?.r ?? 16, alpha: s2.lora?.alpha ?? 16, dropout: s2.lora?.dropout ?? 0.05 },
+    },
+    seed: request.seed ?? 0,
+  };
+}

@@ -1,0 +1,67 @@
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+export interface TrainerEvent {
+  event: string;
+  [key: string]: unknown;
+}
+
+export interface TrainerRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  lastError: string | null;
+}
+
+export interface TrainerOptions {
+  python: string;
+  args: string[];
+  env?: NodeJS.ProcessEnv;
+  signal?: AbortSignal;
+  onEvent?: (e: TrainerEvent) => void;
+  onLog?: (line: string) => void;
+  /** How long a cancelled trainer gets to checkpoint after SIGTERM before SIGKILL. */
+  killGraceMs?: number;
+}
+
+/**
+ * Runs `python -m trainer ...` and turns its stdout JSON lines into events. Its stdin stays an
+ * open pipe: the trainer exits when it closes, so a killed worker leaves no orphan training on.
+ */
+export function runTrainerProcess(o: TrainerOptions): Promise<TrainerRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(o.python, ['-m', 'trainer', ...o.args], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, ...o.env, PYTHONPATH: REPO_ROOT, PYTHONUNBUFFERED: '1' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let lastError: string | null = null;
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      let event: TrainerEvent;
+      try {
+        event = JSON.parse(line) as TrainerEvent;
+      } catch {
+        o.onLog?.(line);
+        return;
+      }
+      if (event.event === 'error') lastError = String(event.message);
+      o.onEvent?.(event);
+    });
+    createInterface({ input: child.stderr }).on('line', (line) => o.onLog?.(line));
+    let killTimer: NodeJS.Timeout | undefined;
+    const abort = () => {
+      child.kill('SIGTERM');
+      killTimer = setTimeout(() => child.kill('SIGKILL'), o.killGraceMs ?? 15_000);
+    };
+    if (o.signal?.aborted) abort();
+    else o.signal?.addEventListener('abort', abort, { once: true });
+    child.on('error', (err) => reject(new Error(`cannot start the trainer with ${o.python}: ${err.message}`)));
+    child.on('close', (code, signal) => {
+      clearTimeout(killTimer);
+      o.signal?.removeEventListener('abort', abort);
+      resolve({ code, signal, lastError });
+    });
+  });
+}

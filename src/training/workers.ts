@@ -1,0 +1,68 @@
+import { Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Config } from '../config.ts';
+import type { RuntimeLogger } from '../psa/logger.ts';
+import { keys, workerRedis } from '../redis.ts';
+import { QUEUE_NAME, type TrainJobData, type TrainResult } from './job-types.ts';
+import { makeProcessor, SHUTDOWN_REASON, type Slot } from './process-job.ts';
+import { CANCELLED_REASON } from './queue.ts';
+
+export function slotsFrom(gpus: string): Slot[] {
+  const ids = gpus.split(',').map((g) => g.trim()).filter(Boolean);
+  return ids.length ? ids.map((gpu) => ({ name: `gpu${gpu}`, gpu })) : [{ name: 'cpu', gpu: null }];
+}
+
+/**
+ * One BullMQ worker per slot (GPU), one job at a time each. Cancel requests arrive by pub/sub;
+ * a job whose worker died is picked up again once its lock expires (stalled-job check).
+ */
+export class TrainingWorkers {
+  private closing: Promise<void> | undefined;
+
+  private constructor(
+    readonly workers: Worker<TrainJobData, TrainResult>[],
+    private readonly connections: Redis[],
+  ) {}
+
+  static async start(config: Config, log: RuntimeLogger): Promise<TrainingWorkers> {
+    if (!config.REDIS_URL) throw new Error('REDIS_URL is required for training workers');
+    const connection = workerRedis(config.REDIS_URL);
+    const subscriber = workerRedis(config.REDIS_URL);
+    const workers = slotsFrom(config.GPUS).map((slot) => {
+      const worker = new Worker<TrainJobData, TrainResult>(QUEUE_NAME, makeProcessor(config, slot, log), {
+        connection,
+        prefix: config.REDIS_PREFIX,
+        concurrency: 1,
+        lockDuration: config.WORKER_LOCK_MS,
+        stalledInterval: config.WORKER_STALLED_INTERVAL_MS,
+        maxStalledCount: 5,
+        removeOnComplete: { age: 30 * 24 * 3600 },
+        removeOnFail: { age: 30 * 24 * 3600 },
+      });
+      worker.on('active', (job) => log.info({ job: job.id, slot: slot.name }, 'training job started'));
+      worker.on('completed', (job, result) => log.info({ job: job.id, slot: slot.name, model: result.model_id }, 'training job completed'));
+      worker.on('failed', (job, err) => log.warn({ job: job?.id, slot: slot.name, err: err.message }, 'training job failed'));
+      worker.on('error', (err) => log.error({ err, slot: slot.name }, 'worker error'));
+      return worker;
+    });
+    const cancelChannel = keys(config.REDIS_PREFIX).cancelChannel;
+    await subscriber.subscribe(cancelChannel);
+    subscriber.on('message', (channel, jobId) => {
+      if (channel !== cancelChannel) return;
+      for (const w of workers) if (w.cancelJob(jobId, CANCELLED_REASON)) log.info({ job: jobId }, 'cancelling training job');
+    });
+    await Promise.all(workers.map((w) => w.waitUntilReady()));
+    log.info({ slots: workers.length, gpus: config.GPUS || 'none (CPU)' }, 'training workers ready');
+    return new TrainingWorkers(workers, [connection, subscriber]);
+  }
+
+  /** Stops taking jobs; running trainers checkpoint and their jobs go back to the queue. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      for (const w of this.workers) w.cancelAllJobs(SHUTDOWN_REASON);
+      await Promise.allSettled(this.workers.map((w) => w.close()));
+      await Promise.allSettled(this.connections.map((c) => c.quit()));
+    })();
+    return this.closing;
+  }
+}

@@ -1,0 +1,174 @@
+import t from 'tap';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { promisify } from 'node:util';
+import { PYTHON, REPO_ROOT, runTrainer } from '../scripts/lib/trainer-cli.ts';
+import { tinyPackage } from '../scripts/lib/random-package.ts';
+
+type TrainEvent = { event: string; stage?: string; step?: number; [key: string]: unknown };
+type Run = { code: number | null; signal: NodeJS.Signals | null; events: TrainEvent[]; stderr: string };
+
+const base = await tinyPackage();
+const work = await mkdtemp(join(tmpdir(), 'psa-train-'));
+t.teardown(() => rm(work, { recursive: true, force: true }));
+const data = join(work, 'data');
+await promisify(execFile)(PYTHON, [join(REPO_ROOT, 'test/helpers/make_prepared_dataset.py'),
+  '--package', base, '--out', data, '--train', '48', '--val', '16']);
+
+/** 48 examples, batch 4: 48 stage-1 steps and 24 stage-2 steps, a checkpoint every 5. */
+async function jobFile(name: string, changes: Record<string, unknown> = {}): Promise<string> {
+  const job = {
+    base, data, workdir: join(work, name), stages: ['stage1', 'stage2'],
+    stage1: { epochs: 4, lr: 3e-3, batch_size: 4, concept_weight: 10.0, weight_decay: 0.0 },
+    stage2: { epochs: 2, lr: 3e-3, batch_size: 4, concept_weight: 10.0, lora: { r: 4, alpha: 8, dropout: 0.05 } },
+    seed: 0, checkpoint_every_steps: 5, device: 'cpu', max_steps: null, ...changes,
+  };
+  const path = join(work, `${name}.json`);
+  await writeFile(path, JSON.stringify(job));
+  return path;
+}
+
+/** Runs `python -m trainer train`; every stdout line must be a JSON event. `act` may signal the child. */
+function train(job: string, act?: (e: TrainEvent, kill: (s: NodeJS.Signals) => void) => void): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(PYTHON, ['-m', 'trainer', 'train', '--job', job], {
+      cwd: REPO_ROOT, env: { ...process.env, PYTHONPATH: REPO_ROOT }, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const events: TrainEvent[] = [];
+    let stderr = '';
+    let signalled = false;
+    child.stderr.on('data', (d) => (stderr += d));
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      const e = JSON.parse(line) as TrainEvent; // throws (fails the test) on any non-JSON stdout
+      events.push(e);
+      act?.(e, (s) => {
+        if (!signalled) child.kill(s);
+        signalled = true;
+      });
+    });
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal, events, stderr }));
+  });
+}
+
+const steps = (r: Run, stage: string) => r.events.filter((e) => e.event === 'step' && e.stage === stage);
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const num = (e: TrainEvent, k: string) => e[k] as number;
+
+async function safetensorsKeys(path: string): Promise<string[]> {
+  const buf = await readFile(path);
+  const size = Number(buf.readBigUInt64LE(0));
+  return Object.keys(JSON.parse(buf.subarray(8, 8 + size).toString('utf8'))).filter((k) => k !== '__metadata__');
+}
+
+let reference: Run | undefined;
+
+t.test('stage 1 + stage 2 train, report progress in order, and export as a package', async (t) => {
+  const started = Date.now();
+  const run = await train(await jobFile('full'));
+  reference = run;
+  t.equal(run.code, 0, 'exits 0', { stderr: run.stderr.slice(-2000) });
+  const milestones = run.events.filter((e) => !['step', 'checkpoint', 'eval'].includes(e.event)).map((e) => `${e.event}:${e.stage ?? ''}`);
+  t.same(milestones, ['start:stage1', 'stage_done:stage1', 'start:stage2', 'stage_done:stage2', 'done:']);
+  t.match(run.events[0], { event: 'start', stage: 'stage1', total_steps: 48, epochs: 4, resumed_from: null });
+  const s1 = steps(run, 'stage1');
+  const s2 = steps(run, 'stage2');
+  t.same(s1.map((e) => e.step), Array.from({ length: 48 }, (_, i) => i + 1), 'stage 1 steps 1..48');
+  t.same(s2.map((e) => e.step), Array.from({ length: 24 }, (_, i) => i + 1), 'stage 2 steps 1..24');
+  for (const k of ['loss', 'lm_loss', 'concept_loss', 'level_acc', 'type_acc', 'lr', 'examples_per_s', 'epoch', 'total_steps']) {
+    t.type(s1[0]?.[k], 'number', `step events carry ${k}`);
+  }
+  t.same([s1[0]?.epoch, s1[12]?.epoch, s1[47]?.epoch], [1, 2, 4], 'epochs count from 1');
+
+  const all = [...s1, ...s2];
+  const firstLoss = mean(all.slice(0, 6).map((e) => num(e, 'loss')));
+  const lastLoss = mean(all.slice(-6).map((e) => num(e, 'loss')));
+  t.ok(lastLoss < 0.6 * firstLoss, `loss falls: ${firstLoss.toFixed(2)} -> ${lastLoss.toFixed(2)}`);
+  const acc = (es: TrainEvent[]) => mean(es.map((e) => (num(e, 'level_acc') + num(e, 'type_acc')) / 2));
+  const firstAcc = acc(all.slice(0, 10));
+  const lastAcc = acc(all.slice(-10));
+  t.ok(lastAcc > firstAcc + 0.25, `concept accuracy rises: ${firstAcc.toFixed(2)} -> ${lastAcc.toFixed(2)}`);
+
+  const checkpoints = run.events.filter((e) => e.event === 'checkpoint');
+  t.same(checkpoints.filter((e) => e.stage === 'stage1').map((e) => e.step),
+    [5, 10, 12, 15, 20, 24, 25, 30, 35, 36, 40, 45, 48], 'every 5 steps and at each epoch end');
+  t.same((await readdir(join(work, 'full', 'checkpoints'))).sort(),
+    ['stage1-step45', 'stage1-step48', 'stage2-step20', 'stage2-step24'], 'the last 2 per stage are kept');
+
+  const done = run.events.at(-1)!;
+  t.equal(done.output, join(work, 'full', 'final'));
+  const final = done.output as string;
+  for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'preprocessor_config.json']) {
+    t.ok(existsSync(join(final, f)), `final/${f}`);
+  }
+  t.ok(JSON.parse(await readFile(join(final, 'config.json'), 'utf8')).psa_config, 'config.json keeps psa_config');
+  t.comment(`training took ${Date.now() - started} ms`);
+
+  const pkg = join(work, 'package');
+  await runTrainer(['export', '--checkpoint', final, '--out', pkg]);
+  const keys = await safetensorsKeys(join(pkg, 'model.safetensors'));
+  t.same(keys.filter((k) => k.includes('lora')), [], 'no LoRA keys: the deltas are merged');
+  t.ok(keys.includes('language_model.model.layers.0.self_attn.q_proj.weight'), 'transformers parameter names');
+  t.ok(keys.some((k) => k.startsWith('psa.')), 'safety modules are saved');
+  t.ok(existsSync(join(pkg, 'psa.json')) && existsSync(join(pkg, 'onnx', 'safety_head.onnx')), 'a complete package');
+});
+
+t.test('SIGKILL mid stage, restart: resumes from the checkpoint and matches an uninterrupted run', async (t) => {
+  const job = await jobFile('killed');
+  const midStage = (stage: string) => (e: TrainEvent, kill: (s: NodeJS.Signals) => void) => {
+    if (e.event === 'checkpoint' && e.stage === stage) kill('SIGKILL');
+  };
+  const first = await train(job, midStage('stage1'));
+  t.equal(first.signal, 'SIGKILL');
+  const firstCheckpoint = first.events.find((e) => e.event === 'checkpoint')!.step!;
+
+  const second = await train(job, midStage('stage2'));
+  t.equal(second.signal, 'SIGKILL');
+  const resumed = second.events[0]!;
+  t.match(resumed, { event: 'start', stage: 'stage1', total_steps: 48 });
+  const from = resumed.resumed_from as number;
+  t.ok(from >= firstCheckpoint && from < 48, `stage 1 resumed from step ${from}`);
+  t.equal(steps(second, 'stage1')[0]?.step, from + 1, 'step numbers continue');
+
+  const third = await train(job);
+  t.equal(third.code, 0, 'the restarted run completes', { stderr: third.stderr.slice(-2000) });
+  t.match(third.events[0], { event: 'stage_done', stage: 'stage1', skipped: true }, 'a completed stage is not re-run');
+  const start2 = third.events.find((e) => e.event === 'start')!;
+  t.match(start2, { stage: 'stage2', total_steps: 24 });
+  t.ok((start2.resumed_from as number) > 0, `stage 2 resumed from step ${start2.resumed_from}`);
+  t.equal(steps(third, 'stage2')[0]?.step, (start2.resumed_from as number) + 1);
+  t.equal(third.events.at(-1)?.event, 'done');
+
+  // Same seed, same data order, restored optimizer and RNG: the losses are those of the uninterrupted run.
+  const ref = reference!;
+  for (const stage of ['stage1', 'stage2']) {
+    const last = steps(third, stage).at(-1) ?? steps(second, stage).at(-1)!;
+    const expected = steps(ref, stage).at(-1)!;
+    t.equal(last.step, expected.step);
+    t.ok(Math.abs(num(last, 'loss') - num(expected, 'loss')) < 1e-5,
+      `${stage} final loss ${num(last, 'loss')} vs uninterrupted ${num(expected, 'loss')}`);
+  }
+});
+
+t.test('SIGTERM: finishes the step, writes a checkpoint, exits 143', async (t) => {
+  const run = await train(await jobFile('term'), (e, kill) => {
+    if (e.event === 'step' && e.step === 2) kill('SIGTERM');
+  });
+  t.equal(run.code, 143, 'exits 143', { stderr: run.stderr.slice(-2000) });
+  const last = run.events.at(-1)!;
+  t.match(last, { event: 'checkpoint', stage: 'stage1' });
+  t.ok(existsSync(last.path as string), 'the checkpoint exists');
+});
+
+t.test('a bad job file exits 2 and names the field', async (t) => {
+  const bad = await train(await jobFile('bad', { stage1: { epochs: 1, lr: 'fast' } }));
+  t.equal(bad.code, 2);
+  t.match(bad.events.at(-1), { event: 'error', field: 'stage1.lr', message: /stage1\.lr/ });
+  const noData = await train(await jobFile('nodata', { data: join(work, 'missing') }));
+  t.equal(noData.code, 2);
+  t.match(noData.events.at(-1), { event: 'error', field: 'data', message: /missing/ });
+});

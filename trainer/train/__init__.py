@@ -1,0 +1,73 @@
+"""Two-stage PSA-VLM training (`python -m trainer train --job JOB.json`).
+
+job.py parses and validates the job file, data.py reads prepared datasets, lora.py is the LoRA
+module, checkpoints.py saves/resumes/prunes, loop.py runs the stages.
+
+stdout carries only the progress events, one JSON object per line, because the worker parses it;
+everything else (logging, stray prints, native libraries) goes to stderr. Exit codes: 0 done,
+1 failed (retryable), 2 bad job/dataset/base (do not retry), 143 SIGTERM / 130 SIGINT (checkpoint
+written, resumable).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import signal
+import sys
+import traceback
+from typing import Any, TextIO
+
+EXIT_INVALID, EXIT_FAILED = 2, 1
+SIGNAL_EXIT = {signal.SIGTERM: 143, signal.SIGINT: 130}
+
+
+def _events_stream() -> TextIO:
+    """A private copy of fd 1 for events; fd 1 itself is pointed at stderr."""
+    sys.stdout.flush()
+    stream = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return stream
+
+
+def _finite(v: Any) -> Any:
+    return None if isinstance(v, float) and not math.isfinite(v) else v  # NaN is not JSON
+
+
+def train_cli(job_path: str) -> int:
+    stream = _events_stream()
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
+
+    def emit(**event: Any) -> None:
+        stream.write(json.dumps({k: _finite(v) for k, v in event.items()}) + "\n")
+        stream.flush()
+
+    received: list[int] = []
+
+    def on_signal(signum, _frame) -> None:
+        # Finish the step in flight, checkpoint, then exit; a second signal changes nothing.
+        logging.getLogger("trainer.train").warning("signal %d: stopping after the current step", signum)
+        received.append(signum)
+
+    for sig in SIGNAL_EXIT:
+        signal.signal(sig, on_signal)
+
+    from .job import UserInputError, load_job
+    from .loop import Interrupted, Trainer
+    try:
+        job = load_job(job_path)
+        Trainer(job, emit, lambda: bool(received)).run()
+        return 0
+    except Interrupted as e:
+        logging.getLogger("trainer.train").warning("%s", e)
+        return SIGNAL_EXIT.get(received[0] if received else signal.SIGTERM, 143)
+    except UserInputError as e:
+        field = getattr(e, "field", None)
+        emit(event="error", message=str(e), retryable=False, **({"field": field} if field else {}))
+        return EXIT_INVALID
+    except Exception as e:  # noqa: BLE001 - any other failure is reported as an event, then exit 1
+        traceback.print_exc(file=sys.stderr)
+        emit(event="error", message=f"{type(e).__name__}: {e}", retryable=True)
+        return EXIT_FAILED

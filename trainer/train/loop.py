@@ -1,0 +1,217 @@
+"""The two PSA-VLM stages: losses, optimizer, schedule, checkpoints and progress events.
+
+Stage 1 trains psa.* with the vision tower, projector and LLM frozen; stage 2 adds LoRA on every
+decoder linear layer. Loss = LM loss + concept_weight * (CE(level) + CE(type)).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from typing import Callable, Optional
+
+import torch
+from torch.nn import functional as F
+
+from ..checkpoint import CheckpointError, load_model, read_config
+from ..modeling.config import PsaConfig
+from ..modeling.llava import PsaLlava
+from . import checkpoints as ckpt
+from .data import Batch, Split, open_dataset
+from .job import Job, JobError, StageSpec, UserInputError
+from .lora import apply_lora, merge_lora
+
+log = logging.getLogger("trainer.train")
+Emit = Callable[..., None]
+
+
+class Interrupted(Exception):
+    """A stop signal arrived; the checkpoint of the last finished step has been written."""
+
+
+def lr_factor(step: int, total: int) -> float:
+    """Linear warmup over 3% of the steps (at least 1), then cosine decay; `step` counts from 0.
+
+    The first step already trains (factor 1/warmup, not 0) and the last one still has lr > 0.
+    """
+    warmup = max(1, math.ceil(0.03 * total))
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def epoch_seed(job: Job, stage: str, epoch: int) -> int:
+    return job.seed * 1_000_003 + ckpt.STAGE_INDEX[stage] * 10_007 + epoch
+
+
+def losses(model: PsaLlava, b: Batch) -> dict[str, torch.Tensor]:
+    with torch.no_grad():  # the vision tower is frozen in both stages
+        feats = model.vision_features(b.pixels)
+    embeds = model.merge_image_features(b.input_ids, model.image_features(feats))
+    positions = torch.arange(embeds.shape[1], device=embeds.device).expand(embeds.shape[0], -1)
+    hidden, _ = model.language_model.hidden_states(embeds, b.attention_mask, positions)
+    # Logits at t predict labels at t+1; the vocab projection runs only where there is a label.
+    targets = b.labels[:, 1:]
+    keep = targets != -100
+    if bool(keep.any()):
+        logits = model.language_model.lm_head(hidden[:, :-1][keep]).float()
+        lm = F.cross_entropy(logits, targets[keep])
+    else:
+        lm = hidden.sum() * 0.0
+    level, kind = model.safety_logits(feats, model.embed(b.query_ids), b.query_mask)
+    concept = F.cross_entropy(level.float(), b.safe_level) + F.cross_entropy(kind.float(), b.safe_type)
+    return {"lm_loss": lm, "concept_loss": concept,
+            "level_acc": (level.argmax(-1) == b.safe_level).float().mean(),
+            "type_acc": (kind.argmax(-1) == b.safe_type).float().mean()}
+
+
+class Trainer:
+    def __init__(self, job: Job, emit: Emit, stop_requested: Callable[[], bool]):
+        self.job, self.emit, self.stop_requested = job, emit, stop_requested
+        self.device = pick_device(job.device)
+        cuda = self.device.type == "cuda"
+        self.autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) \
+            if cuda and torch.cuda.is_bf16_supported() else contextlib.nullcontext
+        try:
+            cfg = read_config(job.base)
+        except CheckpointError as e:
+            raise JobError("base", str(e)) from None
+        if cfg.psa is None:
+            cfg.psa = PsaConfig()  # a plain LLaVA base: fresh safety modules, seeded below
+        torch.manual_seed(job.seed)
+        try:
+            self.model = load_model(job.base, cfg)
+        except CheckpointError as e:
+            raise JobError("base", str(e)) from None
+        self.train, self.val, _ = open_dataset(job.data, cfg, self.model.image_token_count)
+        self.model.to(self.device)
+        self.summary: dict = {"stages": {}}
+
+    def run(self) -> str:
+        job = self.job
+        self._lock = ckpt.lock_workdir(job.workdir)
+        ckpt.remove_partial(job.workdir)
+        resume = ckpt.latest(job.workdir)
+        completed: list[str] = []
+        if resume is not None:
+            mismatch = [k for k, v in job.fingerprint().items() if resume.state.get("job", {}).get(k) != v]
+            if mismatch:
+                raise JobError(mismatch[0], f"differs from the run whose checkpoints are in {job.workdir}/checkpoints; "
+                                            "use a new workdir or the same job")
+            if resume.state["stage"] == "stage2":
+                self._lora()
+            self._load_trainable(resume)
+            completed = list(resume.state["completed"])
+            self.summary = resume.state.get("summary") or self.summary
+            log.info("resuming from %s", resume.path)
+        for stage in job.stages:
+            if stage in completed:
+                self.emit(event="stage_done", stage=stage, steps=self.summary["stages"].get(stage, {}).get("steps"),
+                          skipped=True)
+                continue
+            same = resume if resume is not None and resume.state["stage"] == stage else None
+            self._stage(stage, job.stage(stage), same, completed)
+            completed.append(stage)
+        merged = merge_lora(self.model)
+        log.info("merged LoRA into %d linear layers", merged)
+        out = ckpt.write_final(self.model.cpu(), job.base, job.workdir, {**self.summary, "job": job.fingerprint()})
+        self.emit(event="done", output=out)
+        return out
+
+    def _lora(self) -> list[str]:
+        spec = self.job.stage2.lora
+        return apply_lora(self.model, spec.r, spec.alpha, spec.dropout, seed=self.job.seed + 1)
+
+    def _load_trainable(self, c: ckpt.Checkpoint) -> None:
+        params = dict(self.model.named_parameters())
+        with torch.no_grad():
+            for name, t in c.trainable().items():
+                if name not in params:
+                    raise UserInputError(f"{c.path}: checkpoint tensor {name!r} is not in the model")
+                params[name].copy_(t)
+
+    def _stage(self, stage: str, spec: StageSpec, resume: Optional[ckpt.Checkpoint], completed: list[str]) -> None:
+        job, model = self.job, self.model
+        lora = set(self._lora()) if stage == "stage2" else set()
+        for name, p in model.named_parameters():
+            p.requires_grad_(name.startswith("psa.") or name in lora)
+        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        params = [p for _, p in named]
+        opt = torch.optim.AdamW(params, lr=spec.lr, weight_decay=spec.weight_decay)
+        per_epoch = self.train.steps_per_epoch(spec.batch_size)
+        total = per_epoch * spec.epochs if job.max_steps is None else min(per_epoch * spec.epochs, job.max_steps)
+        start = 0
+        if resume is not None:
+            extra = resume.optimizer_and_rng()
+            opt.load_state_dict(extra["optimizer"])
+            ckpt.set_rng_state(extra["rng"])
+            start = resume.state["step"]
+        else:
+            torch.manual_seed(epoch_seed(job, stage, -1))  # LoRA dropout draws from the global RNG
+        self.emit(event="start", stage=stage, total_steps=total, epochs=spec.epochs,
+                  resumed_from=start if resume is not None else None)
+        model.train()
+        order, order_epoch = None, -1
+        for step in range(start, total):
+            epoch, pos = divmod(step, per_epoch)
+            if epoch != order_epoch:
+                order, order_epoch = self.train.order(epoch_seed(job, stage, epoch)), epoch
+            rows = order[pos * spec.batch_size:(pos + 1) * spec.batch_size].tolist()
+            t0 = time.perf_counter()
+            lr = spec.lr * lr_factor(step, total)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            batch = self.train.batch(rows).to(self.device)
+            with self.autocast():
+                m = losses(model, batch)
+                loss = m["lm_loss"] + spec.concept_weight * m["concept_loss"]
+            if not bool(torch.isfinite(loss)):  # stepping would poison the weights and every later checkpoint
+                raise FloatingPointError(f"{stage} step {step + 1}: loss is {float(loss)}; lower the learning rate")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            done = step + 1
+            self.emit(event="step", stage=stage, step=done, total_steps=total, epoch=epoch + 1,
+                      loss=float(loss), **{k: float(v) for k, v in m.items()}, lr=lr,
+                      examples_per_s=len(rows) / max(time.perf_counter() - t0, 1e-9))
+            stop = self.stop_requested()
+            if done % job.checkpoint_every_steps == 0 or pos + 1 == per_epoch or done == total or stop:
+                finished = done == total
+                if finished:
+                    self.summary["stages"][stage] = {"steps": total, "last_loss": float(loss)}
+                state = {"stage": stage, "step": done, "epoch": done // per_epoch, "position": done % per_epoch,
+                         "steps_per_epoch": per_epoch, "total_steps": total,
+                         "completed": completed + ([stage] if finished else []),
+                         "summary": self.summary, "job": job.fingerprint()}
+                path = ckpt.save(job.workdir, state, {n: p.detach() for n, p in named}, opt.state_dict())
+                self.emit(event="checkpoint", stage=stage, step=done, path=path)
+            if stop:
+                raise Interrupted(f"stopped after {stage} step {done}; checkpoint written")
+        self.emit(event="stage_done", stage=stage, steps=total)
+        if self.val is not None:
+            metrics = self.evaluate(self.val, spec.batch_size)
+            self.summary["stages"][stage]["val"] = metrics
+            self.emit(event="eval", stage=stage, split="val", **metrics)
+
+    @torch.no_grad()
+    def evaluate(self, split: Split, batch_size: int) -> dict[str, float]:
+        self.model.eval()
+        sums = {"lm_loss": 0.0, "concept_loss": 0.0, "level_acc": 0.0, "type_acc": 0.0}
+        for first in range(0, len(split), batch_size):
+            rows = list(range(first, min(first + batch_size, len(split))))
+            with self.autocast():
+                m = losses(self.model, split.batch(rows).to(self.device))
+            for k in sums:
+                sums[k] += float(m[k]) * len(rows)
+        self.model.train()
+        return {"examples": len(split), **{k: v / len(split) for k, v in sums.items()}}
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise JobError("device", "'cuda' was requested but torch sees no CUDA device")
+    return torch.device(name)
