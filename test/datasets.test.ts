@@ -132,6 +132,10 @@ t.test('a good dataset is stored from tar, tar.gz (wrapped in a folder) and zip,
   t.same(b, a, 'the second upload returns the stored dataset');
   t.same(await readdir(path.join(dataDir, 'datasets')), [a.id], 'one copy');
   t.same(await store.list(), [a]);
+  await writeDataset(path.join(src, 'other'), { val: [VAL[0]] });
+  const other = await store.ingestArchive(await tarOf(path.join(src, 'other'), path.join(root, 'other.tar'), ['.']), 'other.tar');
+  t.not(other.id, a.id, 'different content -> different id');
+  t.equal((await store.list()).length, 2);
 
   const { store: store2, dataDir: dataDir2 } = await setup();
   const [c, d] = await Promise.all([store2.ingestArchive(archives.tar, 'c.tar'), store2.ingestArchive(archives.zip, 'd.zip')]);
@@ -342,6 +346,12 @@ t.test('not an archive, or a broken one', async (t) => {
       return file;
     }],
   ];
+  cases.push(['a .tar.gz cut in the middle of a large file (the writer must not wait forever)', async (root, src) => {
+    await writeDataset(src, { images: { 'images/a.png': png, 'noise.bin': randomBytes(3_000_000) } });
+    const file = await tarOf(src, path.join(root, 'x.tgz'), ['images', 'noise.bin', 'train.jsonl'], { gzip: true });
+    await writeFile(file, (await readFile(file)).subarray(0, 1_500_000));
+    return file;
+  }]);
   cases.push(['a tar holding the same file twice', async (root, src) => {
     await writeDataset(src);
     return tarOf(src, path.join(root, 'x.tar'), ['train.jsonl', 'images', 'train.jsonl']);

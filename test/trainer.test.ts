@@ -36,7 +36,8 @@ async function jobFile(name: string, changes: Record<string, unknown> = {}): Pro
 function train(job: string, act?: (e: TrainEvent, kill: (s: NodeJS.Signals) => void) => void): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(PYTHON, ['-m', 'trainer', 'train', '--job', job], {
-      cwd: REPO_ROOT, env: { ...process.env, PYTHONPATH: REPO_ROOT }, stdio: ['ignore', 'pipe', 'pipe'],
+      // One thread: the tiny model gains nothing from more, and a busy CI box slows threaded torch 3x.
+      cwd: REPO_ROOT, env: { ...process.env, PYTHONPATH: REPO_ROOT, OMP_NUM_THREADS: '1' }, stdio: ['ignore', 'pipe', 'pipe'],
     });
     const events: TrainEvent[] = [];
     let stderr = '';

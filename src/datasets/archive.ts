@@ -132,18 +132,25 @@ function conflict(name: string, err: unknown): unknown {
 function extractTar(file: string, writer: Writer): Promise<void> {
   return new Promise((resolve, reject) => {
     let failure: unknown;
-    let current: ReadEntry | undefined;
     let chain: Promise<void> = Promise.resolve();
+    // Rejected on failure: a writer waiting for entry data the aborted parser will never send must
+    // wake up (a destroyed Minipass entry does not always end its async iterator).
+    let abortWriters!: (err: unknown) => void;
+    const aborted = new Promise<never>((_, rej) => (abortWriters = rej));
+    aborted.catch(() => undefined);
     const source = createReadStream(file, { highWaterMark: 16 * 1024 }); // bounds what one gzip chunk can inflate to in memory
     // Settle only once the writes in flight are done, so the caller's rm(dest) cannot race them.
     const settle = () => void chain.then(() => (failure === undefined ? resolve() : reject(failure)));
     const fail = (err: unknown) => {
       if (failure !== undefined) return;
       failure = err;
+      abortWriters(err);
       source.destroy();
-      current?.destroy(); // wakes a writer waiting for data that will never come
       parser.abort(err instanceof Error ? err : new Error(String(err)));
       settle();
+    };
+    const later = (task: () => Promise<void>) => {
+      chain = chain.then(() => (failure === undefined ? task() : undefined)).catch(fail);
     };
     const parser = new Parser({
       strict: true, // a bad header or checksum is an error, not a skipped entry
@@ -152,12 +159,9 @@ function extractTar(file: string, writer: Writer): Promise<void> {
         const type = entry.type;
         if (type === 'Directory') {
           entry.resume();
-          chain = chain.then(() => writer.directory(entry.path)).catch(fail);
+          later(() => writer.directory(entry.path));
         } else if (TAR_FILE_TYPES.has(type)) {
-          chain = chain.then(async () => {
-            current = entry;
-            await writer.file(entry.path, entry.size ?? 0, async () => entry);
-          }).catch(fail);
+          later(() => writer.file(entry.path, entry.size ?? 0, async () => untilAborted(entry, aborted)));
         } else {
           entry.resume();
           fail(unsafe(`archive entry ${entry.path} is a ${type}; only regular files and directories are accepted`));
@@ -170,6 +174,15 @@ function extractTar(file: string, writer: Writer): Promise<void> {
     parser.on('end', settle);
     source.pipe(parser as unknown as NodeJS.WritableStream);
   });
+}
+
+async function* untilAborted(entry: ReadEntry, aborted: Promise<never>): AsyncGenerator<Buffer> {
+  const chunks = entry[Symbol.asyncIterator]();
+  for (;;) {
+    const next = await Promise.race([chunks.next(), aborted]);
+    if (next.done) return;
+    yield next.value as Buffer;
+  }
 }
 
 function tarError(err: Error & { code?: string }): unknown {

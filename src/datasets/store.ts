@@ -78,7 +78,12 @@ export class DatasetStore {
         await mkdir(this.datasetsDir, { recursive: true });
         await rename(summary.root, dir);
         const record: StoredDataset = { id: content.id, path: dir, source: sourceName, kind: 'archive', created_at: new Date().toISOString(), bytes: content.bytes, files: content.files, splits: summary.splits };
-        await writeJsonAtomic(path.join(dir, RECORD), record);
+        try {
+          await writeJsonAtomic(path.join(dir, RECORD), record);
+        } catch (err) {
+          await rm(dir, { recursive: true, force: true }); // no half-stored dataset left behind
+          throw err;
+        }
         return record;
       });
     } finally {
@@ -128,7 +133,14 @@ export class DatasetStore {
   private async read(id: string): Promise<StoredDataset | undefined> {
     for (const file of [path.join(this.datasetsDir, id, RECORD), path.join(this.datasetsDir, `${id}.json`)]) {
       const text = await readFile(file, 'utf8').catch(() => undefined);
-      if (text !== undefined) return JSON.parse(text) as StoredDataset;
+      if (text === undefined) continue;
+      // Records are written atomically, so an unparsable one was damaged outside the store: treat
+      // it like an incomplete dataset rather than let one bad file break every listing.
+      try {
+        return JSON.parse(text) as StoredDataset;
+      } catch {
+        return undefined;
+      }
     }
     return undefined;
   }

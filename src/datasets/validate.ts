@@ -102,8 +102,12 @@ class Checker {
     };
     if (this.overLimit) return summary; // already reported; more lines would only repeat it
     const real = await realpath(file);
-    if (!inside(real, this.root)) return this.add(order, name, undefined, `${name} is a link to a file outside the dataset`), summary;
-    if (!(await stat(real)).isFile()) return this.add(order, name, undefined, `${name} is not a regular file`), summary;
+    const refusal = !inside(real, this.root) ? `${name} is a link to a file outside the dataset`
+      : !(await stat(real)).isFile() ? `${name} is not a regular file` : undefined;
+    if (refusal !== undefined) {
+      this.add(order, name, undefined, refusal);
+      return summary;
+    }
     let lineNo = 0;
     const lines = createInterface({ input: createReadStream(real, 'utf8'), crlfDelay: Infinity });
     for await (const raw of lines) {

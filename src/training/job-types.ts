@@ -36,6 +36,7 @@ export const TrainRequestSchema = Type.Object(
       ),
     ),
     seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 2 ** 31 - 1 })),
+    checkpoint_every_steps: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'Checkpoint this often as well as after every epoch; default 50' })),
     idempotency_key: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'A second request with the same key returns the first job' })),
   },
   { additionalProperties: false },
@@ -52,6 +53,7 @@ export interface TrainJobData {
     stage1: { epochs: number; lr: number; batch_size: number; concept_weight: number };
     stage2: { epochs: number; lr: number; batch_size: number; concept_weight: number; lora: { r: number; alpha: number; dropout: number } };
     seed: number;
+    checkpoint_every_steps: number;
   };
 }
 
@@ -90,5 +92,6 @@ export function resolveTrainer(request: TrainRequest): TrainJobData['trainer'] {
       lora: { r: s2.lora?.r ?? 16, alpha: s2.lora?.alpha ?? 16, dropout: s2.lora?.dropout ?? 0.05 },
     },
     seed: request.seed ?? 0,
+    checkpoint_every_steps: request.checkpoint_every_steps ?? 50,
   };
 }

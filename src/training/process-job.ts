@@ -64,7 +64,7 @@ export function makeProcessor(config: Config, slot: Slot, log: RuntimeLogger) {
 
       await report({ phase: 'training' });
       const jobFile = join(workdir, 'job.json');
-      await writeFile(jobFile, JSON.stringify({ base: data.base.dir, data: prepared, workdir: join(workdir, 'trainer'), stages: data.stages, ...data.trainer, checkpoint_every_steps: 50, device: slot.gpu === null ? 'cpu' : 'cuda' }, null, 2));
+      await writeFile(jobFile, JSON.stringify({ base: data.base.dir, data: prepared, workdir: join(workdir, 'trainer'), stages: data.stages, ...data.trainer, device: slot.gpu === null ? 'cpu' : 'cuda' }, null, 2));
       const started = Date.now();
       let firstStep: { step: number; at: number } | null = null;
       const onEvent = (e: TrainerEvent) => {

@@ -5,17 +5,20 @@ module, checkpoints.py saves/resumes/prunes, loop.py runs the stages.
 
 stdout carries only the progress events, one JSON object per line, because the worker parses it;
 everything else (logging, stray prints, native libraries) goes to stderr. Exit codes: 0 done,
-1 failed (retryable), 2 bad job/dataset/base (do not retry), 143 SIGTERM / 130 SIGINT (checkpoint
-written, resumable).
+1 failed (retryable), 2 bad job/dataset/base (do not retry), 143 SIGTERM / 130 SIGINT / parent
+exited (checkpoint written, resumable).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
 import signal
 import sys
+import threading
+import time
 import traceback
 from typing import Any, TextIO
 
@@ -36,15 +39,38 @@ def _finite(v: Any) -> Any:
     return None if isinstance(v, float) and not math.isfinite(v) else v  # NaN is not JSON
 
 
+def _watch_parent(on_exit) -> None:
+    """Stops training when the parent (the worker) dies, even by SIGKILL, so no orphan keeps the
+    GPU: the child is then re-parented and getppid() changes. (Closing stdin is not used as the
+    signal because callers such as scripts/lib/trainer-cli.ts close it at once.)"""
+    parent = os.getppid()
+
+    def poll() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        logging.getLogger("trainer.train").warning("parent process %d exited: stopping after the current step", parent)
+        on_exit()
+
+    threading.Thread(target=poll, name="watch-parent", daemon=True).start()
+
+
 def train_cli(job_path: str) -> int:
     stream = _events_stream()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
 
-    def emit(**event: Any) -> None:
-        stream.write(json.dumps({k: _finite(v) for k, v in event.items()}) + "\n")
-        stream.flush()
-
     received: list[int] = []
+
+    def emit(**event: Any) -> None:
+        if stream.closed:
+            return
+        try:
+            stream.write(json.dumps({k: _finite(v) for k, v in event.items()}) + "\n")
+            stream.flush()
+        except (BrokenPipeError, OSError):
+            # Nobody reads the events any more (the worker died): checkpoint and stop.
+            received.append(signal.SIGTERM)
+            with contextlib.suppress(OSError):
+                stream.close()
 
     def on_signal(signum, _frame) -> None:
         # Finish the step in flight, checkpoint, then exit; a second signal changes nothing.
@@ -53,6 +79,7 @@ def train_cli(job_path: str) -> int:
 
     for sig in SIGNAL_EXIT:
         signal.signal(sig, on_signal)
+    _watch_parent(lambda: received.append(signal.SIGTERM))
 
     from .job import UserInputError, load_job
     from .loop import Interrupted, Trainer

@@ -1,0 +1,110 @@
+import t from 'tap';
+import { cp, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { tinyPackage } from '../scripts/lib/random-package.ts';
+import { b64, testApp } from './helpers/app.ts';
+import { writeTinyDataset } from './helpers/dataset.ts';
+import { gradientPng } from './helpers/images.ts';
+import { testRedis } from './helpers/redis.ts';
+import { startWorker, type WorkerProcess } from './helpers/worker.ts';
+
+// Real Redis, the real worker process, the real PyTorch trainer, on the tiny model and data.
+const redis = await testRedis();
+t.teardown(() => redis.stop());
+const root = await mkdtemp(join(tmpdir(), 'psa-jobs-'));
+t.teardown(() => rm(root, { recursive: true, force: true }));
+const modelsDir = join(root, 'models');
+const dataDir = join(root, 'data');
+await cp(await tinyPackage(), join(modelsDir, 'base'), { recursive: true });
+await writeTinyDataset(join(dataDir, 'shared', 'colours'));
+const env = {
+  REDIS_URL: redis.url,
+  REDIS_PREFIX: redis.prefix,
+  DATA_DIR: dataDir,
+  MODELS_DIR: modelsDir,
+  WORKER_LOCK_MS: '3000',
+  WORKER_STALLED_INTERVAL_MS: '1000',
+};
+const { app } = await testApp({ ...env, PSA_MODEL: 'base' });
+t.teardown(() => app.close());
+let worker: WorkerProcess = startWorker(env);
+t.teardown(() => worker.kill('SIGKILL'));
+await worker.waitFor(/training workers ready/);
+
+const datasetId = (await app.inject({ method: 'POST', url: '/v1/datasets', payload: { path: 'shared/colours' } })).json().id as string;
+const small = { dataset: datasetId, stage1: { epochs: 2, batch_size: 4 }, stage2: { epochs: 1, batch_size: 4, lora: { r: 4 } }, seed: 1 };
+
+async function submit(app: FastifyInstance, body: object): Promise<string> {
+  const res = await app.inject({ method: 'POST', url: '/v1/train', payload: body });
+  if (res.statusCode !== 202) throw new Error(res.body);
+  return res.json().id;
+}
+
+async function until(id: string, done: (job: Record<string, unknown>) => boolean, timeoutMs = 120_000): Promise<Record<string, any>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const job = (await app.inject(`/v1/train/${id}`)).json();
+    if (done(job)) return job;
+    if (Date.now() > deadline) throw new Error(`job ${id} stuck: ${JSON.stringify(job).slice(0, 1500)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+const finished = (j: Record<string, unknown>) => ['completed', 'failed', 'cancelled'].includes(String(j.state));
+
+t.test('a full job (stage 1 + stage 2) completes and the new package serves after activation', async (t) => {
+  const id = await submit(app, { ...small, output_name: 'colours' });
+  const job = await until(id, finished);
+  t.equal(job.state, 'completed', job.error ?? '');
+  t.equal(job.result.model_id, 'colours-v1');
+  t.ok(job.result.metrics.level_accuracy >= 0 && job.result.metrics.type_accuracy >= 0);
+  t.equal(job.result.metrics.examples, 7, 'evaluated on val.jsonl');
+  t.ok(job.logs.some((l: string) => /stage1/.test(l)) && job.logs.some((l: string) => /stage2/.test(l)), 'both stages ran');
+  const activated = await app.inject({ method: 'POST', url: '/v1/models/colours-v1/activate' });
+  t.equal(activated.statusCode, 200, activated.body);
+  t.same(activated.json().active, 'colours-v1');
+  const moderated = await app.inject({ method: 'POST', url: '/v1/moderate', payload: { image: b64(await gradientPng()) } });
+  t.equal(moderated.json().model, 'colours-v1');
+  const models = (await app.inject('/v1/models')).json();
+  const trained = models.models.find((m: { id: string }) => m.id === 'colours-v1');
+  t.equal(trained.provenance.status, 'trained');
+  t.equal(trained.provenance.dataset, datasetId);
+  t.ok(trained.provenance.metrics.type_macro_f1 !== undefined);
+  t.equal(models.active, 'colours-v1');
+  t.equal((await app.inject({ method: 'POST', url: '/v1/models/nope/activate' })).json().error.code, 'PSA_MODEL_NOT_FOUND');
+});
+
+t.test('two jobs with one slot run one after the other', async (t) => {
+  const a = await submit(app, { ...small, stages: ['stage1'], output_name: 'seq' });
+  const b = await submit(app, { ...small, stages: ['stage1'], output_name: 'seq' });
+  const [ja, jb] = [await until(a, finished), await until(b, finished)];
+  t.equal(ja.state, 'completed');
+  t.equal(jb.state, 'completed');
+  t.ok(Date.parse(jb.started_at) >= Date.parse(ja.finished_at), 'the second started after the first finished');
+  t.same([ja.result.model_id, jb.result.model_id].sort(), ['seq-v1', 'seq-v2'], 'versions are numbered');
+});
+
+t.test('a SIGKILLed worker: the job is picked up again and resumes from its checkpoint', async (t) => {
+  const id = await submit(app, { ...small, stage1: { epochs: 40, batch_size: 4 }, stages: ['stage1'], checkpoint_every_steps: 5, output_name: 'resumed' });
+  await until(id, (j) => j.state === 'active' && (j.logs as string[]).some((l) => /checkpoint stage1/.test(l)) && Number(j.step) >= 12);
+  await worker.kill('SIGKILL');
+  worker = startWorker(env);
+  const job = await until(id, finished, 180_000);
+  t.equal(job.state, 'completed', job.error ?? '');
+  t.ok(job.logs.some((l: string) => /resuming from step [1-9]/.test(l)), 'resumed from a checkpoint, not from zero');
+});
+
+t.test('cancelling a running job stops its trainer and ends it as cancelled', async (t) => {
+  const id = await submit(app, { ...small, stage1: { epochs: 200, batch_size: 4 }, stages: ['stage1'], output_name: 'cancelled' });
+  await until(id, (j) => j.state === 'active' && Number(j.step) > 2);
+  const res = await app.inject({ method: 'DELETE', url: `/v1/train/${id}` });
+  t.equal(res.statusCode, 202);
+  t.equal(res.json().state, 'cancelling');
+  const job = await until(id, finished, 60_000);
+  t.equal(job.state, 'cancelled');
+  t.equal(job.error, null);
+  t.ok(Number(job.step) < Number(job.total_steps), 'stopped before the end');
+  const next = await submit(app, { ...small, stages: ['stage1'], stage1: { epochs: 1 }, output_name: 'after-cancel' });
+  t.equal((await until(next, finished)).state, 'completed', 'the slot is free again');
+});
