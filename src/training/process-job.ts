@@ -67,6 +67,7 @@ export function makeProcessor(config: Config, slot: Slot, log: RuntimeLogger) {
       await writeFile(jobFile, JSON.stringify({ base: data.base.dir, data: prepared, workdir: join(workdir, 'trainer'), stages: data.stages, ...data.trainer, device: slot.gpu === null ? 'cpu' : 'cuda' }, null, 2));
       const started = Date.now();
       let firstStep: { step: number; at: number } | null = null;
+      let lastReport = 0;
       const onEvent = (e: TrainerEvent) => {
         if (e.event === 'start') {
           firstStep = null;
@@ -75,6 +76,9 @@ export function makeProcessor(config: Config, slot: Slot, log: RuntimeLogger) {
         } else if (e.event === 'step') {
           const step = Number(e.step);
           const total = Number(e.total_steps);
+          // Small models take milliseconds a step: report at most twice a second, and the last.
+          if (step < total && Date.now() - lastReport < 500) return;
+          lastReport = Date.now();
           firstStep ??= { step, at: Date.now() };
           const rate = step > firstStep.step ? (Date.now() - firstStep.at) / (step - firstStep.step) : null;
           void report({ stage: String(e.stage), step, total_steps: total, epoch: Number(e.epoch), loss: Number(e.loss), level_acc: Number(e.level_acc), type_acc: Number(e.type_acc), ...(rate !== null && { eta_s: Math.round(((total - step) * rate) / 1000) }) });

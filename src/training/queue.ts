@@ -21,6 +21,8 @@ export interface JobView {
   level_acc: number | null;
   type_acc: number | null;
   eta_s: number | null;
+  /** Step the current stage resumed from after an interruption (null when it started fresh). */
+  resumed_from: number | null;
   attempts: number;
   created_at: string | null;
   started_at: string | null;
@@ -114,6 +116,7 @@ export class TrainingQueue {
       level_acc: p.level_acc ?? null,
       type_acc: p.type_acc ?? null,
       eta_s: p.eta_s ?? null,
+      resumed_from: p.resumed_from ?? null,
       attempts: job.attemptsMade,
       created_at: iso(job.timestamp),
       started_at: iso(job.processedOn),
