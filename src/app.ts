@@ -14,7 +14,8 @@ import trainingPlugin from './plugins/training.ts';
 import datasetRoutes from './routes/datasets.ts';
 import trainRoutes from './routes/train.ts';
 import chatRoutes from './routes/chat.ts';
-import healthRoutes, { modelRoutes } from './routes/health.ts';
+import healthRoutes from './routes/health.ts';
+import modelRoutes from './routes/models.ts';
 import moderateRoutes from './routes/moderate.ts';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;

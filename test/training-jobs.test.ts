@@ -75,6 +75,40 @@ t.test('a full job (stage 1 + stage 2) completes and the new package serves afte
   t.equal((await app.inject({ method: 'POST', url: '/v1/models/nope/activate' })).json().error.code, 'PSA_MODEL_NOT_FOUND');
 });
 
+t.test('activation reaches every replica; requests in flight finish; a broken package is never activated', async (t) => {
+  const { app: replica } = await testApp({ ...env, PSA_MODEL: 'base', MAX_NEW_TOKENS: '300' });
+  t.teardown(() => replica.close());
+  await replica.ready();
+  t.equal((await replica.inject('/v1/models')).json().active, 'colours-v1', 'a replica that starts later serves the activated model');
+
+  await replica.listen({ port: 0, host: '127.0.0.1' });
+  const { port } = replica.server.address() as { port: number };
+  const stream = await fetch(`http://127.0.0.1:${port}/v1/chat`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ image: b64(await gradientPng()), prompt: 'Keep talking.', max_tokens: 300, temperature: 1, seed: 4, stream: true }),
+  });
+  const reader = stream.body!.getReader();
+  let text = new TextDecoder().decode((await reader.read()).value);
+  t.match(text, /"model":"colours-v1"/, 'the chat started on colours-v1');
+
+  const switched = await app.inject({ method: 'POST', url: '/v1/models/base/activate' });
+  t.equal(switched.json().propagated, true);
+  const deadline = Date.now() + 20_000;
+  while ((await replica.inject('/v1/models')).json().active !== 'base' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  t.equal((await replica.inject('/v1/models')).json().active, 'base', 'the other replica switched on the Redis event');
+  for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) text += new TextDecoder().decode(chunk.value);
+  t.match(text, /event: done/, 'the request in flight finished on the old model');
+
+  await cp(join(modelsDir, 'colours-v1'), join(modelsDir, 'broken'), { recursive: true });
+  const { appendFile } = await import('node:fs/promises');
+  await appendFile(join(modelsDir, 'broken', 'onnx', 'safety_head.onnx'), 'x');
+  const refused = await app.inject({ method: 'POST', url: '/v1/models/broken/activate' });
+  t.equal(refused.statusCode, 422);
+  t.equal(refused.json().error.code, 'PSA_PACKAGE_CHECKSUM_MISMATCH');
+  t.equal((await app.inject('/v1/models')).json().active, 'base', 'still serving the previous model');
+});
+
 t.test('two jobs with one slot run one after the other', async (t) => {
   const a = await submit(app, { ...small, stages: ['stage1'], output_name: 'seq' });
   const b = await submit(app, { ...small, stages: ['stage1'], output_name: 'seq' });

@@ -1,6 +1,6 @@
 """Command line: /usr/bin/python3 -m trainer <command> ...
 
-  build-random --out PKG [--size tiny|small] [--seed N]   seeded random model + tokenizer, as a package
+  build-random --out PKG [--size tiny|small|default] [--seed N] [--corpus F]   seeded random model, as a package
   export      --checkpoint DIR --out PKG       checkpoint directory (ours or a LLaVA one) -> package
   reference   --package PKG < request.json     PyTorch outputs for parity checks (JSON on stdout)
   train       --job JOB.json                   two-stage PSA-VLM training (JSON-lines progress on stdout)
@@ -20,7 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("build-random", help="build a seeded random package (tests, benchmarks)")
     p.add_argument("--out", required=True)
-    p.add_argument("--size", choices=["tiny", "small"], default="tiny")
+    p.add_argument("--size", choices=["tiny", "small", "default"], default="tiny")
+    p.add_argument("--corpus", default=None, help="text file, one text per line, added to the tokenizer's training text")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", default="psa-tiny")
     p = sub.add_parser("export", help="export a checkpoint directory as a model package")
@@ -36,7 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     configure_torch()
     if args.command == "build-random":
         from .build_random import build_random
-        print(json.dumps({"package": build_random(args.out, size=args.size, seed=args.seed, name=args.name)}))
+        corpus = None
+        if args.corpus:
+            with open(args.corpus, encoding="utf-8") as f:
+                corpus = [line.rstrip("\n") for line in f if line.strip()]
+        print(json.dumps({"package": build_random(args.out, size=args.size, seed=args.seed, name=args.name, corpus=corpus)}))
     elif args.command == "export":
         from .checkpoint import load_model
         from .package import write_package

@@ -39,7 +39,7 @@ export const ChatBody = Type.Object(
   {
     image: Type.Optional(ImageString),
     prompt: Type.Optional(Type.String()),
-    messages: Type.Optional(Type.Array(Message, { minItems: 1, description: 'OpenAI-style messages; the image is one image_url part (data: URL)' })),
+    messages: Type.Optional(Type.Array(Message, { minItems: 1, description: 'OpenAI-style messages with one image_url part (a data: URL, or https on ALLOWED_IMAGE_HOSTS); the answer is to the last user turn (earlier turns are not used)' })),
     ...GenerationFields,
     stream: Type.Optional(Type.Boolean({ description: 'Server-Sent Events: concepts, then deltas, then done' })),
     policy: Type.Optional(PolicyInputSchema),

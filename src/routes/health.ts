@@ -1,6 +1,5 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
-import { withErrors } from '../http/schemas.ts';
 
 export default async function healthRoutes(app: FastifyInstance) {
   app.get(
@@ -24,35 +23,6 @@ export default async function healthRoutes(app: FastifyInstance) {
       const pool = app.models.active;
       if (!pool.alive) return reply.code(503).send({ status: 'not_ready', reason: 'inference pool is not running' });
       return { status: 'ready' as const, model: pool.name, provider: pool.provider, workers: pool.workers.length };
-    },
-  );
-}
-
-export const ModelSummary = Type.Object({
-  id: Type.String(),
-  name: Type.String(),
-  created_at: Type.String(),
-  active: Type.Boolean(),
-  provenance: Type.Record(Type.String(), Type.Unknown(), { description: 'Where the weights come from: status (untrained, exported, trained), data, config, metrics' }),
-});
-
-export async function modelRoutes(app: FastifyInstance) {
-  app.get(
-    '/v1/models',
-    {
-      preHandler: app.requireScope('infer'),
-      schema: {
-        summary: 'Model packages found, and the active one',
-        tags: ['models'],
-        response: withErrors({ 200: Type.Object({ active: Type.String(), models: Type.Array(ModelSummary) }) }, [401, 403, 500]),
-      },
-    },
-    async () => {
-      const models = await app.models.list();
-      return {
-        active: models.find((m) => m.active)?.id ?? '',
-        models: models.map(({ dir: _dir, ...rest }) => rest),
-      };
     },
   );
 }

@@ -107,23 +107,4 @@ export default async function trainRoutes(app: FastifyInstance, opts: { config: 
       return reply.code(view.state === 'cancelling' ? 202 : 200).send(view);
     },
   );
-
-  app.post(
-    '/v1/models/:id/activate',
-    {
-      preHandler: app.requireScope('admin'),
-      schema: {
-        summary: 'Serve this package; every replica switches (requests in flight finish on the old model)',
-        tags: ['models'],
-        params: IdParams,
-        response: withErrors({ 200: Type.Object({ active: Type.String(), previous: Type.String(), changed: Type.Boolean(), propagated: Type.Boolean() }) }, [401, 403, 404, 422, 500]),
-      },
-    },
-    async (request) => {
-      const { id } = request.params as { id: string };
-      const result = await app.models.activate(id);
-      const propagated = app.training ? await app.training.announceActivation(id).catch(() => false) : false;
-      return { active: result.id, previous: result.previous, changed: result.changed, propagated };
-    },
-  );
 }

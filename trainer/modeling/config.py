@@ -177,3 +177,16 @@ def small_config(vocab_size: int) -> LlavaConfig:
         image_token_index=3,
         psa=PsaConfig(num_tokens_a=16, num_tokens_b=16, head_num_heads=8),
     )
+
+
+def default_config(vocab_size: int) -> LlavaConfig:
+    """The embedded default model: small enough to train on a CPU in minutes (224 px, 196 patches)."""
+    return LlavaConfig(
+        vision_config=VisionConfig(hidden_size=192, intermediate_size=768, num_hidden_layers=4,
+                                   num_attention_heads=4, image_size=224, patch_size=16, projection_dim=192),
+        text_config=TextConfig(vocab_size=vocab_size, hidden_size=256, intermediate_size=688,
+                               num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
+                               max_position_embeddings=1024, pad_token_id=4),
+        image_token_index=3,
+        psa=PsaConfig(num_tokens_a=8, num_tokens_b=8, head_num_heads=4),
+    )
