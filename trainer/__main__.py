@@ -1,7 +1,8 @@
 """Command line: /usr/bin/python3 -m trainer <command> ...
 
   build-random --out PKG [--size tiny|small|default] [--seed N] [--corpus F]   seeded random model, as a package
-  export      --checkpoint DIR --out PKG       checkpoint directory (ours or a LLaVA one) -> package
+  export      --checkpoint DIR --out PKG [--tokens-a N --tokens-b N --seed S]
+                                               checkpoint directory (ours or a LLaVA one) -> package
   reference   --package PKG < request.json     PyTorch outputs for parity checks (JSON on stdout)
   train       --job JOB.json                   two-stage PSA-VLM training (JSON-lines progress on stdout)
 """
@@ -28,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--name", default=None)
+    p.add_argument("--tokens-a", type=int, default=64, help="safety tokens A when the checkpoint has none")
+    p.add_argument("--tokens-b", type=int, default=64, help="safety tokens B when the checkpoint has none")
+    p.add_argument("--seed", type=int, default=0, help="seed for safety modules the checkpoint lacks")
     p = sub.add_parser("reference", help="PyTorch outputs for a JSON request on stdin")
     p.add_argument("--package", required=True)
     p = sub.add_parser("train", help="run a two-stage training job (progress as JSON lines on stdout)")
@@ -43,12 +47,14 @@ def main(argv: list[str] | None = None) -> int:
                 corpus = [line.rstrip("\n") for line in f if line.strip()]
         print(json.dumps({"package": build_random(args.out, size=args.size, seed=args.seed, name=args.name, corpus=corpus)}))
     elif args.command == "export":
-        from .checkpoint import load_model
-        from .package import write_package
-        model = load_model(args.checkpoint)
+        from .checkpoint import CheckpointError
+        from .export_cli import export_checkpoint
         name = args.name or os.path.basename(os.path.normpath(args.out))
-        out = write_package(model, args.checkpoint, args.out, name=name,
-                            provenance={"status": "exported", "source": os.path.abspath(args.checkpoint)})
+        try:
+            out = export_checkpoint(args.checkpoint, args.out, name, args.tokens_a, args.tokens_b, args.seed)
+        except CheckpointError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         print(json.dumps({"package": out}))
     elif args.command == "reference":
         from .reference import run_reference
