@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { tinyPackage } from '../scripts/lib/random-package.ts';
+import { REPO_ROOT } from '../scripts/lib/trainer-cli.ts';
 import { b64, testApp } from './helpers/app.ts';
 import { writeTinyDataset } from './helpers/dataset.ts';
 import { gradientPng } from './helpers/images.ts';
@@ -141,4 +142,23 @@ t.test('cancelling a running job stops its trainer and ends it as cancelled', as
   t.ok(Number(job.step) < Number(job.total_steps), 'stopped before the end');
   const next = await submit(app, { ...small, stages: ['stage1'], stage1: { epochs: 1 }, output_name: 'after-cancel' });
   t.equal((await until(next, finished)).state, 'completed', 'the slot is free again');
+});
+
+t.test('a job whose base is a Hugging Face LLaVA checkpoint on shared storage completes and serves', async (t) => {
+  await cp(join(REPO_ROOT, '..', 'shared', 'data', 'hf-tiny-llava'), join(dataDir, 'bases', 'hf-tiny'), { recursive: true });
+  const id = await submit(app, { ...small, base_model: 'bases/hf-tiny', output_name: 'from-hf' });
+  const job = await until(id, finished);
+  t.equal(job.state, 'completed', job.error ?? '');
+  t.ok(job.logs.some((l: string) => /converting checkpoint/.test(l)) || job.result, 'the checkpoint was converted');
+  const activated = await app.inject({ method: 'POST', url: `/v1/models/${job.result.model_id}/activate` });
+  t.equal(activated.statusCode, 200, activated.body);
+  const image = b64(await gradientPng());
+  const moderated = await app.inject({ method: 'POST', url: '/v1/moderate', payload: { image, prompt: 'what is this?' } });
+  t.equal(moderated.statusCode, 200);
+  t.equal(moderated.json().model, 'from-hf-v1');
+  const chat = await app.inject({ method: 'POST', url: '/v1/chat', payload: { image, prompt: 'what is this?', max_tokens: 5 } });
+  t.equal(chat.statusCode, 200, chat.body);
+  const models = (await app.inject('/v1/models')).json();
+  t.equal(models.models.find((m: { id: string }) => m.id === 'from-hf-v1').provenance.base, 'bases/hf-tiny');
+  t.equal((await app.inject({ method: 'POST', url: '/v1/train', payload: { ...small, base_model: '../../etc', output_name: 'x' } })).json().error.code, 'PSA_MODEL_NOT_FOUND');
 });

@@ -1,11 +1,10 @@
-import { resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { Config } from '../config.ts';
 import { ApiError, HttpErrorCodes } from '../http/errors.ts';
 import { withErrors } from '../http/schemas.ts';
 import { resolveTrainer, STAGES, TrainRequestSchema, type TrainJobData, type TrainRequest } from '../training/job-types.ts';
-import { isPackageDir, modelDir } from '../training/registry.ts';
+import { resolveBaseModel } from '../training/base-model.ts';
 
 const JobView = Type.Object(
   {
@@ -58,18 +57,16 @@ export default async function trainRoutes(app: FastifyInstance, opts: { config: 
       const body = request.body as TrainRequest;
       const t = training();
       const dataset = body.dataset.startsWith('ds-') ? await app.datasets.get(body.dataset) : await app.datasets.ingestDirectory(body.dataset);
-      const baseId = body.base_model ?? app.models.activeId;
-      const baseDir = modelDir(config.MODELS_DIR, baseId) ?? '';
-      if (!baseDir || !(await isPackageDir(baseDir))) throw new ApiError(HttpErrorCodes.MODEL_NOT_FOUND, `base_model "${baseId}" is not a package in the models directory; GET /v1/models lists them`);
+      const base = await resolveBaseModel(config, body.base_model ?? app.models.activeId);
       const data: TrainJobData = {
         request: body,
         dataset: { id: dataset.id, path: dataset.path },
-        base: { id: baseId, dir: resolve(baseDir) },
+        base,
         stages: STAGES.filter((s) => (body.stages ?? STAGES).includes(s)),
         trainer: resolveTrainer(body),
       };
       const { id, duplicate } = await t.queue.add(data);
-      request.log.info({ job: id, duplicate, dataset: dataset.id, base: baseId }, 'training job queued');
+      request.log.info({ job: id, duplicate, dataset: dataset.id, base: base.id, kind: base.kind }, 'training job queued');
       return reply.code(202).header('location', `/v1/train/${id}`).send({ id, state: duplicate ? ((await t.queue.get(id))?.state ?? 'waiting') : 'waiting', duplicate });
     },
   );

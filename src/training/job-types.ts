@@ -13,7 +13,9 @@ const StageSettings = {
 export const TrainRequestSchema = Type.Object(
   {
     dataset: Type.String({ minLength: 1, description: 'A dataset id (ds-...) from POST /v1/datasets, or a directory path relative to DATA_DIR' }),
-    base_model: Type.Optional(Type.String({ minLength: 1, description: 'Model package id in MODELS_DIR to start from; default the active model' })),
+    base_model: Type.Optional(
+      Type.String({ minLength: 1, description: 'Package id in MODELS_DIR, or a directory relative to MODELS_DIR or DATA_DIR holding a package or a Hugging Face LLaVA checkpoint; default the active model' }),
+    ),
     output_name: Type.String({ pattern: '^[a-z0-9][a-z0-9._-]{0,62}$', description: 'Name of the new package; versions are numbered (NAME-v1, NAME-v2, ...)' }),
     stages: Type.Optional(Type.Array(Type.Union(STAGES.map((s) => Type.Literal(s))), { minItems: 1, maxItems: 2, uniqueItems: true, description: 'Which stages to run; default both' })),
     stage1: Type.Optional(Type.Object(StageSettings, { additionalProperties: false })),
@@ -47,7 +49,7 @@ export type TrainRequest = Static<typeof TrainRequestSchema>;
 export interface TrainJobData {
   request: TrainRequest;
   dataset: { id: string; path: string };
-  base: { id: string; dir: string };
+  base: { id: string; dir: string; kind?: 'package' | 'checkpoint' };
   stages: (typeof STAGES)[number][];
   trainer: {
     stage1: { epochs: number; lr: number; batch_size: number; concept_weight: number };

@@ -66,8 +66,19 @@ export async function runPipeline(config: Config, data: TrainJobData, workdir: s
   };
 
   hooks.report({ phase: 'preparing' });
+  let baseDir = data.base.dir;
+  if (data.base.kind === 'checkpoint') {
+    // A LLaVA checkpoint becomes a package first: its tokenizer and preprocessing prepare the data.
+    baseDir = join(workdir, 'base-package');
+    if (!(await stat(join(baseDir, 'psa.json')).catch(() => null))) {
+      hooks.log(`converting checkpoint ${data.base.id} into a package`);
+      const converted = await runTrainerProcess({ python: config.TRAINER_PYTHON, args: ['export', '--checkpoint', data.base.dir, '--out', baseDir, '--name', `${data.request.output_name}-base`, '--seed', String(data.trainer.seed)], onLog: hooks.log });
+      if (converted.code === 2) throw new PermanentError(`base checkpoint ${data.base.id} does not fit the model (see the job log)`);
+      if (converted.code !== 0) throw new Error(`converting the base checkpoint failed with ${converted.code ?? converted.signal}`);
+    }
+  }
   hooks.log(`preparing dataset ${data.dataset.id} for ${data.base.id}`);
-  const pkg = await loadPackage(data.base.dir).catch((err: Error) => {
+  const pkg = await loadPackage(baseDir).catch((err: Error) => {
     throw new PermanentError(`base model ${data.base.id}: ${err.message}`);
   });
   const split = splitForEvaluation(await readSplit(data.dataset.path, 'train.jsonl'), await readSplit(data.dataset.path, 'val.jsonl'));
@@ -78,7 +89,7 @@ export async function runPipeline(config: Config, data: TrainJobData, workdir: s
 
   hooks.report({ phase: 'training' });
   const jobFile = join(workdir, 'job.json');
-  await writeFile(jobFile, JSON.stringify({ base: data.base.dir, data: join(workdir, 'prepared'), workdir: join(workdir, 'trainer'), stages: data.stages, ...data.trainer, device: hooks.gpu === null ? 'cpu' : 'cuda' }, null, 2));
+  await writeFile(jobFile, JSON.stringify({ base: baseDir, data: join(workdir, 'prepared'), workdir: join(workdir, 'trainer'), stages: data.stages, ...data.trainer, device: hooks.gpu === null ? 'cpu' : 'cuda' }, null, 2));
   const env = hooks.gpu === null ? {} : { CUDA_VISIBLE_DEVICES: hooks.gpu };
   const run = await runTrainerProcess({ python: config.TRAINER_PYTHON, args: ['train', '--job', jobFile], env, ...(hooks.signal && { signal: hooks.signal }), onEvent: trainerProgress(hooks), onLog: hooks.log });
   stopped();
