@@ -25,6 +25,11 @@ export function argmaxOf(values: number[]): number {
   return values.reduce((best, v, i, all) => (v > all[best]! ? i : best), 0);
 }
 
+/** The predicted concepts (argmax), with an intervention's values where it gives them. */
+export function applyConcepts(scores: ConceptScores, intervene?: Partial<AppliedConcepts>): AppliedConcepts {
+  return { level: intervene?.level ?? argmaxOf(scores.levelProbs), type: intervene?.type ?? argmaxOf(scores.typeProbs) };
+}
+
 /** The hint pass 2 adds for a (level, type); null for level 0 or type "safe". */
 export function hintFor(manifest: Manifest, concepts: AppliedConcepts): string | null {
   if (concepts.level === 0 || concepts.type === SAFE_TYPE_INDEX) return null;

@@ -1,4 +1,4 @@
-import { argmaxOf, hintFor, type AppliedConcepts, type ConceptScores } from './concepts.ts';
+import { applyConcepts, hintFor, type AppliedConcepts, type ConceptScores } from './concepts.ts';
 import { generate, type DecoderShape, type GenerationEvent, type GenerationOptions } from './generator.ts';
 import { preprocessImage, type ImageLimits, type PreprocessedImage } from './image-preprocess.ts';
 import { silentLogger, type RuntimeLogger } from './logger.ts';
@@ -106,10 +106,7 @@ export class PsaRuntime {
 
   /** The predicted concepts (argmax), optionally replaced by an intervention. */
   applyConcepts(scores: ConceptScores, intervene?: Partial<AppliedConcepts>): AppliedConcepts {
-    return {
-      level: intervene?.level ?? argmaxOf(scores.levelProbs),
-      type: intervene?.type ?? argmaxOf(scores.typeProbs),
-    };
+    return applyConcepts(scores, intervene);
   }
 
   hint(concepts: AppliedConcepts): string | null {

@@ -5,7 +5,7 @@ import { ApiError, apiError, HttpErrorCodes } from '../http/errors.ts';
 import { appliedView, conceptsView, resolveIntervention } from '../http/concepts-view.ts';
 import { decodeImageString, jsonField, readMultipart } from '../http/image-input.ts';
 import { AppliedSchema, ConceptsSchema, DecisionSchema, ImageString, InterveneSchema, PolicyInputSchema, withErrors, type InterveneInput } from '../http/schemas.ts';
-import { argmaxOf, hintFor } from '../psa/concepts.ts';
+import { applyConcepts, hintFor } from '../psa/concepts.ts';
 import { decide, mergePolicy, parsePolicy, type PolicyInput } from '../policy/policy.ts';
 
 const Item = Type.Object({ image: ImageString, prompt: Type.Optional(Type.String()) }, { additionalProperties: false });
@@ -102,7 +102,7 @@ export default async function moderateRoutes(app: FastifyInstance, opts: { confi
       const manifest = pool.pkg.manifest;
       const items = results.map((r, index) => {
         const scores = r.item as { levelProbs: number[]; typeProbs: number[] };
-        const applied = { level: intervene.level ?? argmaxOf(scores.levelProbs), type: intervene.type ?? argmaxOf(scores.typeProbs) };
+        const applied = applyConcepts(scores, intervene);
         const outcome = decide(policy, scores.levelProbs, applied);
         return {
           index,
