@@ -35,6 +35,10 @@ export const ConfigSchema = Type.Object({
     default: '',
     description: 'Comma-separated KEY=SCOPE[+SCOPE] entries, scopes infer, train, admin (admin implies all); empty disables auth and binds 127.0.0.1',
   }),
+  ALLOW_NO_AUTH: Type.Boolean({
+    default: false,
+    description: 'Listen on HOST even with API_KEYS empty; only on a trusted network or behind an authenticating gateway (the compose file publishes on 127.0.0.1)',
+  }),
   ALLOWED_IMAGE_HOSTS: Type.String({ default: '', description: 'Comma-separated hosts whose https image URLs /v1/chat may fetch; empty refuses remote URLs' }),
   REDIS_URL: Type.String({ default: '', description: 'Redis for training jobs and model-activation events; empty disables them' }),
   REDIS_PREFIX: Type.String({ default: 'psa', pattern: '^[A-Za-z0-9_{}:-]+$', description: 'Key prefix for queues and events; use a hash tag such as {psa} with Redis Cluster' }),

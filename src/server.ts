@@ -13,7 +13,9 @@ const logger = process.stdout.isTTY
 const app = await buildApp(config, { logger });
 
 let host = config.HOST;
-if (!app.authEnabled && host !== '127.0.0.1' && host !== 'localhost' && host !== '::1') {
+if (!app.authEnabled && config.ALLOW_NO_AUTH) {
+  app.log.warn({ host }, 'API_KEYS is empty and ALLOW_NO_AUTH is set: every client can call every route');
+} else if (!app.authEnabled && host !== '127.0.0.1' && host !== 'localhost' && host !== '::1') {
   app.log.warn({ requested: host }, 'API_KEYS is empty: authentication is off, so the server listens on 127.0.0.1 only');
   host = '127.0.0.1';
 }

@@ -1,0 +1,78 @@
+# syntax=docker/dockerfile:1.7
+# Targets:
+#   api         Node 20 slim, CPU onnxruntime, the embedded default model     (docker build --target api .)
+#   worker-cpu  api + Debian's PyTorch and OpenBLAS for the trainer          (--target worker-cpu)
+#   gpu         CUDA 12 + cuDNN runtime, Node 20, onnxruntime-node with its CUDA 12 provider,
+#               PyTorch 2.x with CUDA: GPU API replicas and training workers   (--target gpu)
+ARG NODE_IMAGE=node:20-bookworm-slim
+ARG CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
+
+# ---- production dependencies (CPU onnxruntime; .npmrc skips the CUDA download) ----
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+COPY package.json package-lock.json .npmrc ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force \
+ # onnxruntime-node ships every platform's binaries (~290 MB); keep this one's.
+ && arch=$(node -p process.arch) \
+ && find node_modules/onnxruntime-node/bin -mindepth 3 -maxdepth 3 -type d ! -path "*/linux/${arch}" -exec rm -rf {} +
+
+# ---- api ----
+FROM ${NODE_IMAGE} AS api
+ENV NODE_ENV=production \
+    PORT=8080 HOST=0.0.0.0 \
+    MODELS_DIR=/models PSA_MODEL=/app/models/default DATA_DIR=/data
+WORKDIR /app
+COPY --from=deps /app/node_modules ./node_modules
+COPY package.json tsconfig.json ./
+COPY src ./src
+COPY models/default ./models/default
+# Trained packages go to /models and datasets/jobs to /data: volumes shared with the workers.
+RUN mkdir -p /data /models && chown node:node /data /models
+USER node
+EXPOSE 8080
+VOLUME ["/data", "/models"]
+HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8080) + '/readyz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+# Node is PID 1 and handles SIGTERM itself (close-with-grace): requests in flight finish.
+STOPSIGNAL SIGTERM
+CMD ["node", "--import", "tsx", "src/server.ts"]
+
+# ---- worker-cpu: the training worker on CPU (small models) ----
+FROM api AS worker-cpu
+USER root
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 python3-torch python3-numpy python3-onnx libopenblas0-pthread \
+ && rm -rf /var/lib/apt/lists/*
+COPY trainer ./trainer
+ENV TRAINER_PYTHON=/usr/bin/python3
+USER node
+HEALTHCHECK NONE
+CMD ["node", "--import", "tsx", "src/worker.ts"]
+
+# ---- gpu: API replicas with the CUDA execution provider, and GPU training workers ----
+FROM ${CUDA_IMAGE} AS gpu
+ARG NODE_MAJOR=20
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates curl gnupg python3 python3-pip python3-venv \
+ && curl -fsSL https://deb.nodesource.com/setup_${NODE_MAJOR}.x | bash - \
+ && apt-get install -y --no-install-recommends nodejs \
+ && rm -rf /var/lib/apt/lists/*
+RUN python3 -m venv /opt/torch \
+ && /opt/torch/bin/pip install --no-cache-dir torch numpy onnx --index-url https://download.pytorch.org/whl/cu128 --extra-index-url https://pypi.org/simple
+WORKDIR /app
+COPY package.json package-lock.json ./
+# onnxruntime-node fetches its CUDA 12 execution provider at install time.
+RUN npm ci --omit=dev --no-audit --no-fund --onnxruntime-node-install=cuda12 && npm cache clean --force
+COPY tsconfig.json ./
+COPY src ./src
+COPY trainer ./trainer
+COPY models/default ./models/default
+RUN useradd --uid 1000 --create-home psa && mkdir -p /data /models && chown psa /data /models
+ENV NODE_ENV=production PORT=8080 HOST=0.0.0.0 MODELS_DIR=/models PSA_MODEL=/app/models/default DATA_DIR=/data \
+    DEVICE=cuda TRAINER_PYTHON=/opt/torch/bin/python
+USER psa
+EXPOSE 8080
+HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8080) + '/readyz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+STOPSIGNAL SIGTERM
+CMD ["node", "--import", "tsx", "src/server.ts"]
