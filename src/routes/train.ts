@@ -57,7 +57,10 @@ export default async function trainRoutes(app: FastifyInstance, opts: { config: 
       const body = request.body as TrainRequest;
       const t = training();
       const dataset = body.dataset.startsWith('ds-') ? await app.datasets.get(body.dataset) : await app.datasets.ingestDirectory(body.dataset);
-      const base = await resolveBaseModel(config, body.base_model ?? app.models.activeId);
+      // Without base_model the active package is the base (it may live outside MODELS_DIR, as the
+      // image's embedded default does; every image has it at the same path).
+      const active = app.models.active.pkg.dir;
+      const base = body.base_model === undefined ? { id: app.models.activeId, dir: active, kind: 'package' as const } : await resolveBaseModel(config, body.base_model);
       const data: TrainJobData = {
         request: body,
         dataset: { id: dataset.id, path: dataset.path },
