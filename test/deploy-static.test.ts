@@ -1,0 +1,43 @@
+import t from 'tap';
+import { readFile } from 'node:fs/promises';
+import { parse } from 'yaml';
+
+// What can be checked without a container engine: the compose file and the Dockerfile say what
+// the deployment needs. (Building and running them is done with podman, not in npm test.)
+const root = new URL('../', import.meta.url);
+const compose = parse(await readFile(new URL('docker-compose.yml', root), 'utf8')) as { services: Record<string, any>; volumes: Record<string, unknown> };
+const dockerfile = await readFile(new URL('Dockerfile', root), 'utf8');
+
+t.test('compose: services, healthcheck, persistence, volumes, GPU reservation, profiles', async (t) => {
+  t.same(Object.keys(compose.services).sort(), ['api', 'redis', 'worker', 'worker-cpu']);
+  const { redis, api, worker } = compose.services;
+  t.match(redis.command.join(' '), /--appendonly yes/, 'Redis keeps an append-only file');
+  t.ok(redis.volumes.some((v: string) => v.endsWith(':/data')), 'on a named volume');
+  t.ok(redis.healthcheck?.test, 'Redis has a healthcheck');
+  t.match(api.ports[0], /^127\.0\.0\.1:.*8080/, 'the API is published on 127.0.0.1');
+  t.equal(api.depends_on.redis.condition, 'service_healthy');
+  for (const name of ['api', 'worker', 'worker-cpu']) {
+    const vols = compose.services[name].volumes.join(' ');
+    t.match(vols, /models:\/models/, `${name} shares the models volume`);
+    t.match(vols, /data:\/data/, `${name} shares the data volume`);
+  }
+  const device = worker.deploy.resources.reservations.devices[0];
+  t.equal(device.driver, 'nvidia');
+  t.same(device.capabilities, ['gpu']);
+  t.same(worker.profiles, ['gpu']);
+  t.same(compose.services['worker-cpu'].profiles, ['cpu']);
+  t.ok(compose.volumes['redis-data'] !== undefined && compose.volumes.models !== undefined && compose.volumes.data !== undefined);
+  t.notMatch(JSON.stringify(compose.services['x-common-env'] ?? {}), /\$\{/, 'no interpolation inside the shared anchor');
+});
+
+t.test('Dockerfile: targets, non-root, healthcheck, CUDA base and provider', async (t) => {
+  for (const target of ['deps', 'api', 'worker-cpu', 'gpu']) t.match(dockerfile, new RegExp(`^FROM .* AS ${target}$`, 'm'), `target ${target}`);
+  t.match(dockerfile, /^USER node$/m, 'api runs as the node user');
+  t.match(dockerfile, /^HEALTHCHECK .*\n.*\/readyz/m, 'healthcheck on /readyz');
+  t.match(dockerfile, /npm ci --omit=dev/, 'production dependencies only');
+  t.match(dockerfile, /ARG CUDA_IMAGE=nvidia\/cuda:12[^ ]*cudnn/, 'gpu target on a CUDA 12 + cuDNN base');
+  t.match(dockerfile, /onnxruntime-node-install=cuda12/, 'gpu target installs onnxruntime-node with its CUDA 12 provider');
+  t.match(dockerfile, /python3-torch .*libopenblas0-pthread/, 'worker-cpu has Debian torch with OpenBLAS');
+  const api = dockerfile.slice(dockerfile.indexOf('AS api'), dockerfile.indexOf('AS worker-cpu'));
+  t.notMatch(api, /COPY trainer/, 'no trainer in the api image');
+});
