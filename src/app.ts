@@ -8,6 +8,7 @@ import { ApiError, HttpErrorCodes } from './http/errors.ts';
 import authPlugin from './plugins/auth.ts';
 import errorHandler from './plugins/error-handler.ts';
 import inferencePlugin from './plugins/inference.ts';
+import metricsPlugin from './plugins/metrics.ts';
 import openapiPlugin from './plugins/openapi.ts';
 import policyPlugin from './plugins/policy.ts';
 import trainingPlugin from './plugins/training.ts';
@@ -63,6 +64,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(policyPlugin, { policyFile: config.POLICY_FILE });
   await app.register(inferencePlugin, { config });
   await app.register(trainingPlugin, { config });
+  await app.register(metricsPlugin);
 
   await app.register(healthRoutes);
   await app.register(modelRoutes);

@@ -112,3 +112,22 @@ t.test('closing the app lets a request in flight finish', async (t) => {
   t.notMatch(text, /event: error/);
   await closed;
 });
+
+t.test('Prometheus metrics', async (t) => {
+  const { app } = await testApp();
+  t.teardown(() => app.close());
+  await app.inject({ method: 'POST', url: '/v1/moderate', payload: { image: b64(png), intervene: { level: 'refuse', type: 'privacy' } } });
+  await app.inject({ method: 'POST', url: '/v1/chat', payload: { image: b64(png), prompt: 'hi', max_tokens: 3 } });
+  const res = await app.inject('/metrics');
+  t.equal(res.statusCode, 200);
+  t.match(res.headers['content-type'], /text\/plain/);
+  const text = res.body;
+  t.match(text, /psa_http_request_duration_seconds_count\{method="POST",route="\/v1\/moderate",status="200"\} 1/);
+  t.match(text, /psa_pass1_seconds_count [1-9]/);
+  t.match(text, /psa_pass2_seconds_count 1/);
+  t.match(text, /psa_pass1_batch_size_count [1-9]/);
+  t.match(text, /psa_generation_tokens_per_second_count 1/);
+  t.match(text, /psa_decisions_total\{type="privacy",level="refuse",decision="refuse"\} 1/);
+  t.match(text, /psa_inference_queue_depth 0/);
+  t.match(text, /psa_process_/);
+});

@@ -80,6 +80,7 @@ t.test('queue a job; a duplicate idempotency key returns the first; a waiting jo
   t.equal(job.phase, 'queued');
   t.equal(job.request.output_name, 'guard');
   t.equal((await app.inject('/v1/train')).json().jobs.length, 1);
+  t.match((await app.inject('/metrics')).body, /psa_training_jobs\{state="waiting"\} 1/, 'jobs by state in /metrics');
   const cancelled = await app.inject({ method: 'DELETE', url: `/v1/train/${first.json().id}` });
   t.equal(cancelled.statusCode, 200);
   t.equal(cancelled.json().state, 'cancelled');

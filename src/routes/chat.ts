@@ -134,6 +134,13 @@ export default async function chatRoutes(app: FastifyInstance, opts: { config: C
           tokens_per_second: result.pass2Ms > 0 ? completion / (result.pass2Ms / 1000) : 0,
         },
       };
+      app.metrics.pass1Seconds.observe(result.pass1Ms / 1000);
+      app.metrics.batchSize.observe(1);
+      app.metrics.decisions.inc({ type: final.applied.type, level: final.applied.level, decision: final.decision });
+      if (end) {
+        app.metrics.pass2Seconds.observe(result.pass2Ms / 1000);
+        if (final.timings.tokens_per_second > 0) app.metrics.tokensPerSecond.observe(final.timings.tokens_per_second);
+      }
       if (result.cancelled) request.log.info({ id, completion }, 'chat cancelled by the client');
       if (stream) {
         if (refusedByMessage) sse(reply, 'delta', { text });

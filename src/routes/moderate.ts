@@ -114,6 +114,11 @@ export default async function moderateRoutes(app: FastifyInstance, opts: { confi
         };
       });
       const stats = results.map((r) => r.stats);
+      for (const s of new Set(stats)) {
+        app.metrics.pass1Seconds.observe(s.pass1Ms / 1000);
+        app.metrics.batchSize.observe(s.batchSize);
+      }
+      for (const item of items) app.metrics.decisions.inc({ type: item.applied.type, level: item.applied.level, decision: item.decision });
       return {
         model: pool.name,
         items,

@@ -5,7 +5,8 @@ import { tinyPackage } from '../../scripts/lib/random-package.ts';
 
 /** The app exactly as production builds it, on the tiny package, with settings overridden. */
 export async function testApp(overrides: Record<string, string> = {}, logger: unknown = false): Promise<{ app: FastifyInstance; config: Config }> {
-  const config = loadConfig({ PSA_MODEL: await tinyPackage(), POOL_SIZE: '1', LOG_LEVEL: 'silent', ...overrides });
+  // Load shedding on event-loop lag is off: on a busy 2-core CI machine it would shed test requests.
+  const config = loadConfig({ PSA_MODEL: await tinyPackage(), POOL_SIZE: '1', LOG_LEVEL: 'silent', EVENT_LOOP_MAX_DELAY_MS: '0', ...overrides });
   const app = await buildApp(config, { logger: logger as never });
   return { app, config };
 }
