@@ -11,6 +11,7 @@ import inferencePlugin from './plugins/inference.ts';
 import metricsPlugin from './plugins/metrics.ts';
 import openapiPlugin from './plugins/openapi.ts';
 import policyPlugin from './plugins/policy.ts';
+import queueDashboard from './plugins/queue-dashboard.ts';
 import trainingPlugin from './plugins/training.ts';
 import datasetRoutes from './routes/datasets.ts';
 import trainRoutes from './routes/train.ts';
@@ -72,5 +73,6 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(chatRoutes, { config });
   await app.register(datasetRoutes, { config });
   await app.register(trainRoutes, { config });
+  await app.register(queueDashboard);
   return app;
 }

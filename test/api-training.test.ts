@@ -123,3 +123,20 @@ t.test('without REDIS_URL, training is disabled with a clear 503', async (t) => 
   t.equal(res.statusCode, 503);
   t.match(res.json().error.message, /REDIS_URL/);
 });
+
+t.test('the queue dashboard is at /admin/queues, admin scope only', async (t) => {
+  const ADMIN = 'admin-key-0123456789abcdef';
+  const INFER = 'infer-key-0123456789abcdef';
+  const { app: secured } = await testApp({ PSA_MODEL: 'base', MODELS_DIR: modelsDir, DATA_DIR: dataDir, REDIS_URL: redis.url, REDIS_PREFIX: redis.prefix, API_KEYS: `${ADMIN}=admin,${INFER}=infer` });
+  t.teardown(() => secured.close());
+  t.equal((await secured.inject('/admin/queues')).statusCode, 401);
+  t.equal((await secured.inject({ url: '/admin/queues', headers: { authorization: `Bearer ${INFER}` } })).statusCode, 403);
+  const page = await secured.inject({ url: '/admin/queues', headers: { authorization: `Bearer ${ADMIN}` } });
+  t.equal(page.statusCode, 200);
+  t.match(page.headers['content-type'], /text\/html/);
+  const api = await secured.inject({ url: '/admin/queues/api/queues', headers: { authorization: `Bearer ${ADMIN}` } });
+  t.equal(api.statusCode, 200);
+  t.match(api.body, /psa-train/, 'the training queue is on the board');
+  const doc = (await secured.inject('/openapi.json')).json();
+  t.notOk(Object.keys(doc.paths).some((p) => p.startsWith('/admin')), 'dashboard routes stay out of the API document');
+});
