@@ -1,12 +1,14 @@
 import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { dirname, resolve } from 'node:path';
+import { REPO_ROOT } from '../../src/training/trainer-process.ts';
 
-export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export { REPO_ROOT };
 /** Debian's interpreter has torch; the first python3 on PATH may not. */
 export const PYTHON = process.env.PSA_PYTHON ?? '/usr/bin/python3';
 
-/** Runs `python -m trainer ...`, feeding stdin; resolves with stdout, rejects with stderr. */
+/**
+ * Runs a short `python -m trainer ...` command (build, export, reference) with `stdin` as its
+ * input; resolves with stdout, rejects with stderr. Training jobs use runTrainerProcess instead.
+ */
 export function runTrainer(args: string[], stdin?: string): Promise<string> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(PYTHON, ['-m', 'trainer', ...args], {
