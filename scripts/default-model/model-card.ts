@@ -23,7 +23,7 @@ with the project's own two-stage pipeline (the same code a \`POST /v1/train\` jo
 ## What it is
 
 A small PSA-VLM-style model: a 4-layer ViT vision tower (224 px, patch 16) and a 3-layer decoder,
-both **randomly initialised and frozen** (no pretrained weights can be fetched here), plus the
+both **randomly initialised and frozen** (the project ships no pretrained VLM weights), plus the
 safety modules trained on the data below (stage 1), then LoRA on the decoder (stage 2). Its
 safety head reads the prompt's tokens and random-projection features of the image; it has no
 OCR and cannot read text in images. Its decoder learned only the short answers of its training
