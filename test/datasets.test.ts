@@ -405,3 +405,17 @@ t.test('directory datasets', async (t) => {
   t.same(err.problems, [{ file: 'train.jsonl', line: 2, message: 'image images/out.png is a link to a file outside the dataset' }]);
   t.equal((await store.list()).length, 1);
 });
+
+t.test('truncated images are caught even when many decodes run at once', async (t) => {
+  const dir = await mkdtemp(path.join(TMP, 'many-'));
+  await mkdir(path.join(dir, 'images'));
+  const lines: string[] = [];
+  for (let i = 0; i < 16; i++) {
+    await writeFile(path.join(dir, 'images', `${i}.png`), i % 2 ? png : png.subarray(0, png.length - 40));
+    lines.push(JSON.stringify({ id: `x${i}`, image: `images/${i}.png`, conversations: [{ from: 'human', value: '<image>\nhi' }, { from: 'gpt', value: 'ok' }], safe_type: 6, safe_level: 0 }));
+  }
+  await writeFile(path.join(dir, 'train.jsonl'), lines.join('\n') + '\n');
+  const err = await validateDataset(dir, { maxImagePixels: 1_000_000 }).then(() => null, (e: unknown) => e as DatasetError);
+  t.ok(err instanceof DatasetError);
+  t.same(err!.problems.map((p) => p.line), [1, 3, 5, 7, 9, 11, 13, 15], 'every truncated image, and only those');
+});
