@@ -4,7 +4,7 @@ import { isDatasetError } from '../datasets/errors.ts';
 import { isPsaError, PsaErrorCodes } from '../psa/errors.ts';
 import { LEVEL_LABELS, TYPE_LABELS } from '../psa/taxonomy.ts';
 import { DECISIONS } from '../policy/policy.ts';
-import { ApiError, ERROR_STATUS, HttpErrorCodes, type ErrorCode } from '../http/errors.ts';
+import { ApiError, HttpErrorCodes, type ErrorCode } from '../http/errors.ts';
 
 /** Fastify's own error codes, mapped onto ours so a client always sees a PSA_* code. */
 const FASTIFY_CODES: Record<string, ErrorCode> = {
@@ -95,4 +95,3 @@ export default fp(
   { name: 'psa-errors' },
 );
 
-export { ERROR_STATUS };

@@ -1,6 +1,6 @@
 import { PsaError, PsaErrorCodes } from './errors.ts';
 import type { Manifest } from './manifest.ts';
-import { LEVEL_LABELS, SAFE_TYPE_INDEX, TYPE_LABELS, type LevelLabel, type TypeLabel } from './taxonomy.ts';
+import { LEVEL_LABELS, SAFE_TYPE_INDEX, TYPE_LABELS } from './taxonomy.ts';
 
 /** Pass-1 output for one item: full probability vectors over levels and types. */
 export interface ConceptScores {
@@ -50,4 +50,3 @@ export function resolveLabel(kind: 'level' | 'type', value: string | number): nu
   return index;
 }
 
-export type { LevelLabel, TypeLabel };
