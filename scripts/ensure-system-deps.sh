@@ -3,7 +3,7 @@
 # Debian's torch is used (at /usr/bin/python3); libopenblas0-pthread keeps its matrix products
 # fast (the reference BLAS is ~20x slower).
 set -euo pipefail
-packages=(python3-torch python3-numpy python3-onnx libopenblas0-pthread redis-server)
+packages=(python3-torch python3-torchvision python3-numpy python3-onnx libopenblas0-pthread redis-server)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
