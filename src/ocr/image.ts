@@ -1,0 +1,102 @@
+/**
+ * OCR input -> upright 8-bit RGB pixels. Transparent pixels are composited onto white, because
+ * text drawn on a transparent background usually has meaningless (often black) colour underneath
+ * and a viewer sees it over a light page.
+ */
+import sharp, { type Metadata } from 'sharp';
+import { PsaError, PsaErrorCodes } from '../psa/errors.ts';
+
+/** Already-decoded pixels, row-major, interleaved channels (1 grey, 3 RGB, 4 RGBA). */
+export interface RawImage {
+  data: Uint8Array;
+  width: number;
+  height: number;
+  channels: 1 | 3 | 4;
+}
+
+export type OcrInput = Uint8Array | RawImage;
+
+export interface RgbPixels {
+  /** HWC, RGB. */
+  data: Uint8Array;
+  width: number;
+  height: number;
+}
+
+export interface InputLimits {
+  maxInputBytes: number;
+  maxInputPixels: number;
+}
+
+const FORMATS = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff', 'heif', 'avif']);
+const FORMAT_HINT = 'send a JPEG, PNG, WebP, GIF, TIFF or AVIF image';
+
+const invalid = (message: string, cause?: unknown) =>
+  new PsaError(PsaErrorCodes.INVALID_IMAGE, message, cause === undefined ? undefined : { cause });
+
+function tooLarge(width: number, height: number, max: number): PsaError {
+  return new PsaError(PsaErrorCodes.IMAGE_TOO_LARGE,
+    `the image is ${width}x${height} = ${width * height} pixels; at most ${max} are accepted, scale it down`,
+    { details: { width, height, maxInputPixels: max } });
+}
+
+export async function toRgb(input: OcrInput, limits: InputLimits): Promise<RgbPixels> {
+  return input instanceof Uint8Array ? decode(input, limits) : fromRaw(input, limits);
+}
+
+function fromRaw(raw: RawImage, limits: InputLimits): RgbPixels {
+  const { data, width, height, channels } = raw;
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
+    throw invalid(`raw image size ${width}x${height} is not a positive integer size`);
+  }
+  if (![1, 3, 4].includes(channels)) throw invalid(`raw images have 1, 3 or 4 channels, not ${channels}`);
+  if (width * height > limits.maxInputPixels) throw tooLarge(width, height, limits.maxInputPixels);
+  if (data.length !== width * height * channels) {
+    throw invalid(`raw image data has ${data.length} bytes; ${width}x${height}x${channels} needs ${width * height * channels}`);
+  }
+  if (channels === 3) return { data, width, height };
+  const n = width * height;
+  const out = new Uint8Array(n * 3);
+  for (let i = 0; i < n; i++) {
+    if (channels === 1) {
+      out[3 * i] = out[3 * i + 1] = out[3 * i + 2] = data[i]!;
+    } else {
+      const a = data[4 * i + 3]!;
+      for (let c = 0; c < 3; c++) out[3 * i + c] = Math.round((data[4 * i + c]! * a + 255 * (255 - a)) / 255);
+    }
+  }
+  return { data: out, width, height };
+}
+
+async function decode(bytes: Uint8Array, limits: InputLimits): Promise<RgbPixels> {
+  if (bytes.byteLength === 0) throw new PsaError(PsaErrorCodes.EMPTY_IMAGE, 'the image is empty (0 bytes)');
+  if (bytes.byteLength > limits.maxInputBytes) {
+    throw new PsaError(PsaErrorCodes.IMAGE_TOO_LARGE, `the image is ${bytes.byteLength} bytes; at most ${limits.maxInputBytes} are accepted`,
+      { details: { bytes: bytes.byteLength, maxInputBytes: limits.maxInputBytes } });
+  }
+  const input = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  // Header first: refuse by format and size before any pixel is decoded.
+  let meta: Metadata;
+  try {
+    meta = await sharp(input, { limitInputPixels: false }).metadata();
+  } catch (err) {
+    throw invalid(`the data is not a readable image (${errText(err)}); ${FORMAT_HINT}`, err);
+  }
+  if (!FORMATS.has(meta.format)) throw invalid(`unsupported image format "${meta.format}"; ${FORMAT_HINT}`);
+  const height = meta.pageHeight ?? meta.height;
+  if (!(meta.width * height > 0)) throw invalid('the image has no pixels (zero width or height)');
+  if (meta.width * height > limits.maxInputPixels) throw tooLarge(meta.width, height, limits.maxInputPixels);
+  try {
+    const { data, info } = await sharp(input, { failOn: 'error', limitInputPixels: Math.floor(limits.maxInputPixels), autoOrient: true, pages: 1 })
+      .flatten({ background: '#ffffff' }).toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels`);
+    return { data, width: info.width, height: info.height };
+  } catch (err) {
+    if (/pixel limit/i.test(errText(err))) throw tooLarge(meta.width, height, limits.maxInputPixels);
+    throw invalid(`the ${meta.format} image could not be decoded; it may be truncated or corrupt (${errText(err)})`, err);
+  }
+}
+
+function errText(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0]!.trim();
+}

@@ -1,0 +1,69 @@
+/**
+ * PP-OCRv4 text recognition: each box is cropped, turned upright when it is much taller than wide
+ * (a vertical line, as PaddleOCR does), resized to height 48 keeping its aspect ratio, normalised
+ * to (pixel/255 - 0.5) / 0.5 and padded with zeros on the right. Lines of similar aspect ratio
+ * share a batch, whose width is that of its widest line (at least 320, PaddleOCR's rec_image_shape).
+ */
+import * as ort from 'onnxruntime-node';
+import { PsaError, PsaErrorCodes } from '../psa/errors.ts';
+import type { GraphContract } from '../psa/onnx-contract.ts';
+import type { OnnxGraph } from '../psa/onnx-session.ts';
+import { ctcGreedyDecode, type Decoded } from './ctc.ts';
+import type { RgbPixels } from './image.ts';
+import { crop, resizeInto, rotate90, type Normalisation, type Rect } from './resample.ts';
+
+export const REC_HEIGHT = 48;
+const MIN_WIDTH = 320;
+const VERTICAL_RATIO = 1.5;
+const NORM: Normalisation = { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], bgr: true };
+
+export const RECOGNIZER_CONTRACT: GraphContract = {
+  inputs: [{ name: 'x', type: 'float32', dims: { 1: 3, 2: REC_HEIGHT } }],
+  outputs: [],
+};
+
+export interface RecognizerOptions {
+  /** Lines per run (PaddleOCR rec_batch_num 6). */
+  batchSize: number;
+  /** Widest input in pixels; longer lines are squeezed to it. */
+  maxWidth: number;
+}
+
+export async function recognizeLines(graph: OnnxGraph, charset: readonly string[], image: RgbPixels, boxes: readonly Rect[],
+  options: RecognizerOptions): Promise<Decoded[]> {
+  const lines = boxes.map((box) => {
+    const piece = crop(image, box);
+    return piece.height >= VERTICAL_RATIO * piece.width ? rotate90(piece) : piece;
+  });
+  const ratio = (i: number) => lines[i]!.width / lines[i]!.height;
+  const order = lines.map((_, i) => i).sort((a, b) => ratio(a) - ratio(b));
+  const results: Decoded[] = new Array(lines.length);
+  for (let start = 0; start < order.length; start += options.batchSize) {
+    const batch = order.slice(start, start + options.batchSize);
+    const widest = Math.max(MIN_WIDTH / REC_HEIGHT, ...batch.map(ratio));
+    const width = Math.min(Math.trunc(REC_HEIGHT * widest), options.maxWidth);
+    const input = new Float32Array(batch.length * 3 * REC_HEIGHT * width);
+    batch.forEach((line, index) => {
+      const w = Math.max(1, Math.min(width, Math.ceil(REC_HEIGHT * ratio(line))));
+      resizeInto(lines[line]!, w, REC_HEIGHT, { data: input, width, height: REC_HEIGHT, index }, NORM);
+    });
+    const decoded = await runRecognizer(graph, charset, input, batch.length, width);
+    batch.forEach((line, k) => (results[line] = decoded[k]!));
+  }
+  return results;
+}
+
+/** One run over a prepared float32[n,3,48,width] batch. */
+export async function runRecognizer(graph: OnnxGraph, charset: readonly string[], input: Float32Array, n: number, width: number): Promise<Decoded[]> {
+  const outputs = await graph.run({ x: new ort.Tensor('float32', input, [n, 3, REC_HEIGHT, width]) });
+  const probs = Object.values(outputs)[0];
+  const dims = probs?.dims ?? [];
+  if (!probs || probs.type !== 'float32' || dims.length !== 3 || dims[0] !== n || dims[2] !== charset.length) {
+    throw new PsaError(PsaErrorCodes.PACKAGE_TENSOR_MISMATCH,
+      `${graph.file}: the text recogniser returned ${probs?.type}[${dims.join(',')}], expected float32[${n},steps,${charset.length}] ` +
+      `(${charset.length} = blank + ${charset.length - 2} dictionary characters + space; is the dictionary the one the model was trained with?)`);
+  }
+  const [steps, classes] = [dims[1]!, dims[2]!];
+  const data = probs.data as Float32Array;
+  return Array.from({ length: n }, (_, k) => ctcGreedyDecode(data, k * steps * classes, steps, classes, charset));
+}
