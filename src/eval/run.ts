@@ -1,0 +1,210 @@
+/**
+ * `npm run eval`: the runtime in this process (no HTTP) over every item of an evaluation set,
+ * the two baselines on the same items, and the report (JSON, Markdown, PNG charts) in one folder.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { BUILTIN_POLICY, decide, mergePolicy, parsePolicy, type Policy } from '../policy/policy.ts';
+import type { DeviceSetting } from '../psa/onnx-session.ts';
+import { PsaRuntime } from '../psa/runtime.ts';
+import { LEVEL_LABELS, TYPE_LABELS } from '../psa/taxonomy.ts';
+import { DatasetError, DatasetErrorCodes } from '../datasets/errors.ts';
+import { flagEverythingPrediction, KEYWORDS, keywordMatcher, keywordPrediction, mostCommonUnsafeType, type TextExtractor } from './baselines.ts';
+import { confusionSpec, f1BarsSpec, writePng, type F1Row } from './charts.ts';
+import { EVAL_FILE, loadEvalSet, type EvalItem } from './dataset.ts';
+import { markdownReport } from './markdown.ts';
+import { countBy, REPORT_FORMAT, SYSTEM_KEYS, worstErrors, type EvalReport } from './report.ts';
+import { scoreSystem, type Prediction } from './score.ts';
+
+export interface EvalOptions {
+  model: string;
+  data: string;
+  out: string;
+  policyFile?: string;
+  /** Give the keyword baseline the items' `ocr_text` (default true). */
+  useOcrText?: boolean;
+  /** More text per item for the keyword baseline, such as OCR of the image. */
+  textExtractor?: TextExtractor;
+  /** How many of the model's worst errors the report lists (default 15). */
+  worst?: number;
+  device?: DeviceSetting;
+  charts?: boolean;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface EvalResult {
+  report: EvalReport;
+  dir: string;
+  /** Absolute paths of everything written. */
+  files: string[];
+}
+
+const LATENCY_SCOPE = 'image preprocessing (decode, resize, normalise) + pass 1 (vision encoder, safety head) + policy, one item at a time, file read excluded, after one untimed warm-up item';
+
+export async function loadPolicy(file: string | undefined): Promise<Policy> {
+  if (!file) return BUILTIN_POLICY;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(file, 'utf8'));
+  } catch (err) {
+    throw new Error(`policy ${file}: cannot read it as JSON (${(err as Error).message})`);
+  }
+  return mergePolicy(BUILTIN_POLICY, parsePolicy(raw, `policy ${file}`));
+}
+
+export async function runEvaluation(opts: EvalOptions): Promise<EvalResult> {
+  const policy = await loadPolicy(opts.policyFile);
+  const data = await loadEvalSet(opts.data);
+  try {
+    const runtime = await PsaRuntime.load(opts.model, { device: opts.device ?? 'cpu' });
+    try {
+      return await evaluate(runtime, data.items, policy, { ...opts, dataRoot: data.root });
+    } finally {
+      await runtime.close();
+    }
+  } finally {
+    await data.dispose();
+  }
+}
+
+async function evaluate(runtime: PsaRuntime, items: EvalItem[], policy: Policy, opts: EvalOptions & { dataRoot: string }): Promise<EvalResult> {
+  const useOcr = opts.useOcrText ?? true;
+  const matchKeywords = keywordMatcher(KEYWORDS);
+  matchKeywords(''); // warm-up: each regular expression compiles on its first use
+  const model: Prediction[] = [];
+  const keyword: Prediction[] = [];
+  const perItem: object[] = [];
+  const flagType = mostCommonUnsafeType(items);
+
+  for (const [n, item] of items.entries()) {
+    const bytes = await readFile(item.imagePath);
+    if (n === 0) await classifyItem(runtime, item, bytes); // warm-up: first runs allocate and plan
+    const t0 = performance.now();
+    const scores = await classifyItem(runtime, item, bytes);
+    const applied = runtime.applyConcepts(scores);
+    const outcome = decide(policy, scores.levelProbs, applied);
+    const latencyMs = performance.now() - t0;
+    model.push({ ...applied, decision: outcome.decision, flagged: outcome.flagged, levelProb: scores.levelProbs[applied.level]!, typeProb: scores.typeProbs[applied.type]!, latencyMs });
+
+    const k0 = performance.now();
+    const extracted = opts.textExtractor ? await opts.textExtractor(item, bytes) : undefined;
+    const text = [item.prompt, useOcr ? item.ocrText : undefined, extracted].filter((s) => s !== undefined && s !== '').join('\n');
+    const hit = matchKeywords(text);
+    keyword.push(keywordPrediction(hit, policy, performance.now() - k0));
+
+    perItem.push({
+      id: item.id,
+      line: item.line,
+      expected: { level: LEVEL_LABELS[item.level], type: TYPE_LABELS[item.type], ...(item.decision ? { decision: item.decision } : {}) },
+      model: {
+        level: LEVEL_LABELS[applied.level],
+        type: TYPE_LABELS[applied.type],
+        level_probs: Object.fromEntries(LEVEL_LABELS.map((l, i) => [l, round(scores.levelProbs[i]!)])),
+        type_probs: Object.fromEntries(TYPE_LABELS.map((t, i) => [t, round(scores.typeProbs[i]!)])),
+        decision: outcome.decision,
+        flagged: outcome.flagged,
+        latency_ms: round(latencyMs),
+      },
+      keyword: { level: LEVEL_LABELS[hit.level], type: TYPE_LABELS[hit.type], matches: hit.matches, decision: keyword.at(-1)!.decision, flagged: keyword.at(-1)!.flagged },
+      flag_everything: { level: 'refuse', type: TYPE_LABELS[flagType], decision: 'refuse', flagged: true },
+    });
+    opts.onProgress?.(n + 1, items.length);
+  }
+  const flagAll = items.map(() => flagEverythingPrediction(flagType));
+
+  const m = runtime.pkg.manifest;
+  const manifestBytes = await readFile(path.join(runtime.pkg.dir, 'psa.json'));
+  const manifestVersion = (m as Record<string, unknown>).version;
+  const status = (m.provenance as { status?: unknown }).status;
+  const textSources = ['prompt', ...(useOcr ? ['ocr_text'] : []), ...(opts.textExtractor ? ['text extractor'] : [])];
+  const report: EvalReport = {
+    format: REPORT_FORMAT,
+    format_version: 1,
+    created_at: new Date().toISOString(),
+    model: {
+      name: m.name,
+      version: typeof manifestVersion === 'string' ? manifestVersion : m.created_at,
+      created_at: m.created_at,
+      status: typeof status === 'string' ? status : null,
+      dir: path.resolve(opts.model),
+      provider: runtime.provider,
+      manifest_sha256: createHash('sha256').update(manifestBytes).digest('hex'),
+    },
+    dataset: {
+      path: path.resolve(opts.data),
+      root: opts.dataRoot,
+      file: EVAL_FILE,
+      items: items.length,
+      unsafe_items: items.filter((i) => i.level > 0).length,
+      safe_items: items.filter((i) => i.level === 0).length,
+      with_decision: items.filter((i) => i.decision !== undefined).length,
+      with_ocr_text: items.filter((i) => i.ocrText !== undefined).length,
+      by_type: countBy(items, 'type'),
+      by_level: countBy(items, 'level'),
+    },
+    policy: { file: opts.policyFile ? path.resolve(opts.policyFile) : null, flag: { min_level: LEVEL_LABELS[policy.flag.minLevel]!, threshold: policy.flag.threshold } },
+    latency_scope: LATENCY_SCOPE,
+    systems: {
+      model: { name: 'model', description: `${m.name}: argmax of pass-1 level and type probabilities, decision and flag by the policy`, metrics: scoreSystem(items, model) },
+      flag_everything: {
+        name: 'flag everything',
+        description: `every item flagged, level refuse, decision refuse, type ${TYPE_LABELS[flagType]} (the most common risk type among the unsafe items)`,
+        metrics: scoreSystem(items, flagAll),
+      },
+      keyword: {
+        name: 'keywords',
+        description: `text-only keyword lists per type over ${textSources.join(' + ')}; most hits wins, no hit is safe; decision and flag by the policy`,
+        metrics: scoreSystem(items, keyword),
+      },
+    },
+    baselines: {
+      flag_everything: { type: TYPE_LABELS[flagType]! },
+      keyword: { text_sources: textSources, keywords: KEYWORDS },
+    },
+    worst_errors: worstErrors(items, model, opts.worst ?? 15),
+    outputs: [],
+  };
+  return writeOutputs(report, perItem, opts);
+}
+
+async function classifyItem(runtime: PsaRuntime, item: EvalItem, bytes: Buffer) {
+  try {
+    const [scores] = await runtime.classify([{ image: await runtime.preprocess(bytes), prompt: item.prompt }]);
+    return scores!;
+  } catch (err) {
+    const problem = { file: EVAL_FILE, line: item.line, message: `image ${JSON.stringify(item.image)}: ${(err as Error).message}` };
+    throw new DatasetError(DatasetErrorCodes.DATASET_INVALID, `${EVAL_FILE}:${item.line}: ${problem.message}`, { problems: [problem], cause: err });
+  }
+}
+
+async function writeOutputs(report: EvalReport, perItem: object[], opts: EvalOptions): Promise<EvalResult> {
+  const dir = path.resolve(opts.out);
+  await mkdir(dir, { recursive: true });
+  const files: string[] = [];
+  if (opts.charts ?? true) {
+    const sub = `${report.model.name} on ${report.dataset.items} items`;
+    const model = report.systems.model.metrics;
+    files.push(await writePng(dir, 'level-confusion.png', confusionSpec('Safety level: expected vs predicted (model)', sub, model.level.confusion, LEVEL_LABELS)));
+    files.push(await writePng(dir, 'type-confusion.png', confusionSpec('Safety type: expected vs predicted (model)', sub, model.type.confusion, TYPE_LABELS)));
+    const rows: F1Row[] = SYSTEM_KEYS.flatMap((k) =>
+      report.systems[k].metrics.type.per_type.flatMap((s) => (s.f1 === null ? [] : [{ system: report.systems[k].name, type: s.label, f1: s.f1 }])),
+    );
+    const absent = report.systems.model.metrics.type.per_type.filter((s) => s.support === 0).map((s) => s.label);
+    const note = absent.length ? `; no items of ${absent.join(', ')}` : '';
+    files.push(await writePng(dir, 'type-f1.png', f1BarsSpec('Per-type F1: model vs baselines', `${sub}${note}`, rows, TYPE_LABELS, SYSTEM_KEYS.map((k) => report.systems[k].name))));
+  }
+  const predictionsFile = path.join(dir, 'predictions.jsonl');
+  await writeFile(predictionsFile, perItem.map((row) => JSON.stringify(row)).join('\n') + '\n');
+  files.push(predictionsFile);
+  const json = path.join(dir, 'report.json');
+  const md = path.join(dir, 'report.md');
+  files.push(json, md);
+  report.outputs = files.map((f) => path.basename(f));
+  await writeFile(json, JSON.stringify(report, null, 2) + '\n');
+  await writeFile(md, markdownReport(report));
+  return { report, dir, files };
+}
+
+const round = (v: number) => Math.round(v * 1e6) / 1e6;
