@@ -5,6 +5,7 @@
                                                checkpoint directory (ours or a LLaVA one) -> package
   reference   --package PKG < request.json     PyTorch outputs for parity checks (JSON on stdout)
   train       --job JOB.json                   two-stage PSA-VLM training (JSON-lines progress on stdout)
+  convert-nsfwjs --model-dir DIR --out DIR     nsfwjs's MobileNetV2 (TF.js) -> model.safetensors + config.json
 """
 from __future__ import annotations
 
@@ -36,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--package", required=True)
     p = sub.add_parser("train", help="run a two-stage training job (progress as JSON lines on stdout)")
     p.add_argument("--job", required=True, help="job file (JSON); see trainer/train/job.py")
+    p = sub.add_parser("convert-nsfwjs", help="convert nsfwjs's MobileNetV2 (TF.js files) to PyTorch")
+    p.add_argument("--model-dir", required=True, help="e.g. node_modules/nsfwjs/dist/models/mobilenet_v2")
+    p.add_argument("--out", required=True)
     args = parser.parse_args(argv)
 
     configure_torch()
@@ -62,6 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "train":
         from .train import train_cli
         return train_cli(args.job)
+    elif args.command == "convert-nsfwjs":
+        from .convert_nsfwjs import ConversionError, convert
+        from .tfjs_artifacts import TfjsError
+        try:
+            print(json.dumps(convert(args.model_dir, args.out)))
+        except (ConversionError, TfjsError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     return 0
 
 
