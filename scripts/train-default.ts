@@ -50,7 +50,7 @@ const data: TrainJobData = { request, dataset: { id: datasetId, path: datasetDir
 let lastPhase = '';
 let lastPrint = 0;
 const result = await runPipeline(config, data, join(work, 'job'), {
-  gpu: null,
+  gpus: [],
   report: (p) => {
     if (p.phase && p.phase !== lastPhase) log(`phase: ${(lastPhase = p.phase)}`);
     if (p.step && p.total_steps && (p.step === p.total_steps || Date.now() - lastPrint > 15_000)) {

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { PYTHON, REPO_ROOT, runTrainer } from '../scripts/lib/trainer-cli.ts';
+import { trainerCommand } from '../src/training/trainer-process.ts';
 import { tinyPackage } from '../scripts/lib/random-package.ts';
 
 type TrainEvent = { event: string; stage?: string; step?: number; [key: string]: unknown };
@@ -32,10 +33,13 @@ async function jobFile(name: string, changes: Record<string, unknown> = {}): Pro
   return path;
 }
 
-/** Runs `python -m trainer train`; every stdout line must be a JSON event. `act` may signal the child. */
-function train(job: string, act?: (e: TrainEvent, kill: (s: NodeJS.Signals) => void) => void): Promise<Run> {
+/**
+ * Runs `python -m trainer train` (under torch.distributed.run when processes > 1); every stdout
+ * line must be a JSON event. `act` may signal the child.
+ */
+function train(job: string, act?: (e: TrainEvent, kill: (s: NodeJS.Signals) => void) => void, processes = 1): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(PYTHON, ['-m', 'trainer', 'train', '--job', job], {
+    const child = spawn(PYTHON, trainerCommand(['train', '--job', job], processes), {
       // One thread: the tiny model gains nothing from more, and a busy CI box slows threaded torch 3x.
       cwd: REPO_ROOT, env: { ...process.env, PYTHONPATH: REPO_ROOT, OMP_NUM_THREADS: '1' }, stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -172,4 +176,47 @@ t.test('a bad job file exits 2 and names the field', async (t) => {
   const noData = await train(await jobFile('nodata', { data: join(work, 'missing') }));
   t.equal(noData.code, 2);
   t.match(noData.events.at(-1), { event: 'error', field: 'data', message: /missing/ });
+});
+
+t.test('two processes (gloo) give the losses of one process with the same global batch, and resume on one', async (t) => {
+  // No dropout anywhere: stage 1 trains the safety modules only. Batch 4 over 2 ranks: 2 rows each.
+  const stage1Only = { stages: ['stage1'], stage1: { epochs: 1, lr: 3e-3, batch_size: 4, concept_weight: 10.0, weight_decay: 0.0 }, checkpoint_every_steps: 4 };
+  const single = await train(await jobFile('dp-one', stage1Only));
+  t.equal(single.code, 0, single.stderr.slice(-2000));
+  const interrupted = await train(await jobFile('dp-two', stage1Only), (e, kill) => {
+    if (e.event === 'checkpoint' && e.step === 4) kill('SIGTERM');
+  }, 2);
+  t.match(interrupted.events.find((e) => e.event === 'start'), { processes: 2 }, 'two processes started');
+  const two = steps(interrupted, 'stage1');
+  t.ok(two.length >= 4, `the two-process run made ${two.length} steps before it was stopped`);
+  t.ok(interrupted.events.some((e) => e.event === 'checkpoint'), 'rank 0 wrote checkpoints');
+  const one = steps(single, 'stage1');
+  let worst = 0;
+  for (const s of two) worst = Math.max(worst, Math.abs(num(s, 'loss') - num(one[s.step! - 1]!, 'loss')));
+  t.ok(worst <= 1e-5, `max loss difference over ${two.length} steps: ${worst.toExponential(2)}`);
+  t.equal(new Set(interrupted.events.filter((e) => e.event === 'step').map((e) => e.step)).size, two.length, 'progress is reported once per step (rank 0)');
+
+  // The same workdir resumed by one process continues the two-process run.
+  const resumed = await train(await jobFile('dp-two', stage1Only));
+  t.equal(resumed.code, 0, resumed.stderr.slice(-2000));
+  const start = resumed.events.find((e) => e.event === 'start')!;
+  t.ok(Number(start.resumed_from) >= 4, `resumed from step ${start.resumed_from}`);
+  let resumedWorst = 0;
+  for (const s of steps(resumed, 'stage1')) resumedWorst = Math.max(resumedWorst, Math.abs(num(s, 'loss') - num(one[s.step! - 1]!, 'loss')));
+  t.ok(resumedWorst <= 1e-5, `after resuming on one process the losses still match (max diff ${resumedWorst.toExponential(2)})`);
+  t.equal(steps(resumed, 'stage1').at(-1)!.step, one.at(-1)!.step, 'and it runs to the same last step');
+});
+
+t.test('activation checkpointing changes memory, not results', async (t) => {
+  const short = { stages: ['stage1'], max_steps: 3 };
+  const plain = await train(await jobFile('ckpt-off', short));
+  const recomputed = await train(await jobFile('ckpt-on', { ...short, activation_checkpointing: true }));
+  t.equal(recomputed.code, 0, recomputed.stderr.slice(-2000));
+  const a = steps(plain, 'stage1').map((e) => num(e, 'loss'));
+  const b = steps(recomputed, 'stage1').map((e) => num(e, 'loss'));
+  t.equal(b.length, 3);
+  t.ok(a.every((v, i) => Math.abs(v - b[i]!) < 1e-5), `losses ${b.map((v) => v.toFixed(5)).join(', ')} vs ${a.map((v) => v.toFixed(5)).join(', ')}`);
+  const bad = await train(await jobFile('ckpt-bad', { activation_checkpointing: 'yes' }));
+  t.equal(bad.code, 2);
+  t.match(bad.events.at(-1), { event: 'error', field: 'activation_checkpointing' });
 });

@@ -19,6 +19,7 @@ export const HttpErrorCodes = {
   QUEUE_UNAVAILABLE: 'PSA_QUEUE_UNAVAILABLE',
   MODEL_NOT_FOUND: 'PSA_MODEL_NOT_FOUND',
   JOB_NOT_FOUND: 'PSA_JOB_NOT_FOUND',
+  GPUS_UNAVAILABLE: 'PSA_GPUS_UNAVAILABLE',
 } as const;
 
 export type HttpErrorCode = (typeof HttpErrorCodes)[keyof typeof HttpErrorCodes];
@@ -42,6 +43,7 @@ export const ERROR_STATUS: Record<ErrorCode, number> = {
   [HttpErrorCodes.QUEUE_UNAVAILABLE]: 503,
   [HttpErrorCodes.MODEL_NOT_FOUND]: 404,
   [HttpErrorCodes.JOB_NOT_FOUND]: 404,
+  [HttpErrorCodes.GPUS_UNAVAILABLE]: 422,
   [DatasetErrorCodes.DATASET_INVALID]: 422,
   [DatasetErrorCodes.ARCHIVE_INVALID]: 400,
   [DatasetErrorCodes.ARCHIVE_UNSAFE]: 400,

@@ -55,6 +55,10 @@ export default async function trainRoutes(app: FastifyInstance, opts: { config: 
     },
     async (request, reply) => {
       const body = request.body as TrainRequest;
+      const gpus = body.gpus ?? 1;
+      if (gpus > config.MAX_JOB_GPUS) {
+        throw new ApiError(HttpErrorCodes.GPUS_UNAVAILABLE, `gpus ${gpus}: no worker can host a job that large; the largest worker slot has ${config.MAX_JOB_GPUS} (MAX_JOB_GPUS)`, { gpus, max_job_gpus: config.MAX_JOB_GPUS });
+      }
       const t = training();
       const dataset = body.dataset.startsWith('ds-') ? await app.datasets.get(body.dataset) : await app.datasets.ingestDirectory(body.dataset);
       // Without base_model the active package is the base (it may live outside MODELS_DIR, as the
@@ -67,6 +71,7 @@ export default async function trainRoutes(app: FastifyInstance, opts: { config: 
         base,
         stages: STAGES.filter((s) => (body.stages ?? STAGES).includes(s)),
         trainer: resolveTrainer(body),
+        gpus,
       };
       const { id, duplicate } = await t.queue.add(data);
       request.log.info({ job: id, duplicate, dataset: dataset.id, base: base.id, kind: base.kind }, 'training job queued');

@@ -39,6 +39,8 @@ export const TrainRequestSchema = Type.Object(
     ),
     seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 2 ** 31 - 1 })),
     checkpoint_every_steps: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'Checkpoint this often as well as after every epoch; default 50' })),
+    gpus: Type.Optional(Type.Integer({ minimum: 1, maximum: 64, description: 'GPUs (one trainer process each, data parallel, launched with torch.distributed.run); default 1; at most MAX_JOB_GPUS' })),
+    activation_checkpointing: Type.Optional(Type.Boolean({ description: 'Recompute decoder activations in the backward pass: less memory, ~30% more compute; default false' })),
     idempotency_key: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'A second request with the same key returns the first job' })),
   },
   { additionalProperties: false },
@@ -56,7 +58,10 @@ export interface TrainJobData {
     stage2: { epochs: number; lr: number; batch_size: number; concept_weight: number; lora: { r: number; alpha: number; dropout: number } };
     seed: number;
     checkpoint_every_steps: number;
+    activation_checkpointing: boolean;
   };
+  /** Trainer processes (GPUs); older queued jobs lack it and run on one. */
+  gpus?: number;
 }
 
 export type JobPhase = 'queued' | 'preparing' | 'training' | 'exporting' | 'evaluating' | 'registering';
@@ -95,5 +100,6 @@ export function resolveTrainer(request: TrainRequest): TrainJobData['trainer'] {
     },
     seed: request.seed ?? 0,
     checkpoint_every_steps: request.checkpoint_every_steps ?? 50,
+    activation_checkpointing: request.activation_checkpointing ?? false,
   };
 }

@@ -16,8 +16,10 @@ export interface PipelineHooks {
   log(line: string): void;
   /** Aborting stops the trainer (it checkpoints first) and the pipeline. */
   signal?: AbortSignal;
-  /** CUDA device for the trainer, or null for CPU. */
-  gpu: string | null;
+  /** CUDA devices for the trainer; empty trains on CPU. */
+  gpus: string[];
+  /** Trainer processes (one per GPU; on CPU, gloo processes); more than one launches torch.distributed.run. */
+  processes?: number;
 }
 
 /** Without val.jsonl every tenth example is held out; a dataset under ten is scored on itself. */
@@ -89,11 +91,13 @@ export async function runPipeline(config: Config, data: TrainJobData, workdir: s
 
   hooks.report({ phase: 'training' });
   const jobFile = join(workdir, 'job.json');
-  await writeFile(jobFile, JSON.stringify({ base: baseDir, data: join(workdir, 'prepared'), workdir: join(workdir, 'trainer'), stages: data.stages, ...data.trainer, device: hooks.gpu === null ? 'cpu' : 'cuda' }, null, 2));
-  const env = hooks.gpu === null ? {} : { CUDA_VISIBLE_DEVICES: hooks.gpu };
-  const run = await runTrainerProcess({ python: config.TRAINER_PYTHON, args: ['train', '--job', jobFile], env, ...(hooks.signal && { signal: hooks.signal }), onEvent: trainerProgress(hooks), onLog: hooks.log });
+  await writeFile(jobFile, JSON.stringify({ base: baseDir, data: join(workdir, 'prepared'), workdir: join(workdir, 'trainer'), stages: data.stages, ...data.trainer, device: hooks.gpus.length ? 'cuda' : 'cpu' }, null, 2));
+  const env = hooks.gpus.length ? { CUDA_VISIBLE_DEVICES: hooks.gpus.join(',') } : {};
+  const processes = hooks.processes ?? Math.max(1, hooks.gpus.length);
+  if (processes > 1) hooks.log(`launching ${processes} trainer processes with torch.distributed.run`);
+  const run = await runTrainerProcess({ python: config.TRAINER_PYTHON, args: ['train', '--job', jobFile], processes, env, ...(hooks.signal && { signal: hooks.signal }), onEvent: trainerProgress(hooks), onLog: hooks.log });
   stopped();
-  if (run.code === 2) throw new PermanentError(`the trainer rejected the job: ${run.lastError ?? 'invalid input'}`);
+  if (run.code === 2 || run.lastErrorRetryable === false) throw new PermanentError(`the trainer rejected the job: ${run.lastError ?? 'invalid input'}`);
   if (run.code !== 0) throw new Error(`the trainer exited with ${run.code ?? run.signal}${run.lastError ? `: ${run.lastError}` : ''}`);
 
   hooks.report({ phase: 'exporting' });

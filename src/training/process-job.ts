@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { UnrecoverableError, WaitingError, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, WaitingError, type Job } from 'bullmq';
 import type { Config } from '../config.ts';
 import type { RuntimeLogger } from '../psa/logger.ts';
 import type { TrainJobData, TrainProgress, TrainResult } from './job-types.ts';
@@ -10,9 +10,14 @@ export const SHUTDOWN_REASON = 'worker shutting down';
 
 export interface Slot {
   name: string;
-  /** CUDA device id for this slot, or null for a CPU slot. */
-  gpu: string | null;
+  /** CUDA device ids of this slot; empty for a CPU slot. */
+  gpus: string[];
+  /** The most trainer processes a job may run here: its GPUs, or on CPU, GPUS_PER_SLOT. */
+  capacity: number;
 }
+
+/** How long a job too large for this slot waits before another worker may take it. */
+export const TOO_LARGE_RETRY_MS = 30_000;
 
 /**
  * The BullMQ processor: runs the training pipeline for a job, reporting progress and logs to
@@ -21,9 +26,18 @@ export interface Slot {
  */
 export function makeProcessor(config: Config, slot: Slot, log: RuntimeLogger) {
   return async (job: Job<TrainJobData, TrainResult>, token: string | undefined, signal: AbortSignal | undefined): Promise<TrainResult> => {
+    const wanted = job.data.gpus ?? 1;
+    if (wanted > slot.capacity && token) {
+      // Another worker with a larger slot may take it; the API refuses jobs no slot can host.
+      await job.log(`slot ${slot.name} has ${slot.capacity} of the ${wanted} GPUs the job asks for; left for a larger slot`);
+      log.warn({ job: job.id, slot: slot.name, gpus: wanted, capacity: slot.capacity }, 'training job too large for this slot');
+      await job.moveToDelayed(Date.now() + TOO_LARGE_RETRY_MS, token);
+      throw new DelayedError();
+    }
     let progress: TrainProgress = { phase: 'preparing' };
     const hooks = {
-      gpu: slot.gpu,
+      gpus: slot.gpus.slice(0, wanted),
+      processes: wanted,
       ...(signal && { signal }),
       report: (p: Partial<TrainProgress>) => {
         progress = { ...progress, ...p };

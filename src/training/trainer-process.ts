@@ -13,11 +13,15 @@ export interface TrainerRun {
   code: number | null;
   signal: NodeJS.Signals | null;
   lastError: string | null;
+  /** The last error event's verdict: false for bad input (exit 2 of a single process). */
+  lastErrorRetryable: boolean | null;
 }
 
 export interface TrainerOptions {
   python: string;
   args: string[];
+  /** More than one runs the trainer under torch.distributed.run, one process per GPU (gloo on CPU). */
+  processes?: number;
   env?: NodeJS.ProcessEnv;
   signal?: AbortSignal;
   onEvent?: (e: TrainerEvent) => void;
@@ -26,18 +30,26 @@ export interface TrainerOptions {
   killGraceMs?: number;
 }
 
+/** `python -m trainer ARGS`, or under PyTorch's launcher with one process per GPU. */
+export function trainerCommand(args: string[], processes = 1): string[] {
+  if (processes <= 1) return ['-m', 'trainer', ...args];
+  return ['-m', 'trainer.launch', '--standalone', '--nnodes', '1', '--nproc_per_node', String(processes), '-m', 'trainer', ...args];
+}
+
 /**
- * Runs `python -m trainer ...` and turns its stdout JSON lines into events. Its stdin stays an
- * open pipe: the trainer exits when it closes, so a killed worker leaves no orphan training on.
+ * Runs `python -m trainer ...` and turns its stdout JSON lines into events (under
+ * torch.distributed.run only rank 0 reports progress). The trainer stops, after a checkpoint,
+ * when this process dies, so a killed worker leaves no orphan training on.
  */
 export function runTrainerProcess(o: TrainerOptions): Promise<TrainerRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(o.python, ['-m', 'trainer', ...o.args], {
+    const child = spawn(o.python, trainerCommand(o.args, o.processes), {
       cwd: REPO_ROOT,
-      env: { ...process.env, ...o.env, PYTHONPATH: REPO_ROOT, PYTHONUNBUFFERED: '1' },
+      env: { ...process.env, ...o.env, PYTHONPATH: REPO_ROOT, PYTHONUNBUFFERED: '1', PSA_WATCH_PID: String(process.pid) },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let lastError: string | null = null;
+    let lastErrorRetryable: boolean | null = null;
     createInterface({ input: child.stdout }).on('line', (line) => {
       let event: TrainerEvent;
       try {
@@ -46,7 +58,10 @@ export function runTrainerProcess(o: TrainerOptions): Promise<TrainerRun> {
         o.onLog?.(line);
         return;
       }
-      if (event.event === 'error') lastError = String(event.message);
+      if (event.event === 'error') {
+        lastError = String(event.message);
+        lastErrorRetryable = event.retryable !== false;
+      }
       o.onEvent?.(event);
     });
     createInterface({ input: child.stderr }).on('line', (line) => o.onLog?.(line));
@@ -61,7 +76,7 @@ export function runTrainerProcess(o: TrainerOptions): Promise<TrainerRun> {
     child.on('close', (code, signal) => {
       clearTimeout(killTimer);
       o.signal?.removeEventListener('abort', abort);
-      resolve({ code, signal, lastError });
+      resolve({ code, signal, lastError, lastErrorRetryable });
     });
   });
 }

@@ -7,9 +7,21 @@ import { QUEUE_NAME, type TrainJobData, type TrainResult } from './job-types.ts'
 import { makeProcessor, SHUTDOWN_REASON, type Slot } from './process-job.ts';
 import { CANCELLED_REASON } from './queue.ts';
 
-export function slotsFrom(gpus: string): Slot[] {
+/**
+ * Training slots: GPUS grouped by GPUS_PER_SLOT (GPUS=0,1,2,3 with 2 per slot: [0,1] and [2,3];
+ * a remainder too small for a slot is left unused), or one CPU slot running up to perSlot
+ * processes.
+ */
+export function slotsFrom(gpus: string, perSlot = 1): Slot[] {
   const ids = gpus.split(',').map((g) => g.trim()).filter(Boolean);
-  return ids.length ? ids.map((gpu) => ({ name: `gpu${gpu}`, gpu })) : [{ name: 'cpu', gpu: null }];
+  if (!ids.length) return [{ name: 'cpu', gpus: [], capacity: perSlot }];
+  const slots: Slot[] = [];
+  for (let i = 0; i + perSlot <= ids.length; i += perSlot) {
+    const group = ids.slice(i, i + perSlot);
+    slots.push({ name: `gpu${group.join('+')}`, gpus: group, capacity: group.length });
+  }
+  if (!slots.length) throw new Error(`GPUS lists ${ids.length} device(s), fewer than GPUS_PER_SLOT=${perSlot}`);
+  return slots;
 }
 
 /**
@@ -28,7 +40,7 @@ export class TrainingWorkers {
     if (!config.REDIS_URL) throw new Error('REDIS_URL is required for training workers');
     const connection = workerRedis(config.REDIS_URL);
     const subscriber = workerRedis(config.REDIS_URL);
-    const workers = slotsFrom(config.GPUS).map((slot) => {
+    const workers = slotsFrom(config.GPUS, config.GPUS_PER_SLOT).map((slot) => {
       const worker = new Worker<TrainJobData, TrainResult>(QUEUE_NAME, makeProcessor(config, slot, log), {
         connection,
         prefix: config.REDIS_PREFIX,

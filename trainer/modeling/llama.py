@@ -10,6 +10,7 @@ from typing import Optional
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.utils.checkpoint import checkpoint
 
 from .clip import attention
 from .config import TextConfig
@@ -123,14 +124,19 @@ class LlamaForCausalLM(nn.Module):
         self.config = cfg
         self.model = LlamaModel(cfg)
         self.lm_head = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
+        self.gradient_checkpointing = False  # set by the trainer (activation checkpointing)
 
     def hidden_states(self, inputs_embeds, attention_mask, position_ids, past: Optional[KvCache] = None):
         """Final normed hidden states and the new cache (past + this step)."""
         mask = causal_mask(attention_mask, inputs_embeds.shape[1], inputs_embeds.dtype)
         cos, sin = self.model.rotary_emb(position_ids, inputs_embeds.dtype)
         x, presents = inputs_embeds, []
+        recompute = self.gradient_checkpointing and self.training and torch.is_grad_enabled() and past is None
         for i, layer in enumerate(self.model.layers):
-            x, present = layer(x, cos, sin, mask, None if past is None else past[i])
+            if recompute:  # activation checkpointing: keep layer inputs only, recompute in backward
+                x, present = checkpoint(layer, x, cos, sin, mask, None, use_reentrant=False)
+            else:
+                x, present = layer(x, cos, sin, mask, None if past is None else past[i])
             presents.append(present)
         return self.model.norm(x), presents
 

@@ -39,16 +39,29 @@ def _finite(v: Any) -> Any:
     return None if isinstance(v, float) and not math.isfinite(v) else v  # NaN is not JSON
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
 def _watch_parent(on_exit) -> None:
     """Stops training when the parent (the worker) dies, even by SIGKILL, so no orphan keeps the
-    GPU: the child is then re-parented and getppid() changes. (Closing stdin is not used as the
-    signal because callers such as scripts/lib/trainer-cli.ts close it at once.)"""
+    GPU: the child is then re-parented and getppid() changes. Under torch.distributed.run the
+    parent is the launcher, so the worker's pid comes in PSA_WATCH_PID and is watched as well.
+    (Closing stdin is not used as the signal because callers such as scripts/lib/trainer-cli.ts
+    close it at once.)"""
     parent = os.getppid()
+    watched = int(os.environ.get("PSA_WATCH_PID", "0") or 0)
 
     def poll() -> None:
-        while os.getppid() == parent:
+        while os.getppid() == parent and (watched <= 0 or _alive(watched)):
             time.sleep(1.0)
-        logging.getLogger("trainer.train").warning("parent process %d exited: stopping after the current step", parent)
+        logging.getLogger("trainer.train").warning("parent process exited: stopping after the current step")
         on_exit()
 
     threading.Thread(target=poll, name="watch-parent", daemon=True).start()
@@ -59,9 +72,12 @@ def train_cli(job_path: str) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
 
     received: list[int] = []
+    from .distributed import world_from_env
+    world = world_from_env()
 
     def emit(**event: Any) -> None:
-        if stream.closed:
+        # Under torch.distributed.run rank 0 reports progress; any rank may report its error.
+        if stream.closed or (not world.main and event.get("event") != "error"):
             return
         try:
             stream.write(json.dumps({k: _finite(v) for k, v in event.items()}) + "\n")
@@ -85,7 +101,7 @@ def train_cli(job_path: str) -> int:
     from .loop import Interrupted, Trainer
     try:
         job = load_job(job_path)
-        Trainer(job, emit, lambda: bool(received)).run()
+        Trainer(job, emit, lambda: bool(received), world).run()
         return 0
     except Interrupted as e:
         logging.getLogger("trainer.train").warning("%s", e)
@@ -98,3 +114,5 @@ def train_cli(job_path: str) -> int:
         traceback.print_exc(file=sys.stderr)
         emit(event="error", message=f"{type(e).__name__}: {e}", retryable=True)
         return EXIT_FAILED
+    finally:
+        world.close()

@@ -54,15 +54,17 @@ class Job:
     checkpoint_every_steps: int = 50
     device: str = "auto"
     max_steps: Optional[int] = None
+    activation_checkpointing: bool = False
 
     def stage(self, name: str) -> StageSpec:
         return self.stage1 if name == "stage1" else self.stage2
 
     def fingerprint(self) -> dict[str, Any]:
         """What must not change between an interrupted run and its resumption (device and
-        checkpoint frequency may: resuming a CUDA run on another node is fine)."""
+        checkpoint frequency may: resuming a CUDA run on another node is fine; so may activation
+        checkpointing, which changes memory, not results)."""
         d = asdict(self)
-        for k in ("workdir", "device", "checkpoint_every_steps"):
+        for k in ("workdir", "device", "checkpoint_every_steps", "activation_checkpointing"):
             d.pop(k)
         return d
 
@@ -123,7 +125,7 @@ def _directory(obj: dict, key: str, must_exist: bool) -> str:
 
 def parse_job(raw: Any) -> Job:
     o = _check_keys(raw, {"base", "data", "workdir", "stages", "stage1", "stage2", "seed",
-                          "checkpoint_every_steps", "device", "max_steps"}, "")
+                          "checkpoint_every_steps", "device", "max_steps", "activation_checkpointing"}, "")
     base = _directory(o, "base", True)
     if not os.path.isfile(os.path.join(base, "config.json")):
         raise JobError("base", f"{base!r} has no config.json (not a checkpoint directory)")
@@ -139,6 +141,9 @@ def parse_job(raw: Any) -> Job:
     if device not in DEVICES:
         raise JobError("device", f"must be one of {list(DEVICES)}, got {json.dumps(device)}")
     max_steps = o.get("max_steps")
+    checkpointing = o.get("activation_checkpointing", False)
+    if not isinstance(checkpointing, bool):
+        raise JobError("activation_checkpointing", f"must be true or false, got {json.dumps(checkpointing)}")
     return Job(
         base=base, data=data, workdir=_directory(o, "workdir", False), stages=list(stages),
         stage1=_stage(o.get("stage1"), "stage1"), stage2=_stage(o.get("stage2"), "stage2"),
@@ -146,6 +151,7 @@ def parse_job(raw: Any) -> Job:
         checkpoint_every_steps=_number(o, "checkpoint_every_steps", "", int, 50, 1),
         device=device,
         max_steps=None if max_steps is None else _number(o, "max_steps", "", int, None, 1),
+        activation_checkpointing=checkpointing,
     )
 
 

@@ -20,6 +20,7 @@ from ..modeling.llava import PsaLlava
 from . import checkpoints as ckpt
 from .data import Batch, Split, open_dataset
 from .job import Job, JobError, StageSpec, UserInputError
+from .distributed import World, device_for as dist_device, init as init_world, wrap as wrap_ddp
 from .lora import apply_lora, merge_lora
 
 log = logging.getLogger("trainer.train")
@@ -45,7 +46,10 @@ def epoch_seed(job: Job, stage: str, epoch: int) -> int:
     return job.seed * 1_000_003 + ckpt.STAGE_INDEX[stage] * 10_007 + epoch
 
 
-def losses(model: PsaLlava, b: Batch) -> dict[str, torch.Tensor]:
+def loss_terms(model: PsaLlava, b: Batch) -> dict[str, torch.Tensor]:
+    """Sums over this batch (not means), so that ranks holding parts of one global batch can be
+    normalised by the global counts: LM cross-entropy summed over label tokens, concept
+    cross-entropies summed over rows, correct predictions, and the counts."""
     with torch.no_grad():  # the vision tower is frozen in both stages
         feats = model.vision_features(b.pixels)
     embeds = model.merge_image_features(b.input_ids, model.image_features(feats))
@@ -56,20 +60,41 @@ def losses(model: PsaLlava, b: Batch) -> dict[str, torch.Tensor]:
     keep = targets != -100
     if bool(keep.any()):
         logits = model.language_model.lm_head(hidden[:, :-1][keep]).float()
-        lm = F.cross_entropy(logits, targets[keep])
+        lm = F.cross_entropy(logits, targets[keep], reduction="sum")
     else:
         lm = hidden.sum() * 0.0
     level, kind = model.safety_logits(feats, model.embed(b.query_ids), b.query_mask)
-    concept = F.cross_entropy(level.float(), b.safe_level) + F.cross_entropy(kind.float(), b.safe_type)
-    return {"lm_loss": lm, "concept_loss": concept,
-            "level_acc": (level.argmax(-1) == b.safe_level).float().mean(),
-            "type_acc": (kind.argmax(-1) == b.safe_type).float().mean()}
+    concept = F.cross_entropy(level.float(), b.safe_level, reduction="sum") \
+        + F.cross_entropy(kind.float(), b.safe_type, reduction="sum")
+    return {"lm_sum": lm, "concept_sum": concept, "tokens": keep.sum(), "rows": torch.tensor(len(b.safe_level)),
+            "level_correct": (level.argmax(-1) == b.safe_level).sum(),
+            "type_correct": (kind.argmax(-1) == b.safe_type).sum()}
+
+
+def losses(model: PsaLlava, b: Batch) -> dict[str, torch.Tensor]:
+    """Mean losses and accuracies of one batch on one process."""
+    t = loss_terms(model, b)
+    rows = float(t["rows"])
+    return {"lm_loss": t["lm_sum"] / t["tokens"].clamp(min=1), "concept_loss": t["concept_sum"] / rows,
+            "level_acc": t["level_correct"].float() / rows, "type_acc": t["type_correct"].float() / rows}
+
+
+class Objective(torch.nn.Module):
+    """The training objective as a module, so that DistributedDataParallel sees its forward."""
+
+    def __init__(self, model: PsaLlava):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        return loss_terms(self.model, batch)
 
 
 class Trainer:
-    def __init__(self, job: Job, emit: Emit, stop_requested: Callable[[], bool]):
+    def __init__(self, job: Job, emit: Emit, stop_requested: Callable[[], bool], world: Optional[World] = None):
         self.job, self.emit, self.stop_requested = job, emit, stop_requested
-        self.device = pick_device(job.device)
+        self.world = world or World()
+        self.device = dist_device(self.world, pick_device(job.device))
         cuda = self.device.type == "cuda"
         self.autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) \
             if cuda and torch.cuda.is_bf16_supported() else contextlib.nullcontext
@@ -84,14 +109,18 @@ class Trainer:
             self.model = load_model(job.base, cfg)
         except CheckpointError as e:
             raise JobError("base", str(e)) from None
+        self.model.language_model.gradient_checkpointing = job.activation_checkpointing
         self.train, self.val, _ = open_dataset(job.data, cfg, self.model.image_token_count)
         self.model.to(self.device)
+        init_world(self.world, self.device)
         self.summary: dict = {"stages": {}}
 
     def run(self) -> str:
-        job = self.job
-        self._lock = ckpt.lock_workdir(job.workdir)
-        ckpt.remove_partial(job.workdir)
+        job, world = self.job, self.world
+        if world.main:  # one writer per workdir: rank 0 holds the lock and writes checkpoints
+            self._lock = ckpt.lock_workdir(job.workdir)
+            ckpt.remove_partial(job.workdir)
+        world.barrier()
         resume = ckpt.latest(job.workdir)
         completed: list[str] = []
         if resume is not None:
@@ -113,10 +142,13 @@ class Trainer:
             same = resume if resume is not None and resume.state["stage"] == stage else None
             self._stage(stage, job.stage(stage), same, completed)
             completed.append(stage)
-        merged = merge_lora(self.model)
-        log.info("merged LoRA into %d linear layers", merged)
-        out = ckpt.write_final(self.model.cpu(), job.base, job.workdir, {**self.summary, "job": job.fingerprint()})
-        self.emit(event="done", output=out)
+        out = ""
+        if world.main:
+            merged = merge_lora(self.model)
+            log.info("merged LoRA into %d linear layers", merged)
+            out = ckpt.write_final(self.model.cpu(), job.base, job.workdir, {**self.summary, "job": job.fingerprint()})
+            self.emit(event="done", output=out)
+        world.barrier()
         return out
 
     def _lora(self) -> list[str]:
@@ -132,12 +164,18 @@ class Trainer:
                 params[name].copy_(t)
 
     def _stage(self, stage: str, spec: StageSpec, resume: Optional[ckpt.Checkpoint], completed: list[str]) -> None:
-        job, model = self.job, self.model
+        job, model, world = self.job, self.model, self.world
         lora = set(self._lora()) if stage == "stage2" else set()
         for name, p in model.named_parameters():
             p.requires_grad_(name.startswith("psa.") or name in lora)
         named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         params = [p for _, p in named]
+        if spec.batch_size < world.size:
+            raise JobError(f"{stage}.batch_size", f"must be at least the number of processes ({world.size}), got {spec.batch_size}")
+        objective = Objective(model)
+        frozen = [f"model.{n}" for n, p in model.named_parameters() if not p.requires_grad] + \
+            [f"model.{n}" for n, _ in model.named_buffers()]
+        step_fn = wrap_ddp(objective, world, self.device, frozen)
         opt = torch.optim.AdamW(params, lr=spec.lr, weight_decay=spec.weight_decay)
         per_epoch = self.train.steps_per_epoch(spec.batch_size)
         total = per_epoch * spec.epochs if job.max_steps is None else min(per_epoch * spec.epochs, job.max_steps)
@@ -150,7 +188,7 @@ class Trainer:
         else:
             torch.manual_seed(epoch_seed(job, stage, -1))  # LoRA dropout draws from the global RNG
         self.emit(event="start", stage=stage, total_steps=total, epochs=spec.epochs,
-                  resumed_from=start if resume is not None else None)
+                  resumed_from=start if resume is not None else None, processes=world.size)
         model.train()
         order, order_epoch = None, -1
         for step in range(start, total):
@@ -162,38 +200,54 @@ class Trainer:
             lr = spec.lr * lr_factor(step, total)
             for g in opt.param_groups:
                 g["lr"] = lr
-            batch = self.train.batch(rows).to(self.device)
+            mine, weight = world.shard(rows)
+            batch = self.train.batch(mine).to(self.device)
             with self.autocast():
-                m = losses(model, batch)
-                loss = m["lm_loss"] + spec.concept_weight * m["concept_loss"]
-            if not bool(torch.isfinite(loss)):  # stepping would poison the weights and every later checkpoint
-                raise FloatingPointError(f"{stage} step {step + 1}: loss is {float(loss)}; lower the learning rate")
+                terms = step_fn(batch)
+            # Global counts first, so every rank divides by the whole batch's tokens and rows.
+            counts = world.all_sum(torch.stack([terms["tokens"].to(self.device, torch.float64) * weight,
+                                                terms["rows"].to(self.device, torch.float64) * weight]))
+            tokens, n_rows = float(counts[0].clamp(min=1)), float(counts[1])
+            lm, concept = terms["lm_sum"] * (weight / tokens), terms["concept_sum"] * (weight / n_rows)
+            loss = lm + spec.concept_weight * concept
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss * world.size).backward()  # DDP averages gradients over ranks: this makes it their sum
             torch.nn.utils.clip_grad_norm_(params, 1.0)
+            report = world.all_sum(torch.stack([
+                loss.detach().double(), lm.detach().double(), concept.detach().double(),
+                terms["level_correct"].to(self.device, torch.float64) * weight,
+                terms["type_correct"].to(self.device, torch.float64) * weight,
+                torch.tensor(float(self.stop_requested()), dtype=torch.float64, device=self.device)]))
+            loss_value = float(report[0])
+            if not math.isfinite(loss_value):  # stepping would poison the weights and every later checkpoint
+                raise FloatingPointError(f"{stage} step {step + 1}: loss is {loss_value}; lower the learning rate")
             opt.step()
             done = step + 1
             self.emit(event="step", stage=stage, step=done, total_steps=total, epoch=epoch + 1,
-                      loss=float(loss), **{k: float(v) for k, v in m.items()}, lr=lr,
+                      loss=loss_value, lm_loss=float(report[1]), concept_loss=float(report[2]),
+                      level_acc=float(report[3]) / n_rows, type_acc=float(report[4]) / n_rows, lr=lr,
                       examples_per_s=len(rows) / max(time.perf_counter() - t0, 1e-9))
-            stop = self.stop_requested()
+            stop = float(report[5]) > 0  # any rank asked to stop: all stop after this step
             if done % job.checkpoint_every_steps == 0 or pos + 1 == per_epoch or done == total or stop:
                 finished = done == total
                 if finished:
-                    self.summary["stages"][stage] = {"steps": total, "last_loss": float(loss)}
-                state = {"stage": stage, "step": done, "epoch": done // per_epoch, "position": done % per_epoch,
-                         "steps_per_epoch": per_epoch, "total_steps": total,
-                         "completed": completed + ([stage] if finished else []),
-                         "summary": self.summary, "job": job.fingerprint()}
-                path = ckpt.save(job.workdir, state, {n: p.detach() for n, p in named}, opt.state_dict())
-                self.emit(event="checkpoint", stage=stage, step=done, path=path)
+                    self.summary["stages"][stage] = {"steps": total, "last_loss": loss_value}
+                if world.main:
+                    state = {"stage": stage, "step": done, "epoch": done // per_epoch, "position": done % per_epoch,
+                             "steps_per_epoch": per_epoch, "total_steps": total,
+                             "completed": completed + ([stage] if finished else []),
+                             "summary": self.summary, "job": job.fingerprint()}
+                    path = ckpt.save(job.workdir, state, {n: p.detach() for n, p in named}, opt.state_dict())
+                    self.emit(event="checkpoint", stage=stage, step=done, path=path)
+                world.barrier()
             if stop:
                 raise Interrupted(f"stopped after {stage} step {done}; checkpoint written")
         self.emit(event="stage_done", stage=stage, steps=total)
-        if self.val is not None:
+        if self.val is not None and world.main:
             metrics = self.evaluate(self.val, spec.batch_size)
             self.summary["stages"][stage]["val"] = metrics
             self.emit(event="eval", stage=stage, split="val", **metrics)
+        world.barrier()
 
     @torch.no_grad()
     def evaluate(self, split: Split, batch_size: int) -> dict[str, float]:
