@@ -98,7 +98,9 @@ try {
         '\n',
     );
   }
-  process.stdout.write(`report: ${path.relative(process.cwd(), path.join(dir, 'report.md')) || path.join(dir, 'report.md')}\n`);
+  const md = path.join(dir, 'report.md');
+  const rel = path.relative(process.cwd(), md);
+  process.stdout.write(`report: ${rel.startsWith('..') ? md : rel}\n`);
 } catch (err) {
   if (isDatasetError(err)) {
     if (err.problems.length === 0) process.stderr.write(`eval: ${err.message}\n`);
