@@ -11,6 +11,7 @@ import { BUILTIN_POLICY } from '../src/policy/policy.ts';
 import { flagEverythingPrediction, keywordMatcher, keywordPrediction, mostCommonUnsafeType } from '../src/eval/baselines.ts';
 import { DatasetError } from '../src/datasets/errors.ts';
 import { loadEvalSet } from '../src/eval/dataset.ts';
+import { runEvaluation } from '../src/eval/run.ts';
 import { accuracy, classScores, confusionMatrix, latencySummary, macroF1, percentile, prf } from '../src/eval/metrics.ts';
 import { scoreSystem, type Prediction } from '../src/eval/score.ts';
 
@@ -215,6 +216,35 @@ t.test('the CLI on the default model, an archive, with the default --out', async
   const res = await cli(['--model', DEFAULT_MODEL, '--data', archive], cwd);
   t.equal(res.code, 0, res.stderr);
   await checkRun(t, join(cwd, 'eval-report'), 'psa-default-v1');
+});
+
+t.test('a text extractor feeds the keyword baseline (in process, no charts)', async (t) => {
+  const out = join(work, 'out-extractor');
+  const seen: string[] = [];
+  const { report, files } = await runEvaluation({
+    model: tiny,
+    data: dataDir,
+    out,
+    charts: false,
+    useOcrText: false,
+    textExtractor: (item, image) => {
+      seen.push(`${item.id}:${image.length > 0}`);
+      return item.id === 'colours' ? 'a bomb and a gun' : undefined;
+    },
+  });
+  t.equal(seen.length, ROWS.length);
+  t.ok(seen.every((s) => s.endsWith(':true')), 'the extractor gets the image bytes');
+  t.same(report.baselines.keyword.text_sources, ['prompt', 'text extractor']);
+  t.equal(report.systems.keyword.metrics.type.confusion[6]![1], 1, 'the safe item now reads as illegal_risk');
+  t.equal(report.systems.keyword.metrics.type.per_type[4]!.recall, 0, 'without ocr_text the privacy card is missed');
+  t.same(files.map((f) => f.slice(out.length + 1)), ['predictions.jsonl', 'report.json', 'report.md']);
+  const predictions = (await readFile(join(out, 'predictions.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+  t.same(predictions[1].keyword.matches, ['gun', 'bomb']);
+
+  await t.rejects(
+    runEvaluation({ model: tiny, data: dataDir, out, charts: false, textExtractor: () => Promise.reject(new Error('engine down')) }),
+    /the text extractor failed on eval\.jsonl:1 \(bomb\): engine down/,
+  );
 });
 
 t.test('bad arguments: usage and exit code 2', async (t) => {

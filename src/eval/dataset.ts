@@ -34,8 +34,9 @@ export interface EvalItem {
 export interface EvalSet {
   /** What the user passed. */
   source: string;
-  /** Real path of the directory holding eval.jsonl. */
+  /** Real path of the directory holding eval.jsonl (a temporary one for an archive). */
   root: string;
+  archive: boolean;
   items: EvalItem[];
   /** Removes the extraction directory of an archive; a no-op for directories. */
   dispose(): Promise<void>;
@@ -79,7 +80,7 @@ export async function loadEvalSet(source: string, opts: LoadEvalOptions = {}): P
       });
     }
     const items = await readItems(root, opts.maxImagePixels ?? 40_000_000);
-    return { source, root, items, dispose };
+    return { source, root, archive: extracted !== undefined, items, dispose };
   } catch (err) {
     await dispose();
     throw err;

@@ -40,7 +40,8 @@ export interface EvalReport {
   };
   dataset: {
     path: string;
-    root: string;
+    /** The directory holding eval.jsonl; null when `path` is an archive. */
+    root: string | null;
     file: string;
     items: number;
     unsafe_items: number;

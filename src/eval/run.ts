@@ -60,7 +60,7 @@ export async function runEvaluation(opts: EvalOptions): Promise<EvalResult> {
   try {
     const runtime = await PsaRuntime.load(opts.model, { device: opts.device ?? 'cpu' });
     try {
-      return await evaluate(runtime, data.items, policy, { ...opts, dataRoot: data.root });
+      return await evaluate(runtime, data.items, policy, { ...opts, dataRoot: data.archive ? null : data.root });
     } finally {
       await runtime.close();
     }
@@ -69,7 +69,7 @@ export async function runEvaluation(opts: EvalOptions): Promise<EvalResult> {
   }
 }
 
-async function evaluate(runtime: PsaRuntime, items: EvalItem[], policy: Policy, opts: EvalOptions & { dataRoot: string }): Promise<EvalResult> {
+async function evaluate(runtime: PsaRuntime, items: EvalItem[], policy: Policy, opts: EvalOptions & { dataRoot: string | null }): Promise<EvalResult> {
   const useOcr = opts.useOcrText ?? true;
   const matchKeywords = keywordMatcher(KEYWORDS);
   matchKeywords(''); // warm-up: each regular expression compiles on its first use
@@ -89,7 +89,7 @@ async function evaluate(runtime: PsaRuntime, items: EvalItem[], policy: Policy, 
     model.push({ ...applied, decision: outcome.decision, flagged: outcome.flagged, levelProb: scores.levelProbs[applied.level]!, typeProb: scores.typeProbs[applied.type]!, latencyMs });
 
     const k0 = performance.now();
-    const extracted = opts.textExtractor ? await opts.textExtractor(item, bytes) : undefined;
+    const extracted = opts.textExtractor ? await extractText(opts.textExtractor, item, bytes) : undefined;
     const text = [item.prompt, useOcr ? item.ocrText : undefined, extracted].filter((s) => s !== undefined && s !== '').join('\n');
     const hit = matchKeywords(text);
     keyword.push(keywordPrediction(hit, policy, performance.now() - k0));
@@ -176,6 +176,14 @@ async function classifyItem(runtime: PsaRuntime, item: EvalItem, bytes: Buffer) 
   } catch (err) {
     const problem = { file: EVAL_FILE, line: item.line, message: `image ${JSON.stringify(item.image)}: ${(err as Error).message}` };
     throw new DatasetError(DatasetErrorCodes.DATASET_INVALID, `${EVAL_FILE}:${item.line}: ${problem.message}`, { problems: [problem], cause: err });
+  }
+}
+
+async function extractText(extractor: TextExtractor, item: EvalItem, bytes: Buffer): Promise<string | undefined> {
+  try {
+    return await extractor(item, bytes);
+  } catch (err) {
+    throw new Error(`the text extractor failed on ${EVAL_FILE}:${item.line} (${item.id}): ${(err as Error).message}`, { cause: err });
   }
 }
 
