@@ -241,6 +241,12 @@ t.test('a text extractor feeds the keyword baseline (in process, no charts)', as
   const predictions = (await readFile(join(out, 'predictions.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
   t.same(predictions[1].keyword.matches, ['gun', 'bomb']);
 
+  const policyFile = join(work, 'policy.json');
+  await writeFile(policyFile, JSON.stringify({ flag: { min_level: 'careful' } }));
+  const strict = await runEvaluation({ model: tiny, data: dataDir, out: join(work, 'out-policy'), charts: false, policyFile });
+  t.same(strict.report.policy.flag, { min_level: 'careful', threshold: 0.5 });
+  t.equal(strict.report.systems.keyword.metrics.flagged.recall_on_unsafe, 1, 'a careful hit is flagged under this policy');
+
   await t.rejects(
     runEvaluation({ model: tiny, data: dataDir, out, charts: false, textExtractor: () => Promise.reject(new Error('engine down')) }),
     /the text extractor failed on eval\.jsonl:1 \(bomb\): engine down/,

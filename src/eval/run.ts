@@ -51,7 +51,7 @@ export async function loadPolicy(file: string | undefined): Promise<Policy> {
   } catch (err) {
     throw new Error(`policy ${file}: cannot read it as JSON (${(err as Error).message})`);
   }
-  return mergePolicy(BUILTIN_POLICY, parsePolicy(raw, `policy ${file}`));
+  return mergePolicy(BUILTIN_POLICY, parsePolicy(raw, `policy ${file} at `));
 }
 
 export async function runEvaluation(opts: EvalOptions): Promise<EvalResult> {
