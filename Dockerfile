@@ -14,7 +14,9 @@ COPY package.json package-lock.json .npmrc ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force \
  # onnxruntime-node ships every platform's binaries (~290 MB); keep this one's.
  && arch=$(node -p process.arch) \
- && find node_modules/onnxruntime-node/bin -mindepth 3 -maxdepth 3 -type d ! -path "*/linux/${arch}" -exec rm -rf {} +
+ && find node_modules/onnxruntime-node/bin -mindepth 3 -maxdepth 3 -type d ! -path "*/linux/${arch}" -exec rm -rf {} + \
+ # typescript arrives only as an optional peer of valibot (bull-board's types); nothing runs it.
+ && rm -rf node_modules/typescript
 
 # ---- api ----
 FROM ${NODE_IMAGE} AS api
@@ -37,16 +39,24 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
 STOPSIGNAL SIGTERM
 CMD ["node", "--import", "tsx", "src/server.ts"]
 
-# ---- worker-cpu: the training worker on CPU (small models) ----
-FROM api AS worker-cpu
-USER root
+# ---- trainer-base: Debian's PyTorch and OpenBLAS, a layer that survives code changes ----
+FROM ${NODE_IMAGE} AS trainer-base
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 python3-torch python3-numpy python3-onnx libopenblas0-pthread \
  && rm -rf /var/lib/apt/lists/*
+
+# ---- worker-cpu: the api's files plus the trainer, for training on CPU (small models) ----
+FROM trainer-base AS worker-cpu
+ENV NODE_ENV=production \
+    MODELS_DIR=/models PSA_MODEL=/app/models/default DATA_DIR=/data \
+    TRAINER_PYTHON=/usr/bin/python3
+WORKDIR /app
+COPY --from=api /app ./
 COPY trainer ./trainer
-ENV TRAINER_PYTHON=/usr/bin/python3
+RUN mkdir -p /data /models && chown node:node /data /models
 USER node
-HEALTHCHECK NONE
+VOLUME ["/data", "/models"]
+STOPSIGNAL SIGTERM
 CMD ["node", "--import", "tsx", "src/worker.ts"]
 
 # ---- gpu: API replicas with the CUDA execution provider, and GPU training workers ----

@@ -27,6 +27,9 @@ const env = {
   MODELS_DIR: modelsDir,
   WORKER_LOCK_MS: '3000',
   WORKER_STALLED_INTERVAL_MS: '1000',
+  // A CPU slot of two: jobs asking for gpus 2 run two gloo trainer processes.
+  GPUS_PER_SLOT: '2',
+  MAX_JOB_GPUS: '2',
 };
 const { app } = await testApp({ ...env, PSA_MODEL: 'base' });
 t.teardown(() => app.close());
@@ -120,12 +123,31 @@ t.test('two jobs with one slot run one after the other', async (t) => {
   t.same([ja.result.model_id, jb.result.model_id].sort(), ['seq-v1', 'seq-v2'], 'versions are numbered');
 });
 
+t.test('gpus: a two-process job runs under torch.distributed.run; too many GPUs is refused or left for a larger slot', async (t) => {
+  const id = await submit(app, { ...small, stages: ['stage1'], gpus: 2, output_name: 'two-procs' });
+  const job = await until(id, finished, 180_000);
+  t.equal(job.state, 'completed', job.error ?? '');
+  t.equal(job.processes, 2, 'two trainer processes ran the stage');
+  const refused = await app.inject({ method: 'POST', url: '/v1/train', payload: { ...small, gpus: 3, output_name: 'x' } });
+  t.equal(refused.statusCode, 422);
+  t.equal(refused.json().error.code, 'PSA_GPUS_UNAVAILABLE');
+  t.match(refused.json().error.message, /largest worker slot has 2 \(MAX_JOB_GPUS\)/);
+  // An API that allows more than this worker's slot: the worker leaves the job for a larger one.
+  const { app: generous } = await testApp({ ...env, PSA_MODEL: 'base', MAX_JOB_GPUS: '4' });
+  t.teardown(() => generous.close());
+  const large = await submit(generous, { ...small, gpus: 4, output_name: 'large' });
+  const waiting = await until(large, (j) => j.state === 'delayed' && (j.logs as string[]).some((l) => /has 2 of the 4 GPUs the job asks for/.test(l)), 60_000);
+  t.equal(waiting.step ?? null, null, 'the slot too small for it did not train it');
+  const cancelled = await generous.inject({ method: 'DELETE', url: `/v1/train/${large}` });
+  t.equal(cancelled.json().state, 'cancelled', 'and it can be cancelled while it waits');
+});
+
 t.test('a SIGKILLed worker: the job is picked up again and resumes from its checkpoint', async (t) => {
   const id = await submit(app, { ...small, stage1: { epochs: 40, batch_size: 4 }, stages: ['stage1'], checkpoint_every_steps: 5, output_name: 'resumed' });
   await until(id, (j) => j.state === 'active' && (j.logs as string[]).some((l) => /checkpoint stage1/.test(l)) && Number(j.step) >= 12);
   await worker.kill('SIGKILL');
   worker = startWorker(env);
-  const job = await until(id, finished, 180_000);
+  const job = await until(id, finished, 400_000);
   t.equal(job.state, 'completed', job.error ?? '');
   t.ok(job.resumed_from > 0, `resumed from a checkpoint, not from zero (step ${job.resumed_from})`);
 });

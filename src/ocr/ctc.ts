@@ -6,14 +6,20 @@ export interface Decoded {
   confidence: number;
 }
 
+export interface DecodedSteps extends Decoded {
+  chars: string[];
+  /** The time step each character was read at. */
+  steps: number[];
+}
+
 /**
  * `probs` holds `steps` x `classes` probabilities for one line, starting at `offset`;
  * class 0 is the blank.
  */
-export function ctcGreedyDecode(probs: Float32Array, offset: number, steps: number, classes: number, charset: readonly string[]): Decoded {
-  let text = '';
+export function ctcGreedyDecode(probs: Float32Array, offset: number, steps: number, classes: number, charset: readonly string[]): DecodedSteps {
+  const chars: string[] = [];
+  const at: number[] = [];
   let sum = 0;
-  let kept = 0;
   let previous = -1;
   for (let t = 0; t < steps; t++) {
     const row = offset + t * classes;
@@ -27,11 +33,32 @@ export function ctcGreedyDecode(probs: Float32Array, offset: number, steps: numb
       }
     }
     if (best !== 0 && best !== previous) {
-      text += charset[best] ?? '';
+      chars.push(charset[best] ?? '');
+      at.push(t);
       sum += bestP;
-      kept++;
     }
     previous = best;
   }
-  return { text, confidence: kept ? sum / kept : 0 };
+  return { text: chars.join(''), confidence: chars.length ? sum / chars.length : 0, chars, steps: at };
+}
+
+/**
+ * Puts a space at each gap (x positions on the same scale as `x`) that falls between two
+ * characters the recogniser read without one.
+ */
+export function spaceAtGaps(chars: readonly string[], x: readonly number[], gaps: ReadonlyArray<readonly [number, number]>): string {
+  let text = '';
+  let g = 0;
+  for (let i = 0; i < chars.length; i++) {
+    if (i > 0) {
+      let split = false;
+      while (g < gaps.length && (gaps[g]![0] + gaps[g]![1]) / 2 < x[i]!) {
+        if ((gaps[g]![0] + gaps[g]![1]) / 2 > x[i - 1]!) split = true;
+        g++;
+      }
+      if (split && chars[i - 1] !== ' ' && chars[i] !== ' ') text += ' ';
+    }
+    text += chars[i];
+  }
+  return text;
 }

@@ -7,7 +7,7 @@
 import { PsaError, PsaErrorCodes } from '../psa/errors.ts';
 import { silentLogger, type RuntimeLogger } from '../psa/logger.ts';
 import { OnnxGraph, type DeviceOptions, type DeviceSetting } from '../psa/onnx-session.ts';
-import { readingOrder } from './db-postprocess.ts';
+import { readingOrder } from './lines.ts';
 import { DETECTOR_CONTRACT, detectText } from './detect.ts';
 import { toRgb, type OcrInput } from './image.ts';
 import { loadCharset, locateModelFiles, type OcrModelFiles } from './models.ts';

@@ -3,12 +3,14 @@
  * (a vertical line, as PaddleOCR does), resized to height 48 keeping its aspect ratio, normalised
  * to (pixel/255 - 0.5) / 0.5 and padded with zeros on the right. Lines of similar aspect ratio
  * share a batch, whose width is that of its widest line (at least 320, PaddleOCR's rec_image_shape).
+ * Where the detector saw separate words in a line, a space the recogniser missed is put back
+ * (each CTC step covers 8 input pixels, so a character's position in the image is known).
  */
 import * as ort from 'onnxruntime-node';
 import { PsaError, PsaErrorCodes } from '../psa/errors.ts';
 import type { GraphContract } from '../psa/onnx-contract.ts';
 import type { OnnxGraph } from '../psa/onnx-session.ts';
-import { ctcGreedyDecode, type Decoded } from './ctc.ts';
+import { ctcGreedyDecode, spaceAtGaps, type Decoded, type DecodedSteps } from './ctc.ts';
 import type { RgbPixels } from './image.ts';
 import { crop, resizeInto, rotate90, type Normalisation, type Rect } from './resample.ts';
 
@@ -29,13 +31,18 @@ export interface RecognizerOptions {
   maxWidth: number;
 }
 
-export async function recognizeLines(graph: OnnxGraph, charset: readonly string[], image: RgbPixels, boxes: readonly Rect[],
+export interface LineBox extends Rect {
+  /** Word gaps, [start, end) x positions in image pixels. */
+  gaps?: ReadonlyArray<readonly [number, number]>;
+}
+
+export async function recognizeLines(graph: OnnxGraph, charset: readonly string[], image: RgbPixels, boxes: readonly LineBox[],
   options: RecognizerOptions): Promise<Decoded[]> {
   const lines = boxes.map((box) => {
     const piece = crop(image, box);
-    return piece.height >= VERTICAL_RATIO * piece.width ? rotate90(piece) : piece;
+    return piece.height >= VERTICAL_RATIO * piece.width ? { piece: rotate90(piece), upright: false } : { piece, upright: true };
   });
-  const ratio = (i: number) => lines[i]!.width / lines[i]!.height;
+  const ratio = (i: number) => lines[i]!.piece.width / lines[i]!.piece.height;
   const order = lines.map((_, i) => i).sort((a, b) => ratio(a) - ratio(b));
   const results: Decoded[] = new Array(lines.length);
   for (let start = 0; start < order.length; start += options.batchSize) {
@@ -43,18 +50,30 @@ export async function recognizeLines(graph: OnnxGraph, charset: readonly string[
     const widest = Math.max(MIN_WIDTH / REC_HEIGHT, ...batch.map(ratio));
     const width = Math.min(Math.trunc(REC_HEIGHT * widest), options.maxWidth);
     const input = new Float32Array(batch.length * 3 * REC_HEIGHT * width);
-    batch.forEach((line, index) => {
+    const widths = batch.map((line, index) => {
       const w = Math.max(1, Math.min(width, Math.ceil(REC_HEIGHT * ratio(line))));
-      resizeInto(lines[line]!, w, REC_HEIGHT, { data: input, width, height: REC_HEIGHT, index }, NORM);
+      resizeInto(lines[line]!.piece, w, REC_HEIGHT, { data: input, width, height: REC_HEIGHT, index }, NORM);
+      return w;
     });
-    const decoded = await runRecognizer(graph, charset, input, batch.length, width);
-    batch.forEach((line, k) => (results[line] = decoded[k]!));
+    const { decoded, stride } = await runRecognizer(graph, charset, input, batch.length, width);
+    batch.forEach((line, k) => {
+      const box = boxes[line]!;
+      const d = decoded[k]!;
+      if (!lines[line]!.upright || !box.gaps?.length) {
+        results[line] = { text: d.text, confidence: d.confidence };
+        return;
+      }
+      const scale = box.width / widths[k]!;
+      const x = d.steps.map((t) => box.left + (t + 0.5) * stride * scale);
+      results[line] = { text: spaceAtGaps(d.chars, x, box.gaps), confidence: d.confidence };
+    });
   }
   return results;
 }
 
 /** One run over a prepared float32[n,3,48,width] batch. */
-export async function runRecognizer(graph: OnnxGraph, charset: readonly string[], input: Float32Array, n: number, width: number): Promise<Decoded[]> {
+export async function runRecognizer(graph: OnnxGraph, charset: readonly string[], input: Float32Array, n: number, width: number):
+  Promise<{ decoded: DecodedSteps[]; stride: number }> {
   const outputs = await graph.run({ x: new ort.Tensor('float32', input, [n, 3, REC_HEIGHT, width]) });
   const probs = Object.values(outputs)[0];
   const dims = probs?.dims ?? [];
@@ -65,5 +84,6 @@ export async function runRecognizer(graph: OnnxGraph, charset: readonly string[]
   }
   const [steps, classes] = [dims[1]!, dims[2]!];
   const data = probs.data as Float32Array;
-  return Array.from({ length: n }, (_, k) => ctcGreedyDecode(data, k * steps * classes, steps, classes, charset));
+  const decoded = Array.from({ length: n }, (_, k) => ctcGreedyDecode(data, k * steps * classes, steps, classes, charset));
+  return { decoded, stride: width / steps };
 }

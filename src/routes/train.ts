@@ -20,6 +20,7 @@ const JobView = Type.Object(
     type_acc: Type.Union([Type.Number(), Type.Null()]),
     eta_s: Type.Union([Type.Number(), Type.Null()]),
     resumed_from: Type.Union([Type.Integer(), Type.Null()], { description: 'Step the current stage resumed from after an interruption' }),
+    processes: Type.Union([Type.Integer(), Type.Null()], { description: 'Trainer processes (one per GPU) running the current stage' }),
     attempts: Type.Integer(),
     created_at: Type.Union([Type.String(), Type.Null()]),
     started_at: Type.Union([Type.String(), Type.Null()]),

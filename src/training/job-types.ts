@@ -77,6 +77,7 @@ export interface TrainProgress {
   type_acc?: number;
   eta_s?: number;
   resumed_from?: number | null;
+  processes?: number;
 }
 
 export interface TrainResult {

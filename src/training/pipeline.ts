@@ -35,7 +35,7 @@ function trainerProgress(hooks: PipelineHooks): (e: TrainerEvent) => void {
   return (e) => {
     if (e.event === 'start') {
       first = null;
-      hooks.report({ stage: String(e.stage), total_steps: Number(e.total_steps), step: Number(e.resumed_from ?? 0), resumed_from: (e.resumed_from as number | null) ?? null });
+      hooks.report({ stage: String(e.stage), total_steps: Number(e.total_steps), step: Number(e.resumed_from ?? 0), resumed_from: (e.resumed_from as number | null) ?? null, processes: Number(e.processes ?? 1) });
       hooks.log(`${e.stage}: ${e.total_steps} steps${e.resumed_from ? `, resuming from step ${e.resumed_from}` : ''}`);
     } else if (e.event === 'step') {
       const step = Number(e.step);

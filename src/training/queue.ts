@@ -23,6 +23,8 @@ export interface JobView {
   eta_s: number | null;
   /** Step the current stage resumed from after an interruption (null when it started fresh). */
   resumed_from: number | null;
+  /** Trainer processes of the current stage (one per GPU); null before training starts. */
+  processes: number | null;
   attempts: number;
   created_at: string | null;
   started_at: string | null;
@@ -117,6 +119,7 @@ export class TrainingQueue {
       type_acc: p.type_acc ?? null,
       eta_s: p.eta_s ?? null,
       resumed_from: p.resumed_from ?? null,
+      processes: p.processes ?? null,
       attempts: job.attemptsMade,
       created_at: iso(job.timestamp),
       started_at: iso(job.processedOn),
