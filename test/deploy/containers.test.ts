@@ -58,7 +58,7 @@ t.test('the api container: /readyz, /v1/moderate, non-root, healthcheck, gracefu
   const base = `http://127.0.0.1:${port}`;
   await removeContainer(name);
   t.teardown(() => removeContainer(name));
-  const started = await sh('podman', ['run', '-d', '--name', name, '-p', `127.0.0.1:${port}:8080`, '-e', 'ALLOW_NO_AUTH=true', '-e', 'SHUTDOWN_GRACE_MS=20000', API_IMAGE]);
+  const started = await sh('podman', ['run', '-d', '--name', name, '-p', `127.0.0.1:${port}:8080`, '-e', 'ALLOW_NO_AUTH=true', '-e', 'SHUTDOWN_GRACE_MS=20000', '-e', 'MAX_NEW_TOKENS=780', API_IMAGE]);
   t.equal(started.code, 0, `the api container starts${started.code ? `: ${started.stderr}` : ''}`);
   const t0 = Date.now();
   await waitReady(base);
@@ -76,18 +76,19 @@ t.test('the api container: /readyz, /v1/moderate, non-root, healthcheck, gracefu
   const health = await sh('podman', ['healthcheck', 'run', name]);
   t.equal(health.code, 0, `podman healthcheck run passes${health.code ? `: ${health.stdout}${health.stderr}` : ''}`);
 
-  // A streamed chat answer of 512 tokens takes a couple of seconds: stop the container once its
-  // first token has arrived, and the answer must still be delivered to its end.
+  // A streamed chat answer of 780 tokens takes about three seconds: stop the container as soon as
+  // the answer has started (podman stop takes up to a second to deliver SIGTERM), and the answer
+  // must still be delivered to its end.
   const requestId = 'deploy-test-in-flight';
   const chat = await fetch(`${base}/v1/chat`, {
-    ...json({ image, prompt: 'Describe this picture in detail, please.', max_tokens: 512, temperature: 1, seed: 3, stream: true }),
+    ...json({ image, prompt: 'Describe this picture in detail, please.', max_tokens: 780, temperature: 1, seed: 3, stream: true }),
     headers: { 'content-type': 'application/json', 'x-request-id': requestId },
   });
   t.equal(chat.status, 200);
   const reader = chat.body!.getReader();
   const decoder = new TextDecoder();
   let text = '';
-  while (!text.includes('event: token')) {
+  while (!text.includes('event: concepts')) {
     const { value, done } = await reader.read();
     if (done) break;
     text += decoder.decode(value, { stream: true });
@@ -100,7 +101,7 @@ t.test('the api container: /readyz, /v1/moderate, non-root, healthcheck, gracefu
   }
   t.match(text, /event: done\ndata: \{"finish_reason":"(length|stop)"/, 'the answer in flight was delivered to its end');
   const stop = await stopping;
-  t.equal(stop.code, 0, stop.output);
+  t.equal(stop.code, 0, `podman stop exits 0${stop.code ? `: ${stop.output}` : ''}`);
   t.ok(stop.seconds < 30, `the container stopped in ${stop.seconds.toFixed(1)} s, within the 30 s grace period`);
   report.push(`api container stopped in ${stop.seconds.toFixed(1)} s with a chat request in flight`);
   t.equal(await inspect(name, '{{.State.ExitCode}}'), '0', 'exit code 0: it shut down, it was not killed');
