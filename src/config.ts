@@ -20,6 +20,7 @@ export const ConfigSchema = Type.Object({
     description: 'onnxruntime execution provider; "cuda" fails when unavailable, "auto" falls back to CPU',
   }),
   DEVICE_ID: Type.Integer({ default: 0, minimum: 0, description: 'CUDA device index' }),
+  MODEL_DTYPE: Type.Union([Type.Literal('fp32'), Type.Literal('fp16')], { default: 'fp32', description: 'Graphs to serve: fp32, or the float16 variants of packages exported with --fp16 (half the memory; meant for CUDA)' }),
   POOL_SIZE: Type.Integer({ default: 1, minimum: 1, maximum: 64, description: 'Inference worker threads, each holding the model' }),
   POOL_THREADS: Type.Integer({ default: 0, minimum: 0, description: 'onnxruntime threads per worker; 0 divides the cores among workers' }),
   POOL_MAX_QUEUE: Type.Integer({ default: 64, minimum: 1, description: 'Inference tasks waiting beyond this answer 503 with Retry-After' }),

@@ -24,6 +24,28 @@ const pkgDir = join(work, 'hf-tiny');
 await runTrainer(['export', '--checkpoint', HF, '--out', pkgDir, '--tokens-a', '4', '--tokens-b', '0']);
 const runtime = await PsaRuntime.load(pkgDir, { device: 'cpu' });
 t.teardown(() => runtime.close());
+// The same checkpoint with every graph's weights in external data files, plus the fp16 variants.
+const variantsDir = join(work, 'hf-tiny-variants');
+await runTrainer(['export', '--checkpoint', HF, '--out', variantsDir, '--tokens-a', '4', '--tokens-b', '0', '--external-data', 'always', '--fp16']);
+const external = await PsaRuntime.load(variantsDir, { device: 'cpu' });
+t.teardown(() => external.close());
+const half = await PsaRuntime.load(variantsDir, { device: 'cpu', dtype: 'fp16' });
+t.teardown(() => half.close());
+
+/** Image features and the last position's logits of a reference case, run by `rt`. */
+async function lastLogits(rt: PsaRuntime, c: (typeof cases)[number]): Promise<{ image: Float32Array; logits: Float32Array }> {
+  const pixels = reference.get(`${c.name}.pixel_values`)!.data as Float32Array;
+  const [p1] = await rt.classify([{ image: { pixels, height: 56, width: 56, source: { format: 'raw', width: 56, height: 56 } }, prompt: '' }]);
+  const graphs = { embed: rt['graphs'].embed_tokens, decoder: rt['graphs'].decoder };
+  const state = DecoderState.empty(graphs, rt['decoderShape']);
+  const logits = await state.step(await embedPrompt(graphs, rt['decoderShape'], c.input_ids, p1!.imageFeatures), c.input_ids.length);
+  return { image: p1!.imageFeatures, logits: Float32Array.from(logits) };
+}
+const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+};
 
 t.test('the trainer loads the checkpoint in every layout and reproduces transformers', async (t) => {
   const { stdout } = await promisify(execFile)(PYTHON, [join(REPO_ROOT, 'test/helpers/hf_checkpoint_check.py'), HF], { cwd: REPO_ROOT, env: { ...process.env, PYTHONPATH: REPO_ROOT } });
@@ -85,4 +107,29 @@ t.test('transformers.js loads the exported package and generates the same tokens
 
 t.test('a checkpoint that does not fit is refused with one clear message', async (t) => {
   await t.rejects(runTrainer(['export', '--checkpoint', join(work, 'nothing'), '--out', join(work, 'x')]), /config\.json is missing/);
+});
+
+t.test('external data and the fp16 variant: same outputs from weights outside the graphs; fp16 close', async (t) => {
+  const manifest = external.pkg.manifest;
+  for (const graph of ['vision_encoder', 'safety_head', 'embed_tokens', 'decoder_model_merged']) {
+    t.ok(`onnx/${graph}.onnx_data` in manifest.files, `${graph}.onnx_data is checksummed in psa.json`);
+    t.ok(`onnx/${graph}_fp16.onnx` in manifest.files && `onnx/${graph}_fp16.onnx_data` in manifest.files, `${graph}_fp16.onnx (+ data) written beside it`);
+  }
+  t.equal(manifest.onnx_fp16?.decoder, 'onnx/decoder_model_merged_fp16.onnx', 'transformers.js suffix');
+  t.equal(runtime.pkg.manifest.onnx_fp16, undefined, 'no fp16 graphs unless asked for');
+  await t.rejects(PsaRuntime.load(pkgDir, { device: 'cpu', dtype: 'fp16' }), { code: 'PSA_PACKAGE_MANIFEST_INVALID', message: /no fp16 graphs/ });
+  for (const c of cases) {
+    const inline = await lastLogits(runtime, c);
+    const outside = await lastLogits(external, c);
+    t.equal(maxDiff(inline.logits, outside.logits), 0, `${c.name}: external data gives identical logits`);
+    const fp16 = await lastLogits(half, c);
+    const refLogits = reference.get(`${c.name}.logits`)!;
+    const vocab = refLogits.shape[1]!;
+    const ref = (refLogits.data as Float32Array).subarray((c.input_ids.length - 1) * vocab, c.input_ids.length * vocab);
+    const scale = Math.max(...Array.from(ref, Math.abs));
+    const d = maxDiff(ref, fp16.logits);
+    t.ok(d <= 0.02 * scale, `${c.name}: fp16 logits within 2% of the logit range (max diff ${d.toExponential(2)}, range ${scale.toFixed(2)})`);
+    const argmax = (x: ArrayLike<number>) => Array.from(x).reduce((best, v, i, all) => (v > all[best]! ? i : best), 0);
+    t.equal(argmax(fp16.logits), argmax(ref), `${c.name}: fp16 picks the same next token`);
+  }
 });

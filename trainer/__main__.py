@@ -1,7 +1,9 @@
 """Command line: /usr/bin/python3 -m trainer <command> ...
 
   build-random --out PKG [--size tiny|small|default] [--seed N] [--corpus F]   seeded random model, as a package
+               [--vision nsfwjs --nsfwjs-dir DIR | --nsfwjs-model-dir DIR]   ... with nsfwjs's pretrained MobileNetV2
   export      --checkpoint DIR --out PKG [--tokens-a N --tokens-b N --seed S]
+              [--external-data auto|always|never] [--fp16]
                                                checkpoint directory (ours or a LLaVA one) -> package
   reference   --package PKG < request.json     PyTorch outputs for parity checks (JSON on stdout)
   train       --job JOB.json                   two-stage PSA-VLM training (JSON-lines progress on stdout)
@@ -26,6 +28,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--corpus", default=None, help="text file, one text per line, added to the tokenizer's training text")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", default="psa-tiny")
+    p.add_argument("--vision", choices=["clip", "nsfwjs"], default="clip",
+                   help="vision tower: random CLIP ViT, or nsfwjs's pretrained MobileNetV2 (frozen)")
+    p.add_argument("--nsfwjs-dir", default=None, help="with --vision nsfwjs: a convert-nsfwjs output directory")
+    p.add_argument("--nsfwjs-model-dir", default=None,
+                   help="with --vision nsfwjs: nsfwjs's TF.js files, converted on the fly "
+                        "(e.g. node_modules/nsfwjs/dist/models/mobilenet_v2)")
     p = sub.add_parser("export", help="export a checkpoint directory as a model package")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--out", required=True)
@@ -33,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tokens-a", type=int, default=64, help="safety tokens A when the checkpoint has none")
     p.add_argument("--tokens-b", type=int, default=64, help="safety tokens B when the checkpoint has none")
     p.add_argument("--seed", type=int, default=0, help="seed for safety modules the checkpoint lacks")
+    p.add_argument("--external-data", choices=["auto", "always", "never"], default="auto",
+                   help="ONNX weights in <graph>.onnx_data files: always, never, or above 1.8 GB (auto)")
+    p.add_argument("--fp16", action="store_true", help="also write <graph>_fp16.onnx (float16 inside, float32 at the edges)")
     p = sub.add_parser("reference", help="PyTorch outputs for a JSON request on stdin")
     p.add_argument("--package", required=True)
     p = sub.add_parser("train", help="run a two-stage training job (progress as JSON lines on stdout)")
@@ -45,17 +56,30 @@ def main(argv: list[str] | None = None) -> int:
     configure_torch()
     if args.command == "build-random":
         from .build_random import build_random
+        if (args.vision == "nsfwjs") != (args.nsfwjs_dir is not None or args.nsfwjs_model_dir is not None) \
+                or (args.nsfwjs_dir is not None and args.nsfwjs_model_dir is not None):
+            parser.error("--vision nsfwjs needs exactly one of --nsfwjs-dir and --nsfwjs-model-dir; --vision clip takes neither")
         corpus = None
         if args.corpus:
             with open(args.corpus, encoding="utf-8") as f:
                 corpus = [line.rstrip("\n") for line in f if line.strip()]
-        print(json.dumps({"package": build_random(args.out, size=args.size, seed=args.seed, name=args.name, corpus=corpus)}))
+        from .convert_nsfwjs import ConversionError
+        from .modeling.config import ConfigError
+        from .tfjs_artifacts import TfjsError
+        try:
+            out = build_random(args.out, size=args.size, seed=args.seed, name=args.name, corpus=corpus,
+                               vision=args.vision, nsfwjs_dir=args.nsfwjs_dir, nsfwjs_model_dir=args.nsfwjs_model_dir)
+        except (ConversionError, TfjsError, ConfigError, OSError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(json.dumps({"package": out}))
     elif args.command == "export":
         from .checkpoint import CheckpointError
         from .export_cli import export_checkpoint
         name = args.name or os.path.basename(os.path.normpath(args.out))
         try:
-            out = export_checkpoint(args.checkpoint, args.out, name, args.tokens_a, args.tokens_b, args.seed)
+            out = export_checkpoint(args.checkpoint, args.out, name, args.tokens_a, args.tokens_b, args.seed,
+                                    external_data=args.external_data, fp16=args.fp16)
         except CheckpointError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2

@@ -37,7 +37,8 @@ def read_image_processor(checkpoint: str) -> Optional[dict[str, Any]]:
 
 
 def export_checkpoint(checkpoint: str, out: str, name: str, tokens_a: int = 64, tokens_b: int = 64,
-                      seed: int = 0, extra_provenance: Optional[dict[str, Any]] = None) -> str:
+                      seed: int = 0, extra_provenance: Optional[dict[str, Any]] = None,
+                      external_data: str = "auto", fp16: bool = False) -> str:
     cfg = read_config(checkpoint)
     had_safety = cfg.psa is not None
     if not had_safety:
@@ -58,4 +59,5 @@ def export_checkpoint(checkpoint: str, out: str, name: str, tokens_a: int = 64, 
         **(extra_provenance or {}),
     }
     preprocessor = read_image_processor(checkpoint) or image_processor(cfg.vision_config.image_size)
-    return write_package(model, checkpoint, out, name=name, provenance=provenance, preprocessor=preprocessor)
+    return write_package(model, checkpoint, out, name=name, provenance=provenance, preprocessor=preprocessor,
+                         external_data=external_data, fp16=fp16)

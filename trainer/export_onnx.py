@@ -10,11 +10,15 @@ Graphs are traced in fp32 on CPU; dynamic axes cover batch, sequence and past le
 from __future__ import annotations
 
 import os
+import tempfile
 import warnings
+
+import onnx
 
 import torch
 from torch import nn
 
+from . import onnx_io
 from .modeling.llava import PsaLlava
 
 OPSET = 17
@@ -59,8 +63,10 @@ class _Decoder(nn.Module):
         return (logits, *[t for kv in presents for t in kv])
 
 
-def export_all(model: PsaLlava, onnx_dir: str) -> list[str]:
-    """Writes the four graphs; returns their paths relative to the package root."""
+def export_all(model: PsaLlava, onnx_dir: str, external: onnx_io.ExternalMode = "auto",
+               fp16: bool = False) -> list[str]:
+    """Writes the four graphs (and with fp16, their `_fp16` variants); returns the written files'
+    paths relative to the package root, external data files included."""
     os.makedirs(onnx_dir, exist_ok=True)
     model = model.float().eval()
     cfg = model.config
@@ -71,12 +77,22 @@ def export_all(model: PsaLlava, onnx_dir: str) -> list[str]:
     written = []
 
     def run(module, args, name, inputs, outputs, axes):
-        path = os.path.join(onnx_dir, f"{name}.onnx")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer warnings about shape arithmetic are expected
-            torch.onnx.export(module, args, path, input_names=inputs, output_names=outputs,
-                              dynamic_axes=axes, opset_version=OPSET, do_constant_folding=True)
-        written.append(os.path.join("onnx", f"{name}.onnx"))
+        # Exported to a scratch directory first: above 2 GB torch writes one file per tensor there.
+        with tempfile.TemporaryDirectory(dir=onnx_dir) as scratch:
+            traced = os.path.join(scratch, f"{name}.onnx")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # tracer warnings about shape arithmetic are expected
+                torch.onnx.export(module, args, traced, input_names=inputs, output_names=outputs,
+                                  dynamic_axes=axes, opset_version=OPSET, do_constant_folding=True)
+            graph = onnx.load(traced)
+        # Saving with external data moves the weights out of the proto: convert before saving.
+        half = onnx_io.to_fp16(graph) if fp16 else None
+        for fname in onnx_io.save(graph, os.path.join(onnx_dir, f"{name}.onnx"), external):
+            written.append(os.path.join("onnx", fname))
+        del graph
+        if half is not None:
+            for fname in onnx_io.save(half, os.path.join(onnx_dir, f"{name}_fp16.onnx"), external):
+                written.append(os.path.join("onnx", fname))
 
     run(_VisionEncoder(model), (pixels,), "vision_encoder", ["pixel_values"],
         ["image_features", "vision_features"],

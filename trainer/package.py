@@ -15,6 +15,8 @@ from typing import Any, Optional
 
 from . import safetensors_io
 from .export_onnx import export_all
+from .onnx_io import ExternalMode
+from .modeling.config import MobileNetConfig
 from .modeling.llava import PsaLlava
 from .taxonomy import default_hints, taxonomy
 
@@ -32,6 +34,8 @@ CHAT_TEMPLATE = (
     "{% endfor %}{% if add_generation_prompt %}ASSISTANT:{% endif %}"
 )
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+GRAPHS = {"vision_encoder": "onnx/vision_encoder.onnx", "safety_head": "onnx/safety_head.onnx",
+          "embed_tokens": "onnx/embed_tokens.onnx", "decoder": "onnx/decoder_model_merged.onnx"}
 
 
 def image_processor(image_size: int) -> dict[str, Any]:
@@ -59,7 +63,10 @@ def sha256_file(path: str) -> str:
 
 def write_package(model: PsaLlava, tokenizer_dir: str, out_dir: str, *, name: str,
                   provenance: dict[str, Any], preprocessor: Optional[dict[str, Any]] = None,
-                  chat_template: Optional[str] = None) -> str:
+                  chat_template: Optional[str] = None, external_data: ExternalMode = "auto",
+                  fp16: bool = False) -> str:
+    """external_data: weights in `<graph>.onnx_data` files always, never, or (auto) for graphs
+    above protobuf's limit; fp16: also write `<graph>_fp16.onnx`, listed under onnx_fp16."""
     cfg = model.config
     if cfg.psa is None:
         raise ValueError("the model has no safety modules: a package needs psa_config")
@@ -67,7 +74,8 @@ def write_package(model: PsaLlava, tokenizer_dir: str, out_dir: str, *, name: st
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     template = chat_template or CHAT_TEMPLATE
-    preprocessor = preprocessor or image_processor(cfg.vision_config.image_size)
+    vc = cfg.vision_config
+    preprocessor = preprocessor or (vc.image_processor() if isinstance(vc, MobileNetConfig) else image_processor(vc.image_size))
     grid = (preprocessor["crop_size"]["height"] // cfg.vision_config.patch_size) * \
            (preprocessor["crop_size"]["width"] // cfg.vision_config.patch_size)
     image_rows = model.image_token_count
@@ -96,7 +104,7 @@ def write_package(model: PsaLlava, tokenizer_dir: str, out_dir: str, *, name: st
         "num_additional_image_tokens": image_rows - grid,
         "vision_feature_select_strategy": cfg.vision_feature_select_strategy, "image_processor": preprocessor})
     safetensors_io.save(os.path.join(tmp, "model.safetensors"), model.state_dict(), {"format": "pt"})
-    onnx_files = export_all(model, os.path.join(tmp, "onnx"))
+    onnx_files = export_all(model, os.path.join(tmp, "onnx"), external=external_data, fp16=fp16)
 
     files = sorted(os.path.relpath(os.path.join(root, f), tmp)
                    for root, _, names in os.walk(tmp) for f in names)
@@ -115,8 +123,8 @@ def write_package(model: PsaLlava, tokenizer_dir: str, out_dir: str, *, name: st
                  "max_context_tokens": tc.max_position_embeddings},
         "generation": {"max_new_tokens": 256, "temperature": 0.0, "top_k": 0, "top_p": 1.0,
                        "eos_token_id": tc.eos_token_id, "stop": []},
-        "onnx": {"vision_encoder": "onnx/vision_encoder.onnx", "safety_head": "onnx/safety_head.onnx",
-                 "embed_tokens": "onnx/embed_tokens.onnx", "decoder": "onnx/decoder_model_merged.onnx"},
+        "onnx": GRAPHS,
+        **({"onnx_fp16": {k: v.replace(".onnx", "_fp16.onnx") for k, v in GRAPHS.items()}} if fp16 else {}),
         "model": {"num_layers": tc.num_hidden_layers, "num_key_value_heads": tc.num_key_value_heads,
                   "head_dim": tc.head_dim, "hidden_size": tc.hidden_size, "vocab_size": tc.vocab_size},
         "provenance": provenance,

@@ -33,11 +33,12 @@ export class InferencePool {
 
   /** Verifies the package, starts the workers and waits until each has loaded the model. */
   static async start(modelDir: string, config: Config, log: RuntimeLogger): Promise<InferencePool> {
-    const pkg = await loadPackage(modelDir);
+    const pkg = await loadPackage(modelDir, { dtype: config.MODEL_DTYPE });
     const settings: WorkerSettings = {
       modelDir: pkg.dir,
       device: config.DEVICE,
       deviceId: config.DEVICE_ID,
+      dtype: config.MODEL_DTYPE,
       threads: config.POOL_THREADS || Math.max(1, Math.floor(availableParallelism() / config.POOL_SIZE)),
       maxImageBytes: config.MAX_IMAGE_BYTES,
       maxImagePixels: config.MAX_IMAGE_PIXELS,

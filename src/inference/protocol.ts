@@ -8,6 +8,7 @@ export interface WorkerSettings {
   modelDir: string;
   device: 'cpu' | 'cuda' | 'auto';
   deviceId: number;
+  dtype: 'fp32' | 'fp16';
   threads: number;
   maxImageBytes: number;
   maxImagePixels: number;

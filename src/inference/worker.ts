@@ -12,6 +12,7 @@ const settings = workerData as WorkerSettings;
 const runtimeReady = PsaRuntime.load(settings.modelDir, {
   device: settings.device,
   deviceId: settings.deviceId,
+  dtype: settings.dtype,
   intraOpThreads: settings.threads,
   // The HTTP thread verified the package before starting workers.
   verifyChecksums: false,

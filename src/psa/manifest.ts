@@ -13,6 +13,12 @@ const RelPath = Type.String({ minLength: 1, pattern: '^(?!/)(?!.*(^|/)\\.\\.(/|$
 const Sha256 = Type.String({ pattern: '^[0-9a-f]{64}$' });
 const Count = Type.Integer({ minimum: 0 });
 
+const OnnxGraphs = Type.Object({
+  vision_encoder: RelPath,
+  safety_head: RelPath,
+  embed_tokens: RelPath,
+  decoder: RelPath,
+});
 const TaxonomyEntry = Type.Object({ index: Count, label: Type.String(), name: Type.String() }, { additionalProperties: true });
 
 export const ManifestSchema = Type.Object({
@@ -45,12 +51,9 @@ export const ManifestSchema = Type.Object({
     eos_token_id: Count,
     stop: Type.Array(Type.String()),
   }),
-  onnx: Type.Object({
-    vision_encoder: RelPath,
-    safety_head: RelPath,
-    embed_tokens: RelPath,
-    decoder: RelPath,
-  }),
+  onnx: OnnxGraphs,
+  /** The same graphs stored and computed in float16, float32 at their inputs and outputs. */
+  onnx_fp16: Type.Optional(OnnxGraphs),
   model: Type.Object({
     num_layers: Type.Integer({ minimum: 1 }),
     num_key_value_heads: Type.Integer({ minimum: 1 }),

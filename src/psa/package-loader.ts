@@ -21,6 +21,8 @@ export interface ModelPackage {
 export interface LoadPackageOptions {
   /** Hash every file against psa.json (default true). Off only for trusted, already-verified copies. */
   verifyChecksums?: boolean;
+  /** Which graphs to run: fp32 (`onnx`) or the float16 variants (`onnx_fp16`) when the package has them. */
+  dtype?: 'fp32' | 'fp16';
 }
 
 export async function loadPackage(dir: string, options: LoadPackageOptions = {}): Promise<ModelPackage> {
@@ -30,8 +32,12 @@ export async function loadPackage(dir: string, options: LoadPackageOptions = {})
     throw new PsaError(PsaErrorCodes.PACKAGE_NOT_FOUND, `${root}: no model package directory here`);
   }
   const manifest = await readManifest(root);
+  const graphs = options.dtype === 'fp16' ? manifest.onnx_fp16 : manifest.onnx;
+  if (!graphs) {
+    throw new PsaError(PsaErrorCodes.PACKAGE_MANIFEST_INVALID, `${join(root, 'psa.json')}: this package has no fp16 graphs ("onnx_fp16"); export it with --fp16 or serve fp32`);
+  }
   const required = [
-    ...Object.values(manifest.onnx),
+    ...Object.values(graphs),
     manifest.image.preprocessor,
     manifest.text.tokenizer,
     manifest.text.tokenizer_config,
@@ -59,7 +65,7 @@ export async function loadPackage(dir: string, options: LoadPackageOptions = {})
     readJson(root, manifest.text.tokenizer_config),
     readFile(join(root, manifest.text.chat_template), 'utf8'),
   ]);
-  const onnx = Object.fromEntries(Object.entries(manifest.onnx).map(([k, v]) => [k, join(root, v)])) as ModelPackage['onnx'];
+  const onnx = Object.fromEntries(Object.entries(graphs).map(([k, v]) => [k, join(root, v)])) as ModelPackage['onnx'];
   return {
     dir: root,
     manifest,

@@ -14,6 +14,8 @@ export interface RuntimeOptions extends DeviceOptions {
   limits?: Partial<ImageLimits>;
   verifyChecksums?: boolean;
   logger?: RuntimeLogger;
+  /** fp16 runs the package's float16 graphs (same inputs and outputs, half the weight memory). */
+  dtype?: 'fp32' | 'fp16';
 }
 
 export const DEFAULT_IMAGE_LIMITS: ImageLimits = { maxInputPixels: 40_000_000, maxInputBytes: 20 * 1024 * 1024 };
@@ -49,7 +51,7 @@ export class PsaRuntime {
 
   static async load(dir: string, options: RuntimeOptions = { device: 'cpu' }): Promise<PsaRuntime> {
     const log = options.logger ?? silentLogger;
-    const pkg = await loadPackage(dir, { verifyChecksums: options.verifyChecksums ?? true });
+    const pkg = await loadPackage(dir, { verifyChecksums: options.verifyChecksums ?? true, dtype: options.dtype ?? 'fp32' });
     const text = new TextCodec(pkg);
     const contracts = graphContracts(pkg.manifest);
     // The first graph settles the provider ("auto" probes CUDA once); the rest use the same one.
