@@ -1,27 +1,67 @@
-"""Randomly initialised packages (seeded): `tiny` for tests, `small` for benchmarks."""
+"""Randomly initialised packages (seeded): `tiny` for tests, `small` for benchmarks.
+
+With `vision="nsfwjs"` the vision tower is nsfwjs's pretrained MobileNetV2 instead of a random
+CLIP ViT (from a `convert-nsfwjs` output directory, or converted here from nsfwjs's TF.js files);
+everything else is seeded random as for the other packages.
+"""
 from __future__ import annotations
 
+import json
 import os
 import tempfile
+from typing import Any, Optional
 
-from .modeling.config import default_config, small_config, tiny_config
+from .modeling.config import default_config, mobilenet_variant, small_config, tiny_config
 from .modeling.llava import PsaLlava, init_weights
+from .modeling.mobilenet import NsfwMobileNetV2
 from .package import CHAT_TEMPLATE, write_package
 from .taxonomy import hint_sentences
 from .tokenizer_bpe import default_corpus, save_tokenizer, tokenizer_config, train_bpe
 
 SIZES = {"tiny": (tiny_config, 640, 0.15), "small": (small_config, 2048, 0.05), "default": (default_config, 2048, 0.02)}
+VISIONS = ("clip", "nsfwjs")
 
 
-def build_random(out_dir: str, size: str = "tiny", seed: int = 0, name: str = "psa-tiny", corpus: list[str] | None = None) -> str:
+def pretrained_mobilenet(nsfwjs_dir: Optional[str], nsfwjs_model_dir: Optional[str]) -> tuple[NsfwMobileNetV2, dict[str, Any]]:
+    """The converted tower and its source record (package, version, licence, file hashes)."""
+    from .convert_nsfwjs import convert, load_converted
+    if (nsfwjs_dir is None) == (nsfwjs_model_dir is None):
+        raise ValueError("the nsfwjs vision tower needs exactly one of nsfwjs_dir (a convert-nsfwjs output) "
+                         "and nsfwjs_model_dir (nsfwjs's TF.js files)")
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = nsfwjs_dir
+        if directory is None:
+            directory = tmp
+            convert(nsfwjs_model_dir, tmp)
+        tower = load_converted(directory)
+        with open(os.path.join(directory, "config.json"), encoding="utf-8") as f:
+            source = json.load(f).get("source") or {}
+    return tower, source
+
+
+def build_random(out_dir: str, size: str = "tiny", seed: int = 0, name: str = "psa-tiny", corpus: list[str] | None = None,
+                 vision: str = "clip", nsfwjs_dir: Optional[str] = None, nsfwjs_model_dir: Optional[str] = None) -> str:
+    if vision not in VISIONS:
+        raise ValueError(f"vision must be one of {', '.join(VISIONS)}, got {vision!r}")
     make_config, vocab, std = SIZES[size]
+    tower, source = pretrained_mobilenet(nsfwjs_dir, nsfwjs_model_dir) if vision == "nsfwjs" else (None, None)
     texts = default_corpus() + hint_sentences() + ["USER: ASSISTANT: <image>"] + (corpus or [])
     tok = train_bpe(texts, vocab)
-    model = PsaLlava(make_config(len(tok["model"]["vocab"])))
+    cfg = make_config(len(tok["model"]["vocab"]))
+    provenance: dict[str, Any] = {"status": "untrained", "size": size, "seed": seed,
+                                  "note": "random weights for tests and benchmarks; its concepts mean nothing"}
+    if tower is not None:
+        cfg = mobilenet_variant(cfg, tower.config)
+        provenance["vision_tower"] = {
+            "model_type": tower.config.model_type, "weights": "pretrained, frozen (the rest is random)",
+            "notice": "derived from nsfwjs, Copyright (c) 2019 Infinite Red, Inc., MIT licence: keep this "
+                      "notice and the MIT permission notice when redistributing model.safetensors",
+            "source": source}
+    model = PsaLlava(cfg)
     init_weights(model, std=std, seed=seed)
+    if tower is not None:
+        model.vision_tower.load_state_dict(tower.state_dict())
     with tempfile.TemporaryDirectory() as tmp:
         save_tokenizer(tmp, tok, tokenizer_config(model_max_length=model.config.text_config.max_position_embeddings,
                                                   chat_template=CHAT_TEMPLATE))
-        return write_package(model.eval(), tmp, os.path.abspath(out_dir), name=name,
-                             provenance={"status": "untrained", "size": size, "seed": seed,
-                                         "note": "random weights for tests and benchmarks; its concepts mean nothing"})
+        return write_package(model.eval(), tmp, os.path.abspath(out_dir), name=name, provenance=provenance)

@@ -4,6 +4,8 @@ Accepts the layouts transformers has used for LLaVA: `vision_tower.*` or
 `vision_tower.vision_model.*`, `language_model.model.*` + `language_model.lm_head.weight`, and the
 newer `model.vision_tower.*` / `model.multi_modal_projector.*` / `model.language_model.*` +
 `lm_head.weight`. Weights may be one model.safetensors or shards with an index file.
+Every vision tower lives under `vision_tower.*` (CLIP's names without `vision_model.`, or
+NsfwMobileNetV2's own names: `vision_tower.stem.conv.weight`, `vision_tower.blocks.N.*`, ...).
 """
 from __future__ import annotations
 
@@ -88,7 +90,8 @@ def load_model(directory: str, config: Optional[LlavaConfig] = None, dtype: torc
     tied = model.language_model.lm_head.weight is model.language_model.model.embed_tokens.weight
     for name, tensor in state.items():
         if name not in expected:
-            if tied and name == "language_model.lm_head.weight":
+            # BatchNorm step counters (nn.BatchNorm2d saves them) mean nothing to a frozen tower.
+            if (tied and name == "language_model.lm_head.weight") or name.endswith(".num_batches_tracked"):
                 continue
             raise CheckpointError(f"{directory}: unexpected tensor {name!r} (not part of a LLaVA-1.5 model "
                                   f"with this config.json)")

@@ -5,19 +5,24 @@ import { join } from 'node:path';
 import { REPO_ROOT, runTrainer } from './trainer-cli.ts';
 
 export type RandomSize = 'tiny' | 'small';
+/** `nsfwjs`: nsfwjs's pretrained MobileNetV2 as the vision tower, converted from node_modules. */
+export type RandomVision = 'clip' | 'nsfwjs';
+export const NSFWJS_MODEL_DIR = join(REPO_ROOT, 'node_modules', 'nsfwjs', 'dist', 'models', 'mobilenet_v2');
 
 /**
  * A randomly initialised package built by the trainer from the current source, cached under
  * .cache/packages by a hash of trainer/, so no committed binary can drift from the code.
  * `tiny` (a few MB) is for tests; `small` (tens of MB) gives benchmarks realistic shapes.
  */
-export async function randomPackage(size: RandomSize = 'tiny', seed = 0): Promise<string> {
+export async function randomPackage(size: RandomSize = 'tiny', seed = 0, vision: RandomVision = 'clip'): Promise<string> {
   const digest = await sourceDigest(join(REPO_ROOT, 'trainer'));
-  const dir = join(REPO_ROOT, '.cache', 'packages', `${size}-s${seed}-${digest.slice(0, 16)}`);
+  const tower = vision === 'clip' ? '' : `-${vision}`;
+  const dir = join(REPO_ROOT, '.cache', 'packages', `${size}${tower}-s${seed}-${digest.slice(0, 16)}`);
   if (existsSync(join(dir, 'psa.json'))) return dir;
   // Parallel test files may build at once: each builds its own copy and renames it into place.
   const own = `${dir}.build-${process.pid}`;
-  await runTrainer(['build-random', '--size', size, '--out', own, '--seed', String(seed), '--name', `psa-${size}`]);
+  const towerArgs = vision === 'clip' ? [] : ['--vision', vision, '--nsfwjs-model-dir', NSFWJS_MODEL_DIR];
+  await runTrainer(['build-random', '--size', size, '--out', own, '--seed', String(seed), '--name', `psa-${size}${tower}`, ...towerArgs]);
   try {
     await rename(own, dir);
   } catch {

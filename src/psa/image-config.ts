@@ -1,7 +1,14 @@
 import { PsaError, PsaErrorCodes } from './errors.ts';
 
+/**
+ * Two shapes of preprocessing, both from HF CLIPImageProcessor keys: CLIP's (resize the shortest
+ * edge keeping the aspect ratio, centre crop, bicubic, normalise) and a MobileNetV2 tower's
+ * (`size: {height, width}` stretches to exactly that without keeping the aspect ratio,
+ * `do_center_crop: false`, bilinear, rescale to [0, 1], `do_normalize: false`).
+ */
 export interface ImagePreprocessConfig {
   shortestEdge: number; // resize so the shortest edge is this many px (keep aspect); 0 = no resize
+  /** The model's input size: the centre crop, or the resize target when there is no crop. */
   cropSize: { height: number; width: number };
   doCenterCrop: boolean;
   resample: 'bicubic' | 'bilinear' | 'nearest';
@@ -64,9 +71,15 @@ export function preprocessConfigFromHf(json: unknown): ImagePreprocessConfig {
     else throw bad('size', `must be {"shortest_edge"} or {"height", "width"}, got ${JSON.stringify(size)}`);
   }
   const doCenterCrop = flag('do_center_crop', true);
-  let cropSize = resizeTo ?? { height: shortestEdge, width: shortestEdge };
-  if (p.crop_size !== undefined && p.crop_size !== null) cropSize = hw(p.crop_size, 'crop_size');
-  else if (doCenterCrop) throw bad('crop_size', 'is required when do_center_crop is true');
+  let cropSize: { height: number; width: number };
+  if (doCenterCrop) {
+    if (p.crop_size === undefined || p.crop_size === null) throw bad('crop_size', 'is required when do_center_crop is true');
+    cropSize = hw(p.crop_size, 'crop_size');
+  } else if (resizeTo) {
+    cropSize = { ...resizeTo }; // no crop: the resize alone sets the size, and crop_size is ignored (as in transformers)
+  } else {
+    throw bad('size', 'must be {"height", "width"} (with do_resize true) when do_center_crop is false: the vision encoder takes one fixed input size');
+  }
 
   const r = p.resample ?? 3;
   const resample = typeof r === 'number' ? PIL_RESAMPLE[r] : (['nearest', 'bilinear', 'bicubic'] as const).find((k) => k === r);

@@ -6,6 +6,10 @@
  * because that reproduces torch's uint8 resize bit for bit, while libvips upscales with a different
  * pixel-centre convention (mean abs error 0.65 on a noise image). Big downscales go to libvips
  * (same Keys a=-0.5 kernel, but it box-shrinks first: mean abs error 0.002-0.02 after normalising).
+ * A MobileNetV2 tower's config (`size: {height, width}`, no crop, bilinear, no normalisation)
+ * takes the same path: the image is stretched to exactly that size with torch's antialiased
+ * bilinear (PIL's), so its pixels are what transformers' CLIPImageProcessor would give, not
+ * bit-identical to nsfwjs's tf.image.resizeBilinear(alignCorners) on downscales.
  * No HTTP here: this runs inside worker threads.
  */
 import sharp, { type Metadata } from 'sharp';
@@ -27,7 +31,7 @@ const invalid = (message: string, cause?: unknown) =>
   new PsaError(PsaErrorCodes.INVALID_IMAGE, message, cause === undefined ? undefined : { cause });
 
 export interface RgbImage {
-  /** CHW uint8, resized and centre-cropped: what training stores, before normalisation. */
+  /** CHW uint8, resized and centre-cropped (or stretched): what training stores, before normalisation. */
   chw: Uint8Array;
   height: number;
   width: number;

@@ -17,6 +17,10 @@ export type GraphName = keyof Manifest['onnx'];
 
 export function graphContracts(m: Manifest): Record<GraphName, GraphContract> {
   const { hidden_size: d, num_key_value_heads: kvHeads, head_dim: headDim, vocab_size: vocab } = m.model;
+  // image_features is [tokens B ; one projected row per vision row], whatever the tower: CLIP
+  // patches (with or without CLS) or a MobileNetV2 grid (7x7 = 49). The rows' width is the
+  // tower's (CLIP's hidden size, 1280 for MobileNetV2), which psa.json does not record: left free.
+  const visionRows = m.image.image_token_count - m.safety_tokens.b;
   const cache = (prefix: string): TensorSpec[] =>
     Array.from({ length: m.model.num_layers }, (_, i) =>
       (['key', 'value'] as const).map((kind) => ({
@@ -30,12 +34,12 @@ export function graphContracts(m: Manifest): Record<GraphName, GraphContract> {
       inputs: [{ name: 'pixel_values', type: 'float32', dims: { 1: 3 } }],
       outputs: [
         { name: 'image_features', type: 'float32', dims: { 1: m.image.image_token_count, 2: d } },
-        { name: 'vision_features', type: 'float32' },
+        { name: 'vision_features', type: 'float32', dims: { 1: visionRows } },
       ],
     },
     safety_head: {
       inputs: [
-        { name: 'vision_features', type: 'float32' },
+        { name: 'vision_features', type: 'float32', dims: { 1: visionRows } },
         { name: 'query_embeds', type: 'float32', dims: { 2: d } },
         { name: 'query_mask', type: 'int64' },
       ],

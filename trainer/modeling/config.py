@@ -5,11 +5,14 @@ by transformers and a package written by this trainer describe the model the sam
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Optional
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Optional, Union
 
 NUM_LEVELS = 4
 NUM_TYPES = 7
+CLIP_VISION_TYPE = "clip_vision_model"
+MOBILENET_VISION_TYPE = "nsfwjs_mobilenet_v2"
+NSFW_CLASSES = ("Drawing", "Hentai", "Neutral", "Porn", "Sexy")
 
 
 class ConfigError(ValueError):
@@ -33,6 +36,77 @@ class VisionConfig:
     @property
     def num_patches(self) -> int:
         return (self.image_size // self.patch_size) ** 2
+
+
+@dataclass
+class MobileNetConfig:
+    """nsfwjs's MobileNetV2 (trainer/modeling/mobilenet.py): the converter's config.json, and the
+    vision_config of a LLaVA model whose tower it is. Grid, row count and widths are derived."""
+    image_size: int = 224
+    num_channels: int = 3
+    stem_channels: int = 32
+    last_channels: int = 1280
+    head_hidden_sizes: list[int] = field(default_factory=lambda: [256, 128])
+    class_names: list[str] = field(default_factory=lambda: list(NSFW_CLASSES))
+    batch_norm_eps: float = 1e-3
+    rescale_factor: float = 1 / 255
+    resample: str = "bilinear_align_corners"
+    model_type: str = MOBILENET_VISION_TYPE
+
+    def __post_init__(self) -> None:
+        if self.image_size != 224:
+            # The head's 7x7 average pool is "valid": any other size changes the dense layer's input.
+            raise ConfigError(f"image_size {self.image_size} is not supported: nsfwjs's head needs 224")
+
+    @property
+    def grid_size(self) -> int:
+        return self.image_size // 32
+
+    @property
+    def patch_size(self) -> int:
+        """Input pixels per grid cell along each axis (the network's total stride)."""
+        return self.image_size // self.grid_size
+
+    @property
+    def num_patches(self) -> int:
+        return self.grid_size ** 2
+
+    @property
+    def hidden_size(self) -> int:
+        """Channels of one feature row."""
+        return self.last_channels
+
+    def image_processor(self) -> dict[str, Any]:
+        """A package's preprocessor_config.json for this tower (CLIPImageProcessor keys): stretch to
+        image_size square without keeping the aspect ratio or cropping, bilinear, rescale to [0, 1],
+        no normalisation (neutral mean and std, kept for readers that expect the keys)."""
+        square = {"height": self.image_size, "width": self.image_size}
+        return {
+            "image_processor_type": "CLIPImageProcessor", "do_resize": True, "size": dict(square), "resample": 2,
+            "do_center_crop": False, "crop_size": dict(square), "do_rescale": True,
+            "rescale_factor": self.rescale_factor, "do_normalize": False, "image_mean": [0.0, 0.0, 0.0],
+            "image_std": [1.0, 1.0, 1.0], "do_convert_rgb": True,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "grid_size": self.grid_size, "patch_size": self.patch_size,
+                "num_patches": self.num_patches, "hidden_size": self.hidden_size}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "MobileNetConfig":
+        if d.get("model_type") != MOBILENET_VISION_TYPE:
+            raise ConfigError(f"config model_type is {d.get('model_type')!r}; expected {MOBILENET_VISION_TYPE!r}")
+        derived = {"grid_size": cls().grid_size, "patch_size": cls().patch_size, "num_patches": cls().num_patches}
+        for key, want in derived.items():
+            if key in d and d[key] != want:
+                raise ConfigError(f"{key} is {d[key]!r}; this MobileNetV2 gives {want} at 224 px")
+        if "hidden_size" in d and d["hidden_size"] != d.get("last_channels", cls.last_channels):
+            raise ConfigError(f"hidden_size {d['hidden_size']!r} must equal last_channels "
+                              f"{d.get('last_channels', cls.last_channels)!r}")
+        return _pick(cls, d)
+
+
+AnyVisionConfig = Union[VisionConfig, MobileNetConfig]
 
 
 @dataclass
@@ -78,7 +152,7 @@ class PsaConfig:
 
 @dataclass
 class LlavaConfig:
-    vision_config: VisionConfig = field(default_factory=VisionConfig)
+    vision_config: AnyVisionConfig = field(default_factory=VisionConfig)
     text_config: TextConfig = field(default_factory=TextConfig)
     image_token_index: int = 32000
     projector_hidden_act: str = "gelu"
@@ -88,13 +162,20 @@ class LlavaConfig:
     tie_word_embeddings: bool = False
     psa: Optional[PsaConfig] = None
 
+    def __post_init__(self) -> None:
+        if isinstance(self.vision_config, MobileNetConfig):
+            check_mobilenet_selection(self.vision_feature_layer, self.vision_feature_select_strategy)
+
     @property
     def num_image_features(self) -> int:
         """Rows of projected image features per image, before safety tokens B."""
         n = self.vision_config.num_patches
+        if isinstance(self.vision_config, MobileNetConfig):
+            return n  # one row per grid cell; there is no CLS row
         return n if self.vision_feature_select_strategy == "default" else n + 1
 
     def to_dict(self) -> dict[str, Any]:
+        vision = self.vision_config
         d = {
             "architectures": ["LlavaForConditionalGeneration"],
             "model_type": "llava",
@@ -105,7 +186,7 @@ class LlavaConfig:
             "vision_feature_layer": self.vision_feature_layer,
             "vision_feature_select_strategy": self.vision_feature_select_strategy,
             "tie_word_embeddings": self.tie_word_embeddings,
-            "vision_config": asdict(self.vision_config),
+            "vision_config": vision.to_dict() if isinstance(vision, MobileNetConfig) else asdict(vision),
             "text_config": asdict(self.text_config),
         }
         if self.psa is not None:
@@ -125,17 +206,32 @@ class LlavaConfig:
         if text.get("model_type", "llama") != "llama":
             raise ConfigError(f"text_config.model_type {text.get('model_type')!r} is not supported (only 'llama')")
         vision = dict(d.get("vision_config") or {})
-        if vision.get("hidden_act", "quick_gelu") not in ("quick_gelu", "gelu"):
-            raise ConfigError(f"vision_config.hidden_act {vision.get('hidden_act')!r} is not supported")
-        strategy = d.get("vision_feature_select_strategy", "default")
-        if strategy not in ("default", "full"):
-            raise ConfigError(f"vision_feature_select_strategy {strategy!r} is not supported ('default' or 'full')")
-        layer = d.get("vision_feature_layer", -2)
-        if not isinstance(layer, int):
-            raise ConfigError("vision_feature_layer must be a single integer layer index")
+        vision_type = vision.get("model_type", CLIP_VISION_TYPE)
+        if vision_type == MOBILENET_VISION_TYPE:
+            # No layer to pick and no CLS row to drop: absent keys mean the only valid choice.
+            layer = d.get("vision_feature_layer", -1)
+            strategy = d.get("vision_feature_select_strategy", "full")
+            check_mobilenet_selection(layer, strategy)
+            try:
+                vision_config: AnyVisionConfig = MobileNetConfig.from_dict(vision)
+            except ConfigError as e:
+                raise ConfigError(f"vision_config: {e}") from None
+        elif vision_type == CLIP_VISION_TYPE:
+            if vision.get("hidden_act", "quick_gelu") not in ("quick_gelu", "gelu"):
+                raise ConfigError(f"vision_config.hidden_act {vision.get('hidden_act')!r} is not supported")
+            strategy = d.get("vision_feature_select_strategy", "default")
+            if strategy not in ("default", "full"):
+                raise ConfigError(f"vision_feature_select_strategy {strategy!r} is not supported ('default' or 'full')")
+            layer = d.get("vision_feature_layer", -2)
+            if not isinstance(layer, int):
+                raise ConfigError("vision_feature_layer must be a single integer layer index")
+            vision_config = _pick(VisionConfig, vision)
+        else:
+            raise ConfigError(f"vision_config.model_type {vision_type!r} is not supported "
+                              f"({CLIP_VISION_TYPE!r} or {MOBILENET_VISION_TYPE!r})")
         psa = d.get("psa_config")
         return cls(
-            vision_config=_pick(VisionConfig, vision),
+            vision_config=vision_config,
             text_config=_pick(TextConfig, text),
             image_token_index=d.get("image_token_index", d.get("image_token_id", 32000)),
             projector_hidden_act=d.get("projector_hidden_act", "gelu"),
@@ -145,6 +241,23 @@ class LlavaConfig:
             tie_word_embeddings=bool(d.get("tie_word_embeddings", text.get("tie_word_embeddings", False))),
             psa=_pick(PsaConfig, psa) if psa is not None else None,
         )
+
+
+def check_mobilenet_selection(layer: Any, strategy: Any) -> None:
+    """A MobileNetV2 tower always gives its last feature map (out_relu), every grid cell a row:
+    vision_feature_layer must be -1 and vision_feature_select_strategy 'full'."""
+    if layer != -1:
+        raise ConfigError(f"vision_feature_layer is {layer!r}; a {MOBILENET_VISION_TYPE} vision tower gives its "
+                          "last feature map only: use -1 (or leave it out)")
+    if strategy != "full":
+        raise ConfigError(f"vision_feature_select_strategy is {strategy!r}; a {MOBILENET_VISION_TYPE} vision tower "
+                          "has no CLS row to drop, every grid cell is a row: use 'full' (or leave it out)")
+
+
+def mobilenet_variant(cfg: LlavaConfig, vision: Optional[MobileNetConfig] = None) -> LlavaConfig:
+    """The same LLM and safety sizes with nsfwjs's MobileNetV2 as the vision tower (224 px, 7x7 rows of 1280)."""
+    return replace(cfg, vision_config=vision or MobileNetConfig(), vision_feature_layer=-1,
+                   vision_feature_select_strategy="full")
 
 
 def _pick(kind, values: dict[str, Any]):

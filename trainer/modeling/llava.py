@@ -2,6 +2,8 @@
 
 State-dict names: vision_tower.*, multi_modal_projector.linear_{1,2}.*, language_model.model.*,
 language_model.lm_head.weight (as transformers 5 saves them), safety modules under psa.*.
+The vision tower is CLIP ViT, or nsfwjs's MobileNetV2 (vision_config.model_type
+"nsfwjs_mobilenet_v2"): pretrained, frozen, its 7x7 `out_relu` map as 49 rows of 1280.
 """
 from __future__ import annotations
 
@@ -12,8 +14,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from .clip import ClipVisionTower
-from .config import LlavaConfig
+from .config import LlavaConfig, MobileNetConfig
 from .llama import KvCache, LlamaForCausalLM, RmsNorm
+from .mobilenet import NsfwMobileNetV2
 from .safety import SafetyModules
 
 
@@ -32,7 +35,11 @@ class PsaLlava(nn.Module):
     def __init__(self, cfg: LlavaConfig):
         super().__init__()
         self.config = cfg
-        self.vision_tower = ClipVisionTower(cfg.vision_config)
+        if isinstance(cfg.vision_config, MobileNetConfig):
+            # Frozen by design: eval mode for good (its train() keeps BatchNorm in eval), no gradients.
+            self.vision_tower = NsfwMobileNetV2(cfg.vision_config).requires_grad_(False)
+        else:
+            self.vision_tower = ClipVisionTower(cfg.vision_config)
         self.multi_modal_projector = MultiModalProjector(cfg)
         self.language_model = LlamaForCausalLM(cfg.text_config)
         self.psa = (SafetyModules(cfg.vision_config.hidden_size, cfg.text_config.hidden_size, cfg.psa)
@@ -42,7 +49,10 @@ class PsaLlava(nn.Module):
 
     # --- vision side -------------------------------------------------------------------------
     def vision_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """Features of vision_feature_layer, CLS dropped for the 'default' strategy: [B, N, Dv]."""
+        """Features of vision_feature_layer, CLS dropped for the 'default' strategy: [B, N, Dv].
+        A MobileNetV2 tower gives its last feature map as grid rows (y * 7 + x): [B, 49, 1280]."""
+        if isinstance(self.vision_tower, NsfwMobileNetV2):
+            return self.vision_tower.feature_rows(pixel_values)
         h = self.vision_tower(pixel_values, self.config.vision_feature_layer)
         return h[:, 1:] if self.config.vision_feature_select_strategy == "default" else h
 

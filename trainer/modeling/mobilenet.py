@@ -12,67 +12,39 @@ Outputs: class probabilities, and the last feature map (`out_relu`, after ReLU6)
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .config import NSFW_CLASSES, MobileNetConfig  # noqa: F401  (the config lives beside LLaVA's; re-exported)
+
 # (expansion t, output channels c, repeats n, first stride s): MobileNetV2 paper, table 2.
 INVERTED_RESIDUALS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
                       (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
-NSFW_CLASSES = ("Drawing", "Hentai", "Neutral", "Porn", "Sexy")
-
-
-@dataclass
-class MobileNetConfig:
-    """What config.json of a converted tower holds; grid and channel counts are derived."""
-    image_size: int = 224
-    num_channels: int = 3
-    stem_channels: int = 32
-    last_channels: int = 1280
-    head_hidden_sizes: list[int] = field(default_factory=lambda: [256, 128])
-    class_names: list[str] = field(default_factory=lambda: list(NSFW_CLASSES))
-    batch_norm_eps: float = 1e-3
-    rescale_factor: float = 1 / 255
-    resample: str = "bilinear_align_corners"
-    model_type: str = "nsfwjs_mobilenet_v2"
-
-    def __post_init__(self) -> None:
-        if self.image_size != 224:
-            # The head's 7x7 average pool is "valid": any other size changes the dense layer's input.
-            raise ValueError(f"image_size {self.image_size} is not supported: nsfwjs's head needs 224")
-
-    @property
-    def grid_size(self) -> int:
-        return self.image_size // 32
-
-    @property
-    def num_patches(self) -> int:
-        return self.grid_size ** 2
-
-    @property
-    def hidden_size(self) -> int:
-        """Channels of one feature row."""
-        return self.last_channels
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "grid_size": self.grid_size, "num_patches": self.num_patches,
-                "hidden_size": self.hidden_size}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "MobileNetConfig":
-        if d.get("model_type") != "nsfwjs_mobilenet_v2":
-            raise ValueError(f"config model_type is {d.get('model_type')!r}; expected 'nsfwjs_mobilenet_v2'")
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 class MobileNetOutput(NamedTuple):
     probs: torch.Tensor         # [batch, classes], softmax of logits
     logits: torch.Tensor        # [batch, classes], dense_3 before its softmax
     feature_rows: torch.Tensor  # [batch, grid * grid, channels], row-major over the grid
+
+
+class FrozenBatchNorm2d(nn.Module):
+    """Inference-only BatchNorm: the stored statistics always, whatever train() says, and no step
+    counter. State-dict names are nn.BatchNorm2d's (weight, bias, running_mean, running_var)."""
+
+    def __init__(self, channels: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.register_buffer("running_mean", torch.zeros(channels))
+        self.register_buffer("running_var", torch.ones(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
 
 
 class ConvBn(nn.Module):
@@ -84,7 +56,7 @@ class ConvBn(nn.Module):
         super().__init__()
         same = kernel == 3 and stride == 1
         self.conv = nn.Conv2d(cin, cout, kernel, stride, padding=1 if same else 0, groups=groups, bias=False)
-        self.bn = nn.BatchNorm2d(cout, eps=eps)
+        self.bn = FrozenBatchNorm2d(cout, eps)
         self.relu = relu
         self.pad_bottom_right = kernel == 3 and stride == 2
 
@@ -111,7 +83,8 @@ class InvertedResidual(nn.Module):
 
 
 class NsfwMobileNetV2(nn.Module):
-    """A frozen tower: `train()` keeps it in eval mode, so BatchNorm statistics never move."""
+    """A frozen tower: BatchNorm always uses its stored statistics (they never move), and `train()`
+    keeps the module in eval mode all the same."""
 
     def __init__(self, cfg: MobileNetConfig):
         super().__init__()
@@ -142,6 +115,10 @@ class NsfwMobileNetV2(nn.Module):
         for block in self.blocks:
             x = block(x)
         return self.last(x)
+
+    def feature_rows(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """[batch, grid * grid, channels]: the feature map as rows, without the classifier head."""
+        return self.feature_map(pixel_values).flatten(2).transpose(1, 2)
 
     def forward(self, pixel_values: torch.Tensor) -> MobileNetOutput:
         fmap = self.feature_map(pixel_values)
