@@ -48,6 +48,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--package", required=True)
     p = sub.add_parser("train", help="run a two-stage training job (progress as JSON lines on stdout)")
     p.add_argument("--job", required=True, help="job file (JSON); see trainer/train/job.py")
+    p = sub.add_parser("bench-train", help="training throughput, MFU and peak memory on random weights")
+    p.add_argument("--shape", choices=["7b", "1b", "small"], default="small")
+    p.add_argument("--stages", default="stage1,stage2")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--text-tokens", type=int, default=96)
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--lora-r", type=int, default=256)
+    p.add_argument("--lora-alpha", type=float, default=16.0)
+    p.add_argument("--activation-checkpointing", action="store_true")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p = sub.add_parser("convert-nsfwjs", help="convert nsfwjs's MobileNetV2 (TF.js files) to PyTorch")
     p.add_argument("--model-dir", required=True, help="e.g. node_modules/nsfwjs/dist/models/mobilenet_v2")
     p.add_argument("--out", required=True)
@@ -90,6 +101,12 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "train":
         from .train import train_cli
         return train_cli(args.job)
+    elif args.command == "bench-train":
+        from .bench_train import BenchSpec, bench_cli
+        spec = BenchSpec(shape=args.shape, batch=args.batch, text_tokens=args.text_tokens, steps=args.steps,
+                         warmup=args.warmup, lora_r=args.lora_r, lora_alpha=args.lora_alpha,
+                         activation_checkpointing=args.activation_checkpointing, device=args.device)
+        return bench_cli(spec, [s.strip() for s in args.stages.split(",") if s.strip()])
     elif args.command == "convert-nsfwjs":
         from .convert_nsfwjs import ConversionError, convert
         from .tfjs_artifacts import TfjsError
