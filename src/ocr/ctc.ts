@@ -42,6 +42,8 @@ export function ctcGreedyDecode(probs: Float32Array, offset: number, steps: numb
   return { text: chars.join(''), confidence: chars.length ? sum / chars.length : 0, chars, steps: at };
 }
 
+const WORD_CHAR = /^[\p{L}\p{N}]$/u;
+
 /**
  * Puts a space at each gap (x positions on the same scale as `x`) that falls between two
  * characters the recogniser read without one.
@@ -56,7 +58,8 @@ export function spaceAtGaps(chars: readonly string[], x: readonly number[], gaps
         if ((gaps[g]![0] + gaps[g]![1]) / 2 > x[i - 1]!) split = true;
         g++;
       }
-      if (split && chars[i - 1] !== ' ' && chars[i] !== ' ') text += ' ';
+      // Beside punctuation the gap is the mark's own cell ("someone's" in a monospace font).
+      if (split && WORD_CHAR.test(chars[i - 1]!) && WORD_CHAR.test(chars[i]!)) text += ' ';
     }
     text += chars[i];
   }

@@ -13,7 +13,7 @@ export interface DbOptions {
   threshold: number;
   /** Regions whose mean probability is below this are dropped (det_db_box_thresh 0.6). */
   boxThreshold: number;
-  /** How far a region grows: area * ratio / perimeter on every side (det_db_unclip_ratio 1.5). */
+  /** How far a region grows: area * ratio / perimeter on every side (PaddleOCR det_db_unclip_ratio 1.5; default here 2). */
   unclipRatio: number;
   /** Join regions on one row whose gap is at most this many heights (0: never). */
   mergeGap: number;
@@ -27,6 +27,8 @@ export interface DetectedBox extends Rect {
 }
 
 const MIN_SIDE = 3;
+/** A gap this many line heights wide or more separates words. */
+const WORD_GAP = 0.5;
 
 /**
  * Boxes in the coordinates of a `destW` x `destH` image, from a `mapW` x `mapH` probability map
@@ -51,7 +53,11 @@ export function boxesFromProbabilityMap(prob: Float32Array, mapW: number, mapH: 
     // PaddleOCR drops boxes of 3 pixels or fewer on a side after mapping back.
     if (right - left <= 3 || bottom - top <= 3) continue;
     const gaps: Array<[number, number]> = [];
-    for (let i = 1; i < r.words.length; i++) gaps.push([(r.words[i - 1]![1] + 1) * sx, r.words[i]![0] * sx]);
+    for (let i = 1; i < r.words.length; i++) {
+      const [from, to] = [r.words[i - 1]![1] + 1, r.words[i]![0]];
+      // Narrower gaps are splits inside a word (the map often parts "i" or a wrapped word's pieces).
+      if (to - from >= WORD_GAP * (h + 1)) gaps.push([from * sx, to * sx]);
+    }
     boxes.push({ left, top, width: right - left, height: bottom - top, score: r.sum / r.count, gaps });
   }
   return boxes;

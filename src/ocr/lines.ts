@@ -57,19 +57,23 @@ export function joinLines(regions: readonly Region[], gap: number): LineRegion[]
 }
 
 /**
- * Reading order: rows top to bottom, boxes left to right within a row. A box joins the current
- * row when its vertical centre lies within the row's first box.
+ * Reading order: rows top to bottom, boxes left to right within a row. Boxes are taken by their
+ * vertical centre; a box joins the current row when it overlaps the row's band by at least half
+ * of the lower of the two.
  */
 export function readingOrder<T extends Rect>(boxes: readonly T[]): T[][] {
   const sorted = [...boxes].sort((a, b) => a.top + a.height / 2 - (b.top + b.height / 2) || a.left - b.left);
   const rows: T[][] = [];
-  let anchor: T | undefined;
+  let band = { top: 0, bottom: -Infinity };
   for (const box of sorted) {
-    const centre = box.top + box.height / 2;
-    if (anchor && centre >= anchor.top && centre <= anchor.top + anchor.height) rows.at(-1)!.push(box);
-    else {
+    const bottom = box.top + box.height;
+    const overlap = Math.min(bottom, band.bottom) - Math.max(box.top, band.top);
+    if (rows.length && overlap >= 0.5 * Math.min(box.height, band.bottom - band.top)) {
+      rows.at(-1)!.push(box);
+      band = { top: Math.min(band.top, box.top), bottom: Math.max(band.bottom, bottom) };
+    } else {
       rows.push([box]);
-      anchor = box;
+      band = { top: box.top, bottom };
     }
   }
   for (const row of rows) row.sort((a, b) => a.left - b.left);
