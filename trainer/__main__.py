@@ -28,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--corpus", default=None, help="text file, one text per line, added to the tokenizer's training text")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", default="psa-tiny")
+    p.add_argument("--query-ocr", action="store_true",
+                   help="text OCR reads in the image joins the safety head's query (the runtime runs PP-OCRv4)")
     p.add_argument("--vision", choices=["clip", "nsfwjs"], default="clip",
                    help="vision tower: random CLIP ViT, or nsfwjs's pretrained MobileNetV2 (frozen)")
     p.add_argument("--nsfwjs-dir", default=None, help="with --vision nsfwjs: a convert-nsfwjs output directory")
@@ -79,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         from .tfjs_artifacts import TfjsError
         try:
             out = build_random(args.out, size=args.size, seed=args.seed, name=args.name, corpus=corpus,
-                               vision=args.vision, nsfwjs_dir=args.nsfwjs_dir, nsfwjs_model_dir=args.nsfwjs_model_dir)
+                               vision=args.vision, nsfwjs_dir=args.nsfwjs_dir, nsfwjs_model_dir=args.nsfwjs_model_dir,
+                              query_ocr=args.query_ocr)
         except (ConversionError, TfjsError, ConfigError, OSError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2

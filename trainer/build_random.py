@@ -40,7 +40,8 @@ def pretrained_mobilenet(nsfwjs_dir: Optional[str], nsfwjs_model_dir: Optional[s
 
 
 def build_random(out_dir: str, size: str = "tiny", seed: int = 0, name: str = "psa-tiny", corpus: list[str] | None = None,
-                 vision: str = "clip", nsfwjs_dir: Optional[str] = None, nsfwjs_model_dir: Optional[str] = None) -> str:
+                 vision: str = "clip", nsfwjs_dir: Optional[str] = None, nsfwjs_model_dir: Optional[str] = None,
+                 query_ocr: bool = False) -> str:
     if vision not in VISIONS:
         raise ValueError(f"vision must be one of {', '.join(VISIONS)}, got {vision!r}")
     make_config, vocab, std = SIZES[size]
@@ -57,6 +58,8 @@ def build_random(out_dir: str, size: str = "tiny", seed: int = 0, name: str = "p
             "notice": "derived from nsfwjs, Copyright (c) 2019 Infinite Red, Inc., MIT licence: keep this "
                       "notice and the MIT permission notice when redistributing model.safetensors",
             "source": source}
+    if query_ocr:
+        cfg.psa.query_image_text = "ocr"
     model = PsaLlava(cfg)
     init_weights(model, std=std, seed=seed)
     if tower is not None:

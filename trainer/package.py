@@ -34,6 +34,7 @@ CHAT_TEMPLATE = (
     "{% endfor %}{% if add_generation_prompt %}ASSISTANT:{% endif %}"
 )
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+OCR_QUERY_TOKENS = 64
 GRAPHS = {"vision_encoder": "onnx/vision_encoder.onnx", "safety_head": "onnx/safety_head.onnx",
           "embed_tokens": "onnx/embed_tokens.onnx", "decoder": "onnx/decoder_model_merged.onnx"}
 
@@ -119,8 +120,12 @@ def write_package(model: PsaLlava, tokenizer_dir: str, out_dir: str, *, name: st
         "image": {"preprocessor": "preprocessor_config.json", "image_token": "<image>",
                   "image_token_id": cfg.image_token_index, "image_token_count": image_rows},
         "text": {"tokenizer": "tokenizer.json", "tokenizer_config": "tokenizer_config.json",
-                 "chat_template": "chat_template.jinja", "hint_role": "system", "max_query_tokens": 64,
+                 "chat_template": "chat_template.jinja", "hint_role": "system",
+                 "max_query_tokens": 64 + (OCR_QUERY_TOKENS if cfg.psa.query_image_text else 0),
                  "max_context_tokens": tc.max_position_embeddings},
+        # The safety head's query starts with the text OCR reads in the image (at most
+        # max_text_tokens tokens), then the prompt: typographic attacks are read, not only seen.
+        **({"ocr": {"engine": "pp-ocrv4", "max_text_tokens": OCR_QUERY_TOKENS}} if cfg.psa.query_image_text else {}),
         "generation": {"max_new_tokens": 256, "temperature": 0.0, "top_k": 0, "top_p": 1.0,
                        "eos_token_id": tc.eos_token_id, "stop": []},
         "onnx": GRAPHS,

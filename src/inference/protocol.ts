@@ -29,6 +29,8 @@ export interface ItemScores {
   ok: true;
   levelProbs: number[];
   typeProbs: number[];
+  /** Text OCR read in the image (packages whose safety head reads it). */
+  imageText?: string;
 }
 
 export interface ModerateResult {

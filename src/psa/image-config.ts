@@ -24,6 +24,8 @@ export interface PreprocessedImage {
   height: number;
   width: number;
   source: { format: string; width: number; height: number; orientation?: number; pages?: number };
+  /** Text read in the image by OCR, for packages whose safety head reads it (psa.json "ocr"). */
+  text?: string;
 }
 
 // transformers' defaults for CLIPImageProcessor when a key is absent (OPENAI_CLIP_MEAN/STD).

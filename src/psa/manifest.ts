@@ -43,6 +43,8 @@ export const ManifestSchema = Type.Object({
     max_query_tokens: Type.Integer({ minimum: 1 }),
     max_context_tokens: Type.Integer({ minimum: 1 }),
   }),
+  /** Present when the safety head's query starts with the text OCR reads in the image. */
+  ocr: Type.Optional(Type.Object({ engine: Type.Literal('pp-ocrv4'), max_text_tokens: Type.Integer({ minimum: 1 }) })),
   generation: Type.Object({
     max_new_tokens: Type.Integer({ minimum: 1 }),
     temperature: Type.Number({ minimum: 0 }),

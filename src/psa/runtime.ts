@@ -8,6 +8,7 @@ import { loadPackage, type ModelPackage } from './package-loader.ts';
 import { validateSampling } from './sampling.ts';
 import { runPass1, type Pass1Result } from './safety-classifier.ts';
 import { TextCodec } from './text.ts';
+import { Ocr } from '../ocr/ocr.ts';
 import { PsaError, PsaErrorCodes } from './errors.ts';
 
 export interface RuntimeOptions extends DeviceOptions {
@@ -47,6 +48,8 @@ export class PsaRuntime {
     readonly provider: 'cpu' | 'cuda',
     private readonly limits: ImageLimits,
     private readonly decoderShape: DecoderShape,
+    /** Reads text in images, for packages whose safety head uses it. */
+    readonly ocr: Ocr | null = null,
   ) {}
 
   static async load(dir: string, options: RuntimeOptions = { device: 'cpu' }): Promise<PsaRuntime> {
@@ -78,8 +81,9 @@ export class PsaRuntime {
         eosId: m.generation.eos_token_id,
         imageTokenId: m.image.image_token_id,
       };
-      log.info({ model: m.name, dir: pkg.dir, provider: first.provider }, 'model package loaded');
-      return new PsaRuntime(pkg, text, graphs, first.provider, { ...DEFAULT_IMAGE_LIMITS, ...options.limits }, shape);
+      const ocr = m.ocr ? await Ocr.load({ device: first.provider, ...(options.deviceId !== undefined && { deviceId: options.deviceId }), ...(options.intraOpThreads !== undefined && { intraOpThreads: options.intraOpThreads }), logger: log }) : null;
+      log.info({ model: m.name, dir: pkg.dir, provider: first.provider, ocr: Boolean(ocr) }, 'model package loaded');
+      return new PsaRuntime(pkg, text, graphs, first.provider, { ...DEFAULT_IMAGE_LIMITS, ...options.limits }, shape, ocr);
     } catch (err) {
       await Promise.allSettled(opened.map((g) => g.release()));
       throw err;
@@ -90,8 +94,11 @@ export class PsaRuntime {
     return this.pkg.manifest.name;
   }
 
-  preprocess(bytes: Uint8Array): Promise<PreprocessedImage> {
-    return preprocessImage(bytes, this.pkg.preprocess, this.limits);
+  /** Pixels for the vision encoder, and for packages that read images, the text OCR finds. */
+  async preprocess(bytes: Uint8Array): Promise<PreprocessedImage> {
+    const image = await preprocessImage(bytes, this.pkg.preprocess, this.limits);
+    if (this.ocr) image.text = (await this.ocr.read(bytes)).text;
+    return image;
   }
 
   /** Pass 1 for a batch of items. */
@@ -100,7 +107,7 @@ export class PsaRuntime {
     const { height, width } = this.pkg.preprocess.cropSize;
     return runPass1(
       { vision: this.graphs.vision_encoder, head: this.graphs.safety_head, embed: this.graphs.embed_tokens },
-      items.map((i) => ({ pixels: i.image.pixels, queryIds: this.text.queryIds(i.prompt) })),
+      items.map((i) => ({ pixels: i.image.pixels, queryIds: this.text.queryIds(i.prompt, i.image.text) })),
       [height, width],
       this.pkg.manifest.model.hidden_size,
     );
@@ -140,7 +147,7 @@ export class PsaRuntime {
 
   /** Releases every session; safe to call more than once. */
   close(): Promise<void> {
-    this.closing ??= Promise.allSettled(Object.values(this.graphs).map((g) => g.release())).then(() => undefined);
+    this.closing ??= Promise.allSettled([...Object.values(this.graphs).map((g) => g.release()), this.ocr?.close()]).then(() => undefined);
     return this.closing;
   }
 }

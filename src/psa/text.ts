@@ -59,10 +59,15 @@ export class TextCodec {
     return this.tokenizer.decode(ids, { skip_special_tokens: skipSpecialTokens });
   }
 
-  /** Query ids for the safety head. */
-  queryIds(prompt: string): number[] {
+  /**
+   * Query ids for the safety head: BOS, then (for packages that read images) the text OCR found
+   * in the image, at most ocr.max_text_tokens of it, then the prompt; max_query_tokens in all.
+   */
+  queryIds(prompt: string, imageText?: string): number[] {
     const max = this.pkg.manifest.text.max_query_tokens;
-    return [this.bosId, ...this.encode(prompt)].slice(0, max);
+    const ocr = this.pkg.manifest.ocr;
+    const read = ocr && imageText?.trim() ? this.encode(`${imageText.trim()}\n`).slice(0, ocr.max_text_tokens) : [];
+    return [this.bosId, ...read, ...this.encode(prompt)].slice(0, max);
   }
 
   /** The generation prompt for one image and a user prompt, with an optional safety hint. */

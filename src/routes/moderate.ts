@@ -29,6 +29,7 @@ const ItemResult = Type.Object({
   decision: DecisionSchema,
   flagged: Type.Boolean(),
   hint: Type.Union([Type.String(), Type.Null()], { description: 'The safety hint /v1/chat would add, or null' }),
+  image_text: Type.Optional(Type.String({ description: 'Text read in the image by OCR and given to the safety head (models that read images)' })),
 });
 
 const ModerateResponse = Type.Object({
@@ -101,7 +102,7 @@ export default async function moderateRoutes(app: FastifyInstance, opts: { confi
       }
       const manifest = pool.pkg.manifest;
       const items = results.map((r, index) => {
-        const scores = r.item as { levelProbs: number[]; typeProbs: number[] };
+        const scores = r.item as { levelProbs: number[]; typeProbs: number[]; imageText?: string };
         const applied = applyConcepts(scores, intervene);
         const outcome = decide(policy, scores.levelProbs, applied);
         return {
@@ -111,6 +112,7 @@ export default async function moderateRoutes(app: FastifyInstance, opts: { confi
           decision: outcome.decision,
           flagged: outcome.flagged,
           hint: hintFor(manifest, { level: outcome.decisionLevel, type: applied.type }),
+          ...(scores.imageText !== undefined && { image_text: scores.imageText }),
         };
       });
       const stats = results.map((r) => r.stats);

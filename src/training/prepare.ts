@@ -6,6 +6,7 @@ import { hintFor } from '../psa/concepts.ts';
 import { preprocessImageRgb } from '../psa/image-preprocess.ts';
 import type { ModelPackage } from '../psa/package-loader.ts';
 import { TextCodec } from '../psa/text.ts';
+import { Ocr } from '../ocr/ocr.ts';
 import { writeSafetensors } from './safetensors-write.ts';
 
 export const PREPARED_FORMAT = 'psa-guard.prepared-dataset';
@@ -48,7 +49,9 @@ export async function readSplit(root: string, file: string): Promise<Example[]> 
 /**
  * Tokenised, preprocessed training data for the trainer (format in trainer/train/data.py):
  * the prompt carries the hint of the example's labelled (level, type), so the model learns to
- * follow hints; only the answer (and EOS) is scored by the LM loss.
+ * follow hints; only the answer (and EOS) is scored by the LM loss. For packages that read
+ * images (psa.json "ocr"), each image's OCR text is computed once and put in the safety head's
+ * query exactly as the runtime does when serving.
  */
 export async function prepareDataset(pkg: ModelPackage, datasetRoot: string, splits: Record<string, Example[]>, outDir: string, limits: { maxImagePixels: number; maxImageBytes: number }): Promise<{ counts: Record<string, number>; skipped: string[] }> {
   if (await stat(join(outDir, 'manifest.json')).catch(() => null)) {
@@ -63,39 +66,52 @@ export async function prepareDataset(pkg: ModelPackage, datasetRoot: string, spl
   const skipped: string[] = [];
   const manifestSplits: Record<string, { count: number; shards: string[] }> = {};
   const pixelCache = new Map<string, Uint8Array>();
-  for (const [split, examples] of Object.entries(splits)) {
-    if (examples.length === 0) continue;
-    const shards: string[] = [];
-    let batch: Encoded[] = [];
-    let count = 0;
-    const flush = async () => {
-      if (batch.length === 0) return;
-      const name = `${split}-${String(shards.length).padStart(5, '0')}.safetensors`;
-      await writeShard(join(tmp, name), batch, codec.padId, pkg);
-      shards.push(name);
-      count += batch.length;
-      batch = [];
-    };
-    for (const ex of examples) {
-      const hint = hintFor(pkg.manifest, { level: ex.safe_level, type: ex.safe_type });
-      const prompt = codec.chatPrompt(ex.prompt, hint).ids;
-      const answer = [...codec.encode(` ${ex.answer}`), codec.eosId];
-      if (prompt.length + 1 > maxLen) {
-        skipped.push(`${split}:${ex.id} (prompt of ${prompt.length} tokens exceeds the ${maxLen}-token context)`);
-        continue;
+  const ocr = pkg.manifest.ocr ? await Ocr.load() : null;
+  const imageText = new Map<string, string>();
+  const readText = async (image: string, bytes: () => Promise<Uint8Array>): Promise<string | undefined> => {
+    if (!ocr) return undefined;
+    let text = imageText.get(image);
+    if (text === undefined) imageText.set(image, (text = (await ocr.read(await bytes())).text));
+    return text;
+  };
+  try {
+    for (const [split, examples] of Object.entries(splits)) {
+      if (examples.length === 0) continue;
+      const shards: string[] = [];
+      let batch: Encoded[] = [];
+      let count = 0;
+      const flush = async () => {
+        if (batch.length === 0) return;
+        const name = `${split}-${String(shards.length).padStart(5, '0')}.safetensors`;
+        await writeShard(join(tmp, name), batch, codec.padId, pkg);
+        shards.push(name);
+        count += batch.length;
+        batch = [];
+      };
+      for (const ex of examples) {
+        const hint = hintFor(pkg.manifest, { level: ex.safe_level, type: ex.safe_type });
+        const prompt = codec.chatPrompt(ex.prompt, hint).ids;
+        const answer = [...codec.encode(` ${ex.answer}`), codec.eosId];
+        if (prompt.length + 1 > maxLen) {
+          skipped.push(`${split}:${ex.id} (prompt of ${prompt.length} tokens exceeds the ${maxLen}-token context)`);
+          continue;
+        }
+        const kept = answer.slice(0, maxLen - prompt.length);
+        let pixels = pixelCache.get(ex.image);
+        if (!pixels) {
+          const bytes = await readFile(join(datasetRoot, ex.image));
+          pixels = (await preprocessImageRgb(bytes, pkg.preprocess, { maxInputPixels: limits.maxImagePixels, maxInputBytes: Math.max(limits.maxImageBytes, bytes.length) })).chw;
+          if (pixelCache.size < 512) pixelCache.set(ex.image, pixels);
+        }
+        const text = await readText(ex.image, () => readFile(join(datasetRoot, ex.image)));
+        batch.push({ pixels, ids: [...prompt, ...kept], labels: [...prompt.map(() => -100), ...kept], query: codec.queryIds(ex.prompt, text), type: ex.safe_type, level: ex.safe_level });
+        if (batch.length === SHARD_SIZE) await flush();
       }
-      const kept = answer.slice(0, maxLen - prompt.length);
-      let pixels = pixelCache.get(ex.image);
-      if (!pixels) {
-        const bytes = await readFile(join(datasetRoot, ex.image));
-        pixels = (await preprocessImageRgb(bytes, pkg.preprocess, { maxInputPixels: limits.maxImagePixels, maxInputBytes: Math.max(limits.maxImageBytes, bytes.length) })).chw;
-        if (pixelCache.size < 512) pixelCache.set(ex.image, pixels);
-      }
-      batch.push({ pixels, ids: [...prompt, ...kept], labels: [...prompt.map(() => -100), ...kept], query: codec.queryIds(ex.prompt), type: ex.safe_type, level: ex.safe_level });
-      if (batch.length === SHARD_SIZE) await flush();
+      await flush();
+      if (count > 0) manifestSplits[split] = { count, shards };
     }
-    await flush();
-    if (count > 0) manifestSplits[split] = { count, shards };
+  } finally {
+    await ocr?.close();
   }
   const { height, width } = pkg.preprocess.cropSize;
   await writeFile(

@@ -148,6 +148,9 @@ class PsaConfig:
     projector: str = "conv"
     num_levels: int = NUM_LEVELS
     num_types: int = NUM_TYPES
+    # Text read from the image (OCR) joins the safety head's query: "ocr" or None. The runtime
+    # and the data preparation supply it; the modules themselves only see query tokens.
+    query_image_text: Optional[str] = None
 
 
 @dataclass
