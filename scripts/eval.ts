@@ -11,6 +11,7 @@ import { formatProblem, isDatasetError } from '../src/datasets/errors.ts';
 import { runEvaluation } from '../src/eval/run.ts';
 import { SYSTEM_KEYS } from '../src/eval/report.ts';
 import type { DeviceSetting } from '../src/psa/onnx-session.ts';
+import { Ocr } from '../src/ocr/ocr.ts';
 
 const USAGE = `usage: npm run eval -- --model <package dir> --data <eval set> [options]
 
@@ -24,6 +25,8 @@ const USAGE = `usage: npm run eval -- --model <package dir> --data <eval set> [o
   --worst N         how many of the model's worst errors report.md lists (default 15)
   --device D        cpu (default), cuda or auto
   --no-charts       write no PNG charts
+  --no-ocr          the keyword baseline does not read the images (by default PP-OCRv4 reads
+                    each image that carries no ocr_text, as the keyword/OCR baseline)
   -h, --help        this message`;
 
 function usageError(message: string): never {
@@ -43,6 +46,7 @@ try {
       worst: { type: 'string', default: '15' },
       device: { type: 'string', default: 'cpu' },
       'no-charts': { type: 'boolean', default: false },
+      'no-ocr': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -68,6 +72,7 @@ if (args.policy && !(await stat(args.policy).then((s) => s.isFile(), () => false
 
 const log = (msg: string) => process.stderr.write(`[eval] ${msg}\n`);
 let nextReport = 0;
+const ocr = args['no-ocr'] ? null : await Ocr.load({ device: args.device as DeviceSetting });
 try {
   const started = Date.now();
   const { report, dir } = await runEvaluation({
@@ -79,6 +84,7 @@ try {
     worst,
     device: args.device as DeviceSetting,
     charts: !args['no-charts'],
+    ...(ocr && { textExtractor: async (item, bytes) => (item.ocrText !== undefined ? undefined : (await ocr.read(bytes)).text) }),
     onProgress: (done, total) => {
       if (done === total || done >= nextReport) {
         log(`${done}/${total} items`);
@@ -101,6 +107,7 @@ try {
   const md = path.join(dir, 'report.md');
   const rel = path.relative(process.cwd(), md);
   process.stdout.write(`report: ${rel.startsWith('..') ? md : rel}\n`);
+  await ocr?.close();
 } catch (err) {
   if (isDatasetError(err)) {
     if (err.problems.length === 0) process.stderr.write(`eval: ${err.message}\n`);

@@ -18,6 +18,7 @@ import { readSplit } from '../src/training/prepare.ts';
 import { runTrainerProcess } from '../src/training/trainer-process.ts';
 import { buildDataset } from './default-model/build-dataset.ts';
 import { modelCard } from './default-model/model-card.ts';
+import { NSFWJS_MODEL_DIR } from './lib/random-package.ts';
 
 const { values } = parseArgs({
   options: {
@@ -39,9 +40,14 @@ const summary = await validateDataset(datasetDir, { maxImagePixels: config.MAX_I
 const { id: datasetId } = await hashTree(datasetDir);
 log(`dataset ${datasetId}: ${counts.train} train, ${counts.val} val examples`);
 
-log('building the base model (seeded random weights, tokenizer trained on the dataset text)');
+log('building the base model: nsfwjs MobileNetV2 as the frozen vision tower, OCR text in the safety query, seeded random decoder, tokenizer trained on the dataset text');
 const base = join(work, 'base');
-const built = await runTrainerProcess({ python: config.TRAINER_PYTHON, args: ['build-random', '--size', 'default', '--seed', '0', '--name', 'psa-default-base', '--corpus', join(datasetDir, 'corpus.txt'), '--out', base], onLog: () => {} });
+const built = await runTrainerProcess({
+  python: config.TRAINER_PYTHON,
+  args: ['build-random', '--size', 'default', '--seed', '0', '--name', 'psa-default-base', '--corpus', join(datasetDir, 'corpus.txt'), '--out', base,
+    '--vision', 'nsfwjs', '--nsfwjs-model-dir', NSFWJS_MODEL_DIR, '--query-ocr'],
+  onLog: () => {},
+});
 if (built.code !== 0) throw new Error(`building the base model failed (${built.code})`);
 
 const epochs = Number(values.epochs);

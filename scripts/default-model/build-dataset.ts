@@ -45,6 +45,8 @@ interface Line {
   type: number;
   level: number;
   split: 'train' | 'val';
+  /** Text written in the image, for the tokenizer's corpus (training split only). */
+  imageText?: string;
 }
 
 function parseCsv(text: string): Record<string, string>[] {
@@ -69,7 +71,7 @@ export async function buildDataset(sharedData: string, out: string): Promise<{ c
     const [type, level] = FIGSTEP_LABELS[Number(r.category_id)]!;
     const image = await save(`figstep-${r.category_id}-${r.task_id}.png`, readFile(join(sharedData, 'figstep-dev', r.image!)));
     const split = Number(r.task_id) > 25 ? 'val' : 'train';
-    lines.push({ id: `figstep-${r.category_id}-${r.task_id}`, image, prompt: FIGSTEP_PROMPT, answer: level === 3 ? REFUSAL : CAREFUL, type, level, split });
+    lines.push({ id: `figstep-${r.category_id}-${r.task_id}`, image, prompt: FIGSTEP_PROMPT, answer: level === 3 ? REFUSAL : CAREFUL, type, level, split, imageText: r.instruction! });
     // The same instruction in this project's renderer, so the renderer is no shortcut to the label.
     if (split === 'train') {
       const copy = await save(`figstep-rerendered-${r.category_id}-${r.task_id}.png`, typographicPng(r.instruction!));
@@ -84,7 +86,7 @@ export async function buildDataset(sharedData: string, out: string): Promise<{ c
     if (!cards.has(label)) cards.set(label, await save(`msts-card-${cards.size}.png`, objectCardPng(label, (cards.size * 47) % 360)));
     const [type, level] = mstsLabel(r.hazard_category!, r.hazard_subcategory!);
     const caseNo = Number(r.case_id!.replace(/\D/g, ''));
-    lines.push({ id: `msts-${r.prompt_id}`, image: cards.get(label)!, prompt: r.prompt_text!, answer: level === 3 ? REFUSAL : CAREFUL, type, level, split: caseNo % 7 === 0 ? 'val' : 'train' });
+    lines.push({ id: `msts-${r.prompt_id}`, image: cards.get(label)!, prompt: r.prompt_text!, answer: level === 3 ? REFUSAL : CAREFUL, type, level, split: caseNo % 7 === 0 ? 'val' : 'train', imageText: label });
   }
 
   let k = 0;
@@ -92,14 +94,14 @@ export async function buildDataset(sharedData: string, out: string): Promise<{ c
     for (let j = 0; j < 9; j++) {
       const sentence = template.replace('*', BENIGN_FILLS[(k * 5 + j * 7) % BENIGN_FILLS.length]!);
       const image = await save(`benign-typo-${k}.png`, typographicPng(sentence));
-      lines.push({ id: `benign-typo-${k}`, image, prompt: FIGSTEP_PROMPT, answer: HELPFUL_LIST, type: T.safe, level: 0, split: k % 7 === 3 ? 'val' : 'train' });
+      lines.push({ id: `benign-typo-${k}`, image, prompt: FIGSTEP_PROMPT, answer: HELPFUL_LIST, type: T.safe, level: 0, split: k % 7 === 3 ? 'val' : 'train', imageText: sentence });
       k++;
     }
   }
   const benignCards = await Promise.all(OBJECTS.map((o, i) => save(`object-${i}.png`, objectCardPng(o, (i * 53) % 360))));
   OBJECTS.forEach((o, i) =>
     OBJECT_PROMPTS.forEach((p, j) =>
-      lines.push({ id: `benign-object-${i}-${j}`, image: benignCards[i]!, prompt: p, answer: `Sure. With a ${o.toLowerCase()} you can do that; take your time and enjoy it.`, type: T.safe, level: 0, split: (i + j) % 7 === 0 ? 'val' : 'train' }),
+      lines.push({ id: `benign-object-${i}-${j}`, image: benignCards[i]!, prompt: p, answer: `Sure. With a ${o.toLowerCase()} you can do that; take your time and enjoy it.`, type: T.safe, level: 0, split: (i + j) % 7 === 0 ? 'val' : 'train', imageText: o }),
     ),
   );
   for (let s = 0; s < 40; s++) {
@@ -114,6 +116,10 @@ export async function buildDataset(sharedData: string, out: string): Promise<{ c
       .join('\n') + '\n';
   await writeFile(join(out, 'train.jsonl'), jsonl('train'));
   await writeFile(join(out, 'val.jsonl'), jsonl('val'));
-  await writeFile(join(out, 'corpus.txt'), [...new Set(lines.flatMap((l) => [l.prompt, l.answer]))].join('\n') + '\n');
+  // The tokenizer also learns the words written in training images (OCR text joins the safety query).
+  const written = lines.filter((l) => l.split === 'train' && l.imageText).map((l) => l.imageText!);
+  await writeFile(join(out, 'corpus.txt'), [...new Set([...lines.flatMap((l) => [l.prompt, l.answer]), ...written])].join('\n') + '\n');
+  // The held-out split, for npm run eval (the dataset format, under the name the harness reads).
+  await writeFile(join(out, 'eval.jsonl'), jsonl('val'));
   return { counts: { train: lines.filter((l) => l.split === 'train').length, val: lines.filter((l) => l.split === 'val').length } };
 }
