@@ -180,7 +180,7 @@ async function checkRun(t: Test, out: string, modelName: string): Promise<void> 
   t.equal(report.systems.flag_everything.metrics.flagged.recall_on_unsafe, 1);
   t.equal(report.systems.flag_everything.metrics.over_refusal_rate_on_safe, 1);
   t.equal(report.baselines.flag_everything.type, 'politics', 'a tie of risk types goes to the lower index');
-  t.same(report.baselines.keyword.text_sources, ['prompt', 'ocr_text']);
+  t.same(report.baselines.keyword.text_sources, ['prompt', 'ocr_text', 'text extractor'], 'the CLI reads images without ocr_text with OCR');
   t.equal(report.systems.keyword.metrics.type.per_type[4].recall, 1, 'the privacy item is found through its ocr_text');
 
   const md = await readFile(join(out, 'report.md'), 'utf8');

@@ -29,6 +29,7 @@ const SUMMARY_ROWS: [string, (m: SystemMetrics) => string][] = [
   ['level accuracy', (m) => pct(m.level.accuracy)],
   ['level macro-F1', (m) => dec(m.level.macro_f1)],
   ['flagged recall on unsafe items', (m) => pct(m.flagged.recall_on_unsafe)],
+  ['flagged recall on items at or above the flag level', (m) => `${pct(m.flagged.recall_at_flag_level)} (${m.flagged.flag_min_level})`],
   ['flagged rate on safe items', (m) => pct(m.flagged.rate_on_safe)],
   ['over-refusal on safe items (caution or refuse)', (m) => pct(m.over_refusal_rate_on_safe)],
   ['refusal on safe items (refuse)', (m) => pct(m.refusal_rate_on_safe)],

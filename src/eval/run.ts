@@ -147,16 +147,16 @@ async function evaluate(runtime: PsaRuntime, items: EvalItem[], policy: Policy, 
     policy: { file: opts.policyFile ? path.resolve(opts.policyFile) : null, flag: { min_level: LEVEL_LABELS[policy.flag.minLevel]!, threshold: policy.flag.threshold } },
     latency_scope: LATENCY_SCOPE,
     systems: {
-      model: { name: 'model', description: `${m.name}: argmax of pass-1 level and type probabilities, decision and flag by the policy`, metrics: scoreSystem(items, model) },
+      model: { name: 'model', description: `${m.name}: argmax of pass-1 level and type probabilities, decision and flag by the policy`, metrics: scoreSystem(items, model, policy.flag.minLevel) },
       flag_everything: {
         name: 'flag everything',
         description: `every item flagged, level refuse, decision refuse, type ${TYPE_LABELS[flagType]} (the most common risk type among the unsafe items)`,
-        metrics: scoreSystem(items, flagAll),
+        metrics: scoreSystem(items, flagAll, policy.flag.minLevel),
       },
       keyword: {
         name: 'keywords',
         description: `text-only keyword lists per type over ${textSources.join(' + ')}; most hits wins, no hit is safe; decision and flag by the policy`,
-        metrics: scoreSystem(items, keyword),
+        metrics: scoreSystem(items, keyword, policy.flag.minLevel),
       },
     },
     baselines: {
