@@ -3,8 +3,8 @@
  * text drawn on a transparent background usually has meaningless (often black) colour underneath
  * and a viewer sees it over a light page.
  */
-import sharp, { type Metadata } from 'sharp';
-import { PsaError, PsaErrorCodes } from '../psa/errors.ts';
+import sharp from 'sharp';
+import { checkImageHeader, errorText as errText, imageTooLarge as tooLarge, invalidImage as invalid } from '../psa/image-header.ts';
 
 /** Already-decoded pixels, row-major, interleaved channels (1 grey, 3 RGB, 4 RGBA). */
 export interface RawImage {
@@ -28,17 +28,8 @@ export interface InputLimits {
   maxInputPixels: number;
 }
 
-const FORMATS = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff', 'heif', 'avif']);
-const FORMAT_HINT = 'send a JPEG, PNG, WebP, GIF, TIFF or AVIF image';
 
-const invalid = (message: string, cause?: unknown) =>
-  new PsaError(PsaErrorCodes.INVALID_IMAGE, message, cause === undefined ? undefined : { cause });
 
-function tooLarge(width: number, height: number, max: number): PsaError {
-  return new PsaError(PsaErrorCodes.IMAGE_TOO_LARGE,
-    `the image is ${width}x${height} = ${width * height} pixels; at most ${max} are accepted, scale it down`,
-    { details: { width, height, maxInputPixels: max } });
-}
 
 export async function toRgb(input: OcrInput, limits: InputLimits): Promise<RgbPixels> {
   return input instanceof Uint8Array ? decode(input, limits) : fromRaw(input, limits);
@@ -69,23 +60,7 @@ function fromRaw(raw: RawImage, limits: InputLimits): RgbPixels {
 }
 
 async function decode(bytes: Uint8Array, limits: InputLimits): Promise<RgbPixels> {
-  if (bytes.byteLength === 0) throw new PsaError(PsaErrorCodes.EMPTY_IMAGE, 'the image is empty (0 bytes)');
-  if (bytes.byteLength > limits.maxInputBytes) {
-    throw new PsaError(PsaErrorCodes.IMAGE_TOO_LARGE, `the image is ${bytes.byteLength} bytes; at most ${limits.maxInputBytes} are accepted`,
-      { details: { bytes: bytes.byteLength, maxInputBytes: limits.maxInputBytes } });
-  }
-  const input = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  // Header first: refuse by format and size before any pixel is decoded.
-  let meta: Metadata;
-  try {
-    meta = await sharp(input, { limitInputPixels: false }).metadata();
-  } catch (err) {
-    throw invalid(`the data is not a readable image (${errText(err)}); ${FORMAT_HINT}`, err);
-  }
-  if (!FORMATS.has(meta.format)) throw invalid(`unsupported image format "${meta.format}"; ${FORMAT_HINT}`);
-  const height = meta.pageHeight ?? meta.height;
-  if (!(meta.width * height > 0)) throw invalid('the image has no pixels (zero width or height)');
-  if (meta.width * height > limits.maxInputPixels) throw tooLarge(meta.width, height, limits.maxInputPixels);
+  const { input, meta, height } = await checkImageHeader(bytes, limits);
   try {
     const { data, info } = await sharp(input, { failOn: 'error', limitInputPixels: Math.floor(limits.maxInputPixels), autoOrient: true, pages: 1 })
       .flatten({ background: '#ffffff' }).toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
@@ -97,6 +72,3 @@ async function decode(bytes: Uint8Array, limits: InputLimits): Promise<RgbPixels
   }
 }
 
-function errText(err: unknown): string {
-  return (err instanceof Error ? err.message : String(err)).split('\n')[0]!.trim();
-}

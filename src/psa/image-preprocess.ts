@@ -12,7 +12,8 @@
  * bit-identical to nsfwjs's tf.image.resizeBilinear(alignCorners) on downscales.
  * No HTTP here: this runs inside worker threads.
  */
-import sharp, { type Metadata } from 'sharp';
+import sharp from 'sharp';
+import { checkImageHeader, errorText as errText, invalidImage as invalid } from './image-header.ts';
 import { PsaError, PsaErrorCodes } from './errors.ts';
 import type { ImageLimits, ImagePreprocessConfig, PreprocessedImage } from './image-config.ts';
 import { cropAxis, cropRgb, resampleCost, resampleRgb, resizedSize } from './image-resample.ts';
@@ -20,15 +21,10 @@ import { cropAxis, cropRgb, resampleCost, resampleRgb, resizedSize } from './ima
 export { preprocessConfigFromHf } from './image-config.ts';
 export type { ImageLimits, ImagePreprocessConfig, PreprocessedImage } from './image-config.ts';
 
-// Formats we decode. SVG/PDF/raw-VIPS etc. are refused: rendering vector input is a different risk.
-const FORMATS = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff', 'heif', 'avif']);
-const FORMAT_HINT = 'send a JPEG, PNG, WebP, GIF, TIFF or AVIF image';
 // Above this many multiply-adds (~1-2 ns each, so 40-80 ms) the JS resampler hands over to libvips;
 // this keeps images up to about 3 MP exact.
 const JS_RESAMPLE_BUDGET = 40_000_000;
 
-const invalid = (message: string, cause?: unknown) =>
-  new PsaError(PsaErrorCodes.INVALID_IMAGE, message, cause === undefined ? undefined : { cause });
 
 export interface RgbImage {
   /** CHW uint8, resized and centre-cropped (or stretched): what training stores, before normalisation. */
@@ -41,29 +37,7 @@ export interface RgbImage {
 /** Bytes -> resized, centre-cropped CHW uint8 (decode, orient, resize, crop). */
 export async function preprocessImageRgb(bytes: Uint8Array, cfg: ImagePreprocessConfig, limits: ImageLimits): Promise<RgbImage> {
   if (!(limits.maxInputPixels >= 1) || !(limits.maxInputBytes >= 1)) throw new RangeError('image limits must be positive');
-  if (bytes.byteLength === 0) throw new PsaError(PsaErrorCodes.EMPTY_IMAGE, 'the image is empty (0 bytes)');
-  if (bytes.byteLength > limits.maxInputBytes) {
-    throw new PsaError(PsaErrorCodes.IMAGE_TOO_LARGE, `the image is ${bytes.byteLength} bytes; at most ${limits.maxInputBytes} are accepted`,
-      { details: { bytes: bytes.byteLength, maxInputBytes: limits.maxInputBytes } });
-  }
-  const input = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength); // a view, no copy
-
-  // Header only: reject by size before any pixel is decoded.
-  let meta: Metadata;
-  try {
-    meta = await sharp(input, { limitInputPixels: false }).metadata();
-  } catch (err) {
-    throw invalid(`the data is not a readable image (${errText(err)}); ${FORMAT_HINT}`, err);
-  }
-  if (!FORMATS.has(meta.format)) throw invalid(`unsupported image format "${meta.format}"; ${FORMAT_HINT}`);
-  const frameHeight = meta.pageHeight ?? meta.height; // animated images: one frame, not the strip
-  const pixels = meta.width * frameHeight;
-  if (!(pixels > 0)) throw invalid('the image has no pixels (zero width or height)');
-  if (pixels > limits.maxInputPixels) {
-    throw new PsaError(PsaErrorCodes.IMAGE_TOO_LARGE,
-      `the image is ${meta.width}x${frameHeight} = ${pixels} pixels; at most ${limits.maxInputPixels} are accepted, scale it down`,
-      { details: { width: meta.width, height: frameHeight, maxInputPixels: limits.maxInputPixels } });
-  }
+  const { input, meta, height: frameHeight } = await checkImageHeader(bytes, limits);
 
   // Decode the first frame, upright, as 8-bit sRGB. Alpha is dropped before anything else
   // touches it (PIL convert('RGB') keeps stored RGB; sharp would premultiply if it resized with
@@ -132,7 +106,4 @@ export async function preprocessImage(bytes: Uint8Array, cfg: ImagePreprocessCon
   return { pixels: normalizePixels(chw, cfg), height, width, source };
 }
 
-function errText(err: unknown): string {
-  return (err instanceof Error ? err.message : String(err)).split('\n')[0]!.trim();
-}
 

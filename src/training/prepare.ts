@@ -97,13 +97,15 @@ export async function prepareDataset(pkg: ModelPackage, datasetRoot: string, spl
           continue;
         }
         const kept = answer.slice(0, maxLen - prompt.length);
+        let bytes: Buffer | undefined;
+        const load = async () => (bytes ??= await readFile(join(datasetRoot, ex.image)));
         let pixels = pixelCache.get(ex.image);
         if (!pixels) {
-          const bytes = await readFile(join(datasetRoot, ex.image));
-          pixels = (await preprocessImageRgb(bytes, pkg.preprocess, { maxInputPixels: limits.maxImagePixels, maxInputBytes: Math.max(limits.maxImageBytes, bytes.length) })).chw;
+          const data = await load();
+          pixels = (await preprocessImageRgb(data, pkg.preprocess, { maxInputPixels: limits.maxImagePixels, maxInputBytes: Math.max(limits.maxImageBytes, data.length) })).chw;
           if (pixelCache.size < 512) pixelCache.set(ex.image, pixels);
         }
-        const text = await readText(ex.image, () => readFile(join(datasetRoot, ex.image)));
+        const text = await readText(ex.image, load);
         batch.push({ pixels, ids: [...prompt, ...kept], labels: [...prompt.map(() => -100), ...kept], query: codec.queryIds(ex.prompt, text), type: ex.safe_type, level: ex.safe_level });
         if (batch.length === SHARD_SIZE) await flush();
       }
