@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import { PYTHON, REPO_ROOT, runTrainer } from '../scripts/lib/trainer-cli.ts';
 import { trainerCommand } from '../src/training/trainer-process.ts';
 import { tinyPackage } from '../scripts/lib/random-package.ts';
+import { readSafetensorsFile } from '../src/psa/safetensors-read.ts';
 
 type TrainEvent = { event: string; stage?: string; step?: number; [key: string]: unknown };
 type Run = { code: number | null; signal: NodeJS.Signals | null; events: TrainEvent[]; stderr: string };
@@ -219,4 +220,39 @@ t.test('activation checkpointing changes memory, not results', async (t) => {
   const bad = await train(await jobFile('ckpt-bad', { activation_checkpointing: 'yes' }));
   t.equal(bad.code, 2);
   t.match(bad.events.at(-1), { event: 'error', field: 'activation_checkpointing' });
+});
+
+t.test('type_head_lr_scale: the type classifier takes a larger first step, nothing else changes', async (t) => {
+  const short = { stages: ['stage1'], max_steps: 1 };
+  const runs = await Promise.all([1, 10].map(async (scale) => {
+    const name = `head-lr-${scale}`;
+    const run = await train(await jobFile(name, { ...short, stage1: { epochs: 1, lr: 3e-3, batch_size: 4, type_head_lr_scale: scale } }));
+    t.equal(run.code, 0, run.stderr.slice(-2000));
+    return readSafetensorsFile(join(work, name, 'final', 'model.safetensors'));
+  }));
+  const before = await readSafetensorsFile(join(base, 'model.safetensors'));
+  const maxStep = (after: Map<string, { data: unknown }>, key: string) => {
+    const a = after.get(key)!.data as Float32Array;
+    const b = before.get(key)!.data as Float32Array;
+    return a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
+  };
+  for (const key of ['psa.head.type_head.weight', 'psa.head.type_head.bias']) {
+    const ratio = maxStep(runs[1]!, key) / maxStep(runs[0]!, key);
+    t.ok(Math.abs(ratio - 10) < 0.5, `${key}: first step ${ratio.toFixed(2)}x larger with type_head_lr_scale 10`);
+  }
+  for (const key of ['psa.head.level_head.weight', 'psa.head.q_proj.weight', 'psa.projector.fc1.weight', 'psa.tokens_a']) {
+    t.equal(maxStep(runs[1]!, key), maxStep(runs[0]!, key), `${key}: the same step`);
+  }
+  const bad = await train(await jobFile('head-lr-bad', { stage1: { epochs: 1, type_head_lr_scale: 0 } }));
+  t.equal(bad.code, 2);
+  t.match(bad.events.at(-1), { event: 'error', field: 'stage1.type_head_lr_scale' });
+});
+
+t.test('a checkpoint with the older single optimizer group resumes exactly in the two-group layout', async (t) => {
+  const { stdout } = await promisify(execFile)(PYTHON, [join(REPO_ROOT, 'test/helpers/optimizer_regroup_check.py')], { cwd: REPO_ROOT });
+  const r = JSON.parse(stdout) as { moments: number; after_step: number; lr_scales: number[]; refused: string };
+  t.equal(r.moments, 0, 'the Adam moments land on the right parameters');
+  t.equal(r.after_step, 0, 'the next step is the same as without regrouping');
+  t.same(r.lr_scales, [1, 1]);
+  t.match(r.refused, /the saved group has 3 parameters, the new groups 2/, 'a mismatch is refused');
 });

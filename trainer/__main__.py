@@ -1,6 +1,7 @@
 """Command line: /usr/bin/python3 -m trainer <command> ...
 
   build-random --out PKG [--size tiny|small|default] [--seed N] [--corpus F]   seeded random model, as a package
+               [--vocab-size N] [--word-vectors GLOVE.txt --lexicon-words N]   ... token embeddings from word vectors
                [--vision nsfwjs --nsfwjs-dir DIR | --nsfwjs-model-dir DIR]   ... with nsfwjs's pretrained MobileNetV2
   export      --checkpoint DIR --out PKG [--tokens-a N --tokens-b N --seed S]
               [--external-data auto|always|never] [--fp16]
@@ -30,6 +31,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", default="psa-tiny")
     p.add_argument("--query-ocr", action="store_true",
                    help="text OCR reads in the image joins the safety head's query (the runtime runs PP-OCRv4)")
+    p.add_argument("--vocab-size", type=int, default=None, help="tokenizer size (default: the size's own)")
+    p.add_argument("--word-vectors", default=None,
+                   help="GloVe text file (most frequent word first): its vectors start the token embeddings")
+    p.add_argument("--lexicon-words", type=int, default=0,
+                   help="with --word-vectors: its N most frequent words join the tokenizer's training text")
+    p.add_argument("--word-vectors-source", default=None, help="how the package's provenance names the word vectors")
     p.add_argument("--vision", choices=["clip", "nsfwjs"], default="clip",
                    help="vision tower: random CLIP ViT, or nsfwjs's pretrained MobileNetV2 (frozen)")
     p.add_argument("--nsfwjs-dir", default=None, help="with --vision nsfwjs: a convert-nsfwjs output directory")
@@ -79,11 +86,15 @@ def main(argv: list[str] | None = None) -> int:
         from .convert_nsfwjs import ConversionError
         from .modeling.config import ConfigError
         from .tfjs_artifacts import TfjsError
+        from .word_vectors import WordVectorsError
+        if args.lexicon_words and not args.word_vectors:
+            parser.error("--lexicon-words needs --word-vectors")
         try:
             out = build_random(args.out, size=args.size, seed=args.seed, name=args.name, corpus=corpus,
                                vision=args.vision, nsfwjs_dir=args.nsfwjs_dir, nsfwjs_model_dir=args.nsfwjs_model_dir,
-                              query_ocr=args.query_ocr)
-        except (ConversionError, TfjsError, ConfigError, OSError) as e:
+                               query_ocr=args.query_ocr, vocab_size=args.vocab_size, word_vectors=args.word_vectors,
+                               lexicon_words=args.lexicon_words, word_vectors_source=args.word_vectors_source)
+        except (ConversionError, TfjsError, ConfigError, WordVectorsError, OSError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
         print(json.dumps({"package": out}))

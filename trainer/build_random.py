@@ -16,7 +16,9 @@ from .modeling.llava import PsaLlava, init_weights
 from .modeling.mobilenet import NsfwMobileNetV2
 from .package import CHAT_TEMPLATE, write_package
 from .taxonomy import hint_sentences
+from .bpe_encoder import BpeTokenizer
 from .tokenizer_bpe import default_corpus, save_tokenizer, tokenizer_config, train_bpe
+from .word_vectors import PIECE_WORDS, init_embeddings, read_word_vectors
 
 SIZES = {"tiny": (tiny_config, 640, 0.15), "small": (small_config, 2048, 0.05), "default": (default_config, 2048, 0.02)}
 VISIONS = ("clip", "nsfwjs")
@@ -41,13 +43,20 @@ def pretrained_mobilenet(nsfwjs_dir: Optional[str], nsfwjs_model_dir: Optional[s
 
 def build_random(out_dir: str, size: str = "tiny", seed: int = 0, name: str = "psa-tiny", corpus: list[str] | None = None,
                  vision: str = "clip", nsfwjs_dir: Optional[str] = None, nsfwjs_model_dir: Optional[str] = None,
-                 query_ocr: bool = False) -> str:
+                 query_ocr: bool = False, vocab_size: Optional[int] = None, word_vectors: Optional[str] = None,
+                 lexicon_words: int = 0, word_vectors_source: Optional[str] = None) -> str:
+    """`word_vectors`: a GloVe text file; its `lexicon_words` most frequent words join the tokenizer's
+    training text and its vectors start the token embeddings (trainer/word_vectors.py)."""
     if vision not in VISIONS:
         raise ValueError(f"vision must be one of {', '.join(VISIONS)}, got {vision!r}")
+    if lexicon_words and not word_vectors:
+        raise ValueError("lexicon_words needs word_vectors")
     make_config, vocab, std = SIZES[size]
+    vocab = vocab_size or vocab
+    wv = read_word_vectors(word_vectors, limit=PIECE_WORDS) if word_vectors else None
     tower, source = pretrained_mobilenet(nsfwjs_dir, nsfwjs_model_dir) if vision == "nsfwjs" else (None, None)
     texts = default_corpus() + hint_sentences() + ["USER: ASSISTANT: <image>"] + (corpus or [])
-    tok = train_bpe(texts, vocab)
+    tok = train_bpe(texts, vocab, lexicon=wv.lexicon(lexicon_words) if wv and lexicon_words else None)
     cfg = make_config(len(tok["model"]["vocab"]))
     provenance: dict[str, Any] = {"status": "untrained", "size": size, "seed": seed,
                                   "note": "random weights for tests and benchmarks; its concepts mean nothing"}
@@ -64,6 +73,11 @@ def build_random(out_dir: str, size: str = "tiny", seed: int = 0, name: str = "p
     init_weights(model, std=std, seed=seed)
     if tower is not None:
         model.vision_tower.load_state_dict(tower.state_dict())
+    if wv is not None:
+        counts = init_embeddings(model.language_model.model.embed_tokens.weight, BpeTokenizer.from_dict(tok), wv, seed)
+        provenance["token_embeddings"] = {
+            "init": "pretrained word vectors (the rest of the decoder is random)", "source": word_vectors_source or os.path.basename(word_vectors),
+            "lexicon_words": lexicon_words, **counts}
     with tempfile.TemporaryDirectory() as tmp:
         save_tokenizer(tmp, tok, tokenizer_config(model_max_length=model.config.text_config.max_position_embeddings,
                                                   chat_template=CHAT_TEMPLATE))

@@ -95,8 +95,21 @@ def _learn_merges(word_freq: dict[str, int], vocab: dict[str, int], vocab_size: 
     return merges
 
 
-def train_bpe(texts: list[str], vocab_size: int) -> dict:
-    """Train a byte-level BPE and return a complete Hugging Face tokenizer.json dict."""
+def lexicon_counts(lexicon: list[str]) -> Counter:
+    """Zipf-like counts for a word list in frequency order (rank r counts ~2000 / (r + 20), at
+    least 1), each word with a leading space: common words win merges and end up whole tokens."""
+    counts: Counter = Counter()
+    for rank, word in enumerate(lexicon):
+        for piece in pre_tokenize(" " + word):
+            counts[piece] += max(1, 2000 // (rank + 20))
+    return counts
+
+
+def train_bpe(texts: list[str], vocab_size: int, lexicon: list[str] | None = None) -> dict:
+    """Train a byte-level BPE and return a complete Hugging Face tokenizer.json dict.
+
+    `lexicon`: general words in frequency order, counted beside the texts (see lexicon_counts).
+    """
     split = _splitter(SPECIAL_TOKENS)
     word_freq: Counter = Counter()
     for text in texts:
@@ -104,6 +117,8 @@ def train_bpe(texts: list[str], vocab_size: int) -> dict:
         # shape the merges either.
         for chunk in split.split(text):
             word_freq.update(pre_tokenize(chunk))
+    if lexicon:
+        word_freq.update(lexicon_counts(lexicon))
     vocab = {tok: i for i, tok in enumerate(SPECIAL_TOKENS + BYTE_ALPHABET)}
     merges = _learn_merges(dict(sorted(word_freq.items())), vocab, vocab_size)
     bos_id = SPECIAL_TOKENS.index(BOS)

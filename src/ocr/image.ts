@@ -28,9 +28,6 @@ export interface InputLimits {
   maxInputPixels: number;
 }
 
-
-
-
 export async function toRgb(input: OcrInput, limits: InputLimits): Promise<RgbPixels> {
   return input instanceof Uint8Array ? decode(input, limits) : fromRaw(input, limits);
 }
@@ -71,4 +68,3 @@ async function decode(bytes: Uint8Array, limits: InputLimits): Promise<RgbPixels
     throw invalid(`the ${meta.format} image could not be decoded; it may be truncated or corrupt (${errText(err)})`, err);
   }
 }
-

@@ -25,7 +25,6 @@ export type { ImageLimits, ImagePreprocessConfig, PreprocessedImage } from './im
 // this keeps images up to about 3 MP exact.
 const JS_RESAMPLE_BUDGET = 40_000_000;
 
-
 export interface RgbImage {
   /** CHW uint8, resized and centre-cropped (or stretched): what training stores, before normalisation. */
   chw: Uint8Array;
@@ -105,5 +104,3 @@ export async function preprocessImage(bytes: Uint8Array, cfg: ImagePreprocessCon
   const { chw, height, width, source } = await preprocessImageRgb(bytes, cfg, limits);
   return { pixels: normalizePixels(chw, cfg), height, width, source };
 }
-
-

@@ -8,6 +8,7 @@ const StageSettings = {
   lr: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1 })),
   batch_size: Type.Optional(Type.Integer({ minimum: 1, maximum: 4096 })),
   concept_weight: Type.Optional(Type.Number({ minimum: 0, maximum: 1000, description: 'Weight w of the concept loss: LM + w * (CE(level) + CE(type)); default 10' })),
+  type_head_lr_scale: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1000, description: 'Learning-rate multiplier of the type classifier (the safety head\'s last linear layer for types); default 1' })),
 };
 
 export const TrainRequestSchema = Type.Object(
@@ -54,8 +55,8 @@ export interface TrainJobData {
   base: { id: string; dir: string; kind?: 'package' | 'checkpoint' };
   stages: (typeof STAGES)[number][];
   trainer: {
-    stage1: { epochs: number; lr: number; batch_size: number; concept_weight: number };
-    stage2: { epochs: number; lr: number; batch_size: number; concept_weight: number; lora: { r: number; alpha: number; dropout: number } };
+    stage1: { epochs: number; lr: number; batch_size: number; concept_weight: number; type_head_lr_scale: number };
+    stage2: { epochs: number; lr: number; batch_size: number; concept_weight: number; type_head_lr_scale: number; lora: { r: number; alpha: number; dropout: number } };
     seed: number;
     checkpoint_every_steps: number;
     activation_checkpointing: boolean;
@@ -91,12 +92,13 @@ export function resolveTrainer(request: TrainRequest): TrainJobData['trainer'] {
   const s1 = request.stage1 ?? {};
   const s2 = request.stage2 ?? {};
   return {
-    stage1: { epochs: s1.epochs ?? 3, lr: s1.lr ?? 1e-4, batch_size: s1.batch_size ?? 8, concept_weight: s1.concept_weight ?? 10 },
+    stage1: { epochs: s1.epochs ?? 3, lr: s1.lr ?? 1e-4, batch_size: s1.batch_size ?? 8, concept_weight: s1.concept_weight ?? 10, type_head_lr_scale: s1.type_head_lr_scale ?? 1 },
     stage2: {
       epochs: s2.epochs ?? 3,
       lr: s2.lr ?? 1e-4,
       batch_size: s2.batch_size ?? 8,
       concept_weight: s2.concept_weight ?? 10,
+      type_head_lr_scale: s2.type_head_lr_scale ?? 1,
       lora: { r: s2.lora?.r ?? 16, alpha: s2.lora?.alpha ?? 16, dropout: s2.lora?.dropout ?? 0.05 },
     },
     seed: request.seed ?? 0,

@@ -48,6 +48,33 @@ class Checkpoint:
                 "rng": {"cpu": tensors["rng.cpu"], "cuda": [tensors[k] for k in cuda]}}
 
 
+def regroup_optimizer_state(saved: dict[str, Any], groups: list[dict[str, Any]]) -> dict[str, Any]:
+    """A single-group optimizer state (checkpoints written before the type classifier had its own
+    learning-rate group) laid out for `groups`: the optimizer's current param_groups, whose
+    parameters, taken in order, are the saved group's parameters in a new order. `order` in each
+    group lists, per parameter, its position in the saved group. Hyperparameters come from the
+    saved group; each new group keeps its own `lr_scale`."""
+    if len(saved["param_groups"]) != 1:
+        raise ValueError(f"expected a single saved parameter group, got {len(saved['param_groups'])}")
+    old = saved["param_groups"][0]
+    total = sum(len(g["order"]) for g in groups)
+    if total != len(old["params"]) or sorted(i for g in groups for i in g["order"]) != list(range(total)):
+        raise ValueError(f"the saved group has {len(old['params'])} parameters, the new groups {total}")
+    state: dict[int, Any] = {}
+    param_groups = []
+    flat = 0
+    for g in groups:
+        ids = []
+        for position in g["order"]:
+            saved_id = old["params"][position]
+            if saved_id in saved["state"]:
+                state[flat] = saved["state"][saved_id]
+            ids.append(flat)
+            flat += 1
+        param_groups.append({**{k: v for k, v in old.items() if k != "params"}, "lr_scale": g["lr_scale"], "params": ids})
+    return {"state": state, "param_groups": param_groups}
+
+
 def _flatten_optimizer(sd: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Optimizer state as safetensors + JSON rather than a pickle: torch 1.13's weights_only
     unpickler rejects it, and unpickling without weights_only would execute code from the workdir."""

@@ -39,6 +39,8 @@ class StageSpec:
     batch_size: int = 4
     concept_weight: float = 10.0
     weight_decay: float = 0.0
+    # Learning-rate multiplier of the type classifier (the safety head's last linear layer for types).
+    type_head_lr_scale: float = 1.0
     lora: Optional[LoraSpec] = None
 
 
@@ -91,7 +93,7 @@ def _check_keys(obj: Any, allowed: set[str], where: str) -> dict:
 
 
 def _stage(obj: Any, name: str) -> StageSpec:
-    keys = {"epochs", "lr", "batch_size", "concept_weight", "weight_decay"} | ({"lora"} if name == "stage2" else set())
+    keys = {"epochs", "lr", "batch_size", "concept_weight", "weight_decay", "type_head_lr_scale"} | ({"lora"} if name == "stage2" else set())
     o = _check_keys({} if obj is None else obj, keys, f"{name}.")
     w = f"{name}."
     spec = StageSpec(
@@ -100,6 +102,7 @@ def _stage(obj: Any, name: str) -> StageSpec:
         batch_size=_number(o, "batch_size", w, int, 4, 1),
         concept_weight=_number(o, "concept_weight", w, float, 10.0, 0),
         weight_decay=_number(o, "weight_decay", w, float, 0.0, 0),
+        type_head_lr_scale=_number(o, "type_head_lr_scale", w, float, 1.0, 0, exclusive=True),
     )
     if name == "stage2":
         lo = _check_keys(o.get("lora") or {}, {"r", "alpha", "dropout"}, "stage2.lora.")

@@ -31,6 +31,9 @@ class Interrupted(Exception):
     """A stop signal arrived; the checkpoint of the last finished step has been written."""
 
 
+TYPE_HEAD_PREFIXES = ("psa.head.type_head.",)
+
+
 def lr_factor(step: int, total: int) -> float:
     """Linear warmup over 3% of the steps (at least 1), then cosine decay; `step` counts from 0.
 
@@ -176,13 +179,25 @@ class Trainer:
         frozen = [f"model.{n}" for n, p in model.named_parameters() if not p.requires_grad] + \
             [f"model.{n}" for n, _ in model.named_buffers()]
         step_fn = wrap_ddp(objective, world, self.device, frozen)
-        opt = torch.optim.AdamW(params, lr=spec.lr, weight_decay=spec.weight_decay)
+        # The type classifier may learn faster than the rest (type_head_lr_scale): the words that tell
+        # the types apart are a small part of its pooled input, so at the base rate it lags behind
+        # the layers feeding it and leans on the most common type.
+        in_type_head = [n.startswith(TYPE_HEAD_PREFIXES) for n, _ in named]
+        # Optimizer groups as positions in `named` (the order a single-group checkpoint saved).
+        layout = [g for g in ({"order": [i for i, t in enumerate(in_type_head) if not t], "lr_scale": 1.0},
+                              {"order": [i for i, t in enumerate(in_type_head) if t], "lr_scale": spec.type_head_lr_scale})
+                  if g["order"]]
+        groups = [{"params": [params[i] for i in g["order"]], "lr_scale": g["lr_scale"]} for g in layout]
+        opt = torch.optim.AdamW(groups, lr=spec.lr, weight_decay=spec.weight_decay)
         per_epoch = self.train.steps_per_epoch(spec.batch_size)
         total = per_epoch * spec.epochs if job.max_steps is None else min(per_epoch * spec.epochs, job.max_steps)
         start = 0
         if resume is not None:
             extra = resume.optimizer_and_rng()
-            opt.load_state_dict(extra["optimizer"])
+            saved = extra["optimizer"]
+            if len(saved["param_groups"]) == 1 and len(layout) > 1:  # written before the type classifier had its own group
+                saved = ckpt.regroup_optimizer_state(saved, layout)
+            opt.load_state_dict(saved)
             ckpt.set_rng_state(extra["rng"])
             start = resume.state["step"]
         else:
@@ -199,7 +214,7 @@ class Trainer:
             t0 = time.perf_counter()
             lr = spec.lr * lr_factor(step, total)
             for g in opt.param_groups:
-                g["lr"] = lr
+                g["lr"] = lr * g["lr_scale"]
             mine, weight = world.shard(rows)
             batch = self.train.batch(mine).to(self.device)
             with self.autocast():
