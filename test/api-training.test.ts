@@ -141,3 +141,35 @@ t.test('the queue dashboard is at /admin/queues, admin scope only', async (t) =>
   const doc = (await secured.inject('/openapi.json')).json();
   t.notOk(Object.keys(doc.paths).some((p) => p.startsWith('/admin')), 'dashboard routes stay out of the API document');
 });
+
+t.test('a job that finishes between reading its record and its state is shown with its result', async (t) => {
+  const { Worker } = await import('bullmq');
+  const { TrainingQueue } = await import('../src/training/queue.ts');
+  const { QUEUE_NAME } = await import('../src/training/job-types.ts');
+  const { workerRedis } = await import('../src/redis.ts');
+  const prefix = `${redis.prefix}-race`;
+  const connection = workerRedis(redis.url);
+  t.teardown(() => connection.quit());
+  const queue = new TrainingQueue(connection, prefix, 1);
+  t.teardown(() => queue.close());
+  const { id } = await queue.add({ request: { dataset: datasetId, output_name: 'race' } } as never);
+  const stale = await queue.queue.getJob(id);
+  t.equal(stale?.returnvalue ?? null, null, 'the record was read while the job was waiting');
+  const workerConnection = workerRedis(redis.url);
+  const worker = new Worker(QUEUE_NAME, async () => ({ model_id: 'race-v1', model_dir: '/x', metrics: {} }), { connection: workerConnection, prefix });
+  // BullMQ leaves connections it was given open: each is closed here.
+  t.teardown(async () => {
+    await worker.close();
+    await workerConnection.quit();
+  });
+  await new Promise((resolve) => worker.once('completed', resolve));
+  // Serve the record read before completion, as a request racing the worker would have.
+  queue.queue.getJob = (async () => {
+    delete (queue.queue as { getJob?: unknown }).getJob;
+    return stale;
+  }) as typeof queue.queue.getJob;
+  const view = await queue.get(id);
+  t.equal(view?.state, 'completed');
+  t.equal(view?.result?.model_id, 'race-v1');
+  t.ok(view?.finished_at);
+});

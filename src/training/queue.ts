@@ -100,8 +100,12 @@ export class TrainingQueue {
     return view;
   }
 
-  private async view(job: Job<TrainJobData, TrainResult>): Promise<JobView> {
-    const raw = await job.getState();
+  private async view(stale: Job<TrainJobData, TrainResult>): Promise<JobView> {
+    const raw = await stale.getState();
+    // The record was read before the state: a job that finished in between carries no result yet.
+    // BullMQ writes the state and the result in one step, so a second read sees both.
+    const finishedSince = (raw === 'completed' || raw === 'failed') && !stale.finishedOn;
+    const job = (finishedSince ? await this.queue.getJob(stale.id!) : undefined) ?? stale;
     const cancelled = raw === 'failed' && job.failedReason === CANCELLED_REASON;
     const state: JobState = cancelled ? 'cancelled' : raw === 'prioritized' || raw === 'waiting-children' ? 'waiting' : (raw as JobState);
     const p = (typeof job.progress === 'object' ? job.progress : {}) as Partial<TrainProgress>;
