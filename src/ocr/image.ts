@@ -4,7 +4,7 @@
  * and a viewer sees it over a light page.
  */
 import sharp from 'sharp';
-import { checkImageHeader, errorText as errText, imageTooLarge as tooLarge, invalidImage as invalid } from '../psa/image-header.ts';
+import { checkImageHeader, errorText, imageTooLarge, invalidImage } from '../psa/image-header.ts';
 
 /** Already-decoded pixels, row-major, interleaved channels (1 grey, 3 RGB, 4 RGBA). */
 export interface RawImage {
@@ -35,12 +35,12 @@ export async function toRgb(input: OcrInput, limits: InputLimits): Promise<RgbPi
 function fromRaw(raw: RawImage, limits: InputLimits): RgbPixels {
   const { data, width, height, channels } = raw;
   if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
-    throw invalid(`raw image size ${width}x${height} is not a positive integer size`);
+    throw invalidImage(`raw image size ${width}x${height} is not a positive integer size`);
   }
-  if (![1, 3, 4].includes(channels)) throw invalid(`raw images have 1, 3 or 4 channels, not ${channels}`);
-  if (width * height > limits.maxInputPixels) throw tooLarge(width, height, limits.maxInputPixels);
+  if (![1, 3, 4].includes(channels)) throw invalidImage(`raw images have 1, 3 or 4 channels, not ${channels}`);
+  if (width * height > limits.maxInputPixels) throw imageTooLarge(width, height, limits.maxInputPixels);
   if (data.length !== width * height * channels) {
-    throw invalid(`raw image data has ${data.length} bytes; ${width}x${height}x${channels} needs ${width * height * channels}`);
+    throw invalidImage(`raw image data has ${data.length} bytes; ${width}x${height}x${channels} needs ${width * height * channels}`);
   }
   if (channels === 3) return { data, width, height };
   const n = width * height;
@@ -64,7 +64,7 @@ async function decode(bytes: Uint8Array, limits: InputLimits): Promise<RgbPixels
     if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels`);
     return { data, width: info.width, height: info.height };
   } catch (err) {
-    if (/pixel limit/i.test(errText(err))) throw tooLarge(meta.width, height, limits.maxInputPixels);
-    throw invalid(`the ${meta.format} image could not be decoded; it may be truncated or corrupt (${errText(err)})`, err);
+    if (/pixel limit/i.test(errorText(err))) throw imageTooLarge(meta.width, height, limits.maxInputPixels);
+    throw invalidImage(`the ${meta.format} image could not be decoded; it may be truncated or corrupt (${errorText(err)})`, err);
   }
 }

@@ -13,7 +13,7 @@
  * No HTTP here: this runs inside worker threads.
  */
 import sharp from 'sharp';
-import { checkImageHeader, errorText as errText, invalidImage as invalid } from './image-header.ts';
+import { checkImageHeader, errorText, invalidImage } from './image-header.ts';
 import { PsaError, PsaErrorCodes } from './errors.ts';
 import type { ImageLimits, ImagePreprocessConfig, PreprocessedImage } from './image-config.ts';
 import { cropAxis, cropRgb, resampleCost, resampleRgb, resizedSize } from './image-resample.ts';
@@ -50,8 +50,8 @@ export async function preprocessImageRgb(bytes: Uint8Array, cfg: ImagePreprocess
     ({ data: rgb, info: { width: w, height: h } } = out);
     if (out.info.channels !== 3) throw new Error(`decoded to ${out.info.channels} channels`);
   } catch (err) {
-    if (/pixel limit/i.test(errText(err))) throw new PsaError(PsaErrorCodes.IMAGE_TOO_LARGE, `the image exceeds ${limits.maxInputPixels} pixels`, { cause: err });
-    throw invalid(`the ${meta.format} image could not be decoded; it may be truncated or corrupt (${errText(err)}); re-encode or re-upload the complete file`, err);
+    if (/pixel limit/i.test(errorText(err))) throw new PsaError(PsaErrorCodes.IMAGE_TOO_LARGE, `the image exceeds ${limits.maxInputPixels} pixels`, { cause: err });
+    throw invalidImage(`the ${meta.format} image could not be decoded; it may be truncated or corrupt (${errorText(err)}); re-encode or re-upload the complete file`, err);
   }
 
   const [rw, rh] = resizedSize(w, h, cfg);
