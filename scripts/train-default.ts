@@ -40,6 +40,7 @@ const work = resolve(values.work!);
 const VOCAB_SIZE = 4096;
 const LEXICON_WORDS = 4000;
 const WORD_VECTORS = 50_000;
+const WEIGHT_SHARD_MIB = 20;
 const config = loadConfig({ ...process.env, MODELS_DIR: join(work, 'models'), DATA_DIR: work, MAX_IMAGE_PIXELS: '40000000' });
 const log = (msg: string) => console.log(`[train:default] ${msg}`);
 
@@ -86,6 +87,9 @@ const out = resolve(values.out!);
 await rm(out, { recursive: true, force: true });
 await mkdir(out, { recursive: true });
 await cp(result.model_dir, out, { recursive: true });
+// Weights in shards of at most 20 MiB of tensors: no file of the committed package is larger.
+const resharded = await runTrainerProcess({ python: config.TRAINER_PYTHON, args: ['reshard', '--package', out, '--max-shard-mib', String(WEIGHT_SHARD_MIB)], onLog: log });
+if (resharded.code !== 0) throw new Error(`sharding the package's weights failed (${resharded.code})`);
 // Per-source scores on the held-out split, for the model card.
 const val = await readSplit(datasetDir, 'val.jsonl');
 const subsets: Record<string, EvaluationMetrics> = { all: result.metrics as unknown as EvaluationMetrics };

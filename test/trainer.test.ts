@@ -256,3 +256,52 @@ t.test('a checkpoint with the older single optimizer group resumes exactly in th
   t.same(r.lr_scales, [1, 1]);
   t.match(r.refused, /the saved group has 3 parameters, the new groups 2/, 'a mismatch is refused');
 });
+
+t.test('reshard: weights as shards with an index, loaded by the runtime and the trainer, and back to one file', async (t) => {
+  const { cp } = await import('node:fs/promises');
+  const { loadPackage } = await import('../src/psa/package-loader.ts');
+  const dir = join(work, 'resharded');
+  await cp(base, dir, { recursive: true });
+  const original = await readSafetensorsFile(join(base, 'model.safetensors'));
+  const limit = 0.5 * 2 ** 20;
+  const raw = (v: { data: ArrayBufferView }) => Buffer.from(v.data.buffer, v.data.byteOffset, v.data.byteLength);
+
+  const out = JSON.parse(await runTrainer(['reshard', '--package', dir, '--max-shard-mib', '0.5']));
+  const shards = (out.weights as string[]).filter((f) => f.endsWith('.safetensors'));
+  t.ok(shards.length >= 2, `${shards.length} shards`);
+  t.same(shards, shards.map((_, i) => `model-${String(i + 1).padStart(5, '0')}-of-${String(shards.length).padStart(5, '0')}.safetensors`));
+  t.notOk(existsSync(join(dir, 'model.safetensors')), 'the single file is gone');
+  const index = JSON.parse(await readFile(join(dir, 'model.safetensors.index.json'), 'utf8'));
+  const seen = new Map<string, string>();
+  for (const shard of shards) {
+    const tensors = await readSafetensorsFile(join(dir, shard));
+    const bytes = [...tensors.values()].reduce((sum, v) => sum + v.data.byteLength, 0);
+    t.ok(bytes <= limit || tensors.size === 1, `${shard}: ${bytes} bytes of tensors`);
+    for (const [name, v] of tensors) seen.set(name, raw(v).toString('base64'));
+    t.same([...tensors.keys()].filter((name) => index.weight_map[name] !== shard), [], `the index maps ${shard}'s tensors to it`);
+  }
+  t.same([...seen.keys()].sort(), [...original.keys()].sort(), 'every tensor, once');
+  t.ok([...original].every(([k, v]) => seen.get(k) === raw(v).toString('base64')), 'identical values');
+  const manifest = JSON.parse(await readFile(join(dir, 'psa.json'), 'utf8'));
+  t.same(Object.keys(manifest.files).filter((f: string) => f.includes('safetensors')).sort(), [...out.weights].sort(), 'psa.json lists the new files');
+  await loadPackage(dir); // checksums verified
+
+  // The trainer reads the shard set: an export from it carries the same weights.
+  const exported = join(work, 'from-shards');
+  await runTrainer(['export', '--checkpoint', dir, '--out', exported]);
+  const again = await readSafetensorsFile(join(exported, 'model.safetensors'));
+  t.ok([...original].every(([k, v]) => raw(again.get(k)!).equals(raw(v))), 'the trainer loads the shards');
+
+  await runTrainer(['reshard', '--package', dir]);
+  t.same(await readFile(join(dir, 'model.safetensors')), await readFile(join(base, 'model.safetensors')), 'one file again, byte for byte');
+  t.notOk(existsSync(join(dir, 'model.safetensors.index.json')) || existsSync(join(dir, shards[0]!)), 'shards and index removed');
+  await loadPackage(dir);
+
+  const { appendFile } = await import('node:fs/promises');
+  await appendFile(join(dir, 'model.safetensors'), 'x');
+  const damaged = await runTrainer(['reshard', '--package', dir, '--max-shard-mib', '0.5']).then(() => '', (e: Error) => e.message);
+  t.match(damaged, /exited 2: .*checksum does not match psa\.json/s, 'a damaged package is refused, not re-signed');
+  t.ok(existsSync(join(dir, 'model.safetensors')) && !existsSync(join(dir, 'model.safetensors.index.json')), 'and left as it was');
+  const zero = await runTrainer(['reshard', '--package', dir, '--max-shard-mib', '0']).then(() => '', (e: Error) => e.message);
+  t.match(zero, /exited 2: .*--max-shard-mib must be positive/s);
+});

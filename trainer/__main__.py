@@ -6,6 +6,8 @@
   export      --checkpoint DIR --out PKG [--tokens-a N --tokens-b N --seed S]
               [--external-data auto|always|never] [--fp16]
                                                checkpoint directory (ours or a LLaVA one) -> package
+  reshard     --package PKG [--max-shard-mib N]  the package's weights as shards of at most N MiB
+                                               with an index (without N: one model.safetensors)
   reference   --package PKG < request.json     PyTorch outputs for parity checks (JSON on stdout)
   train       --job JOB.json                   two-stage PSA-VLM training (JSON-lines progress on stdout)
   convert-nsfwjs --model-dir DIR --out DIR     nsfwjs's MobileNetV2 (TF.js) -> model.safetensors + config.json
@@ -68,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lora-alpha", type=float, default=16.0)
     p.add_argument("--activation-checkpointing", action="store_true")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p = sub.add_parser("reshard", help="rewrite a package's weights as shards (or one file) and update psa.json")
+    p.add_argument("--package", required=True)
+    p.add_argument("--max-shard-mib", type=float, default=None, help="largest shard in MiB (default: one file)")
     p = sub.add_parser("convert-nsfwjs", help="convert nsfwjs's MobileNetV2 (TF.js files) to PyTorch")
     p.add_argument("--model-dir", required=True, help="e.g. node_modules/nsfwjs/dist/models/mobilenet_v2")
     p.add_argument("--out", required=True)
@@ -109,6 +114,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 2
         print(json.dumps({"package": out}))
+    elif args.command == "reshard":
+        from .checkpoint import CheckpointError
+        from .package import PackageError, reshard_package
+        if args.max_shard_mib is not None and not args.max_shard_mib > 0:
+            parser.error("--max-shard-mib must be positive")
+        limit = None if args.max_shard_mib is None else int(args.max_shard_mib * 2 ** 20)
+        try:
+            print(json.dumps({"package": args.package, "weights": reshard_package(args.package, limit)}))
+        except (PackageError, CheckpointError, OSError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     elif args.command == "reference":
         from .reference import run_reference
         json.dump(run_reference(args.package, json.load(sys.stdin)), sys.stdout)

