@@ -1,7 +1,9 @@
 /**
  * Dataset validation (design brief section 5): every line of train.jsonl / val.jsonl is checked and
  * every referenced image is decoded, and ALL problems are reported with file and line, so nothing
- * is ever trained on a dataset that would fail half-way through a job.
+ * is ever trained on a dataset that would fail half-way through a job. A line without an "image"
+ * field whose human turn has no <image> is a text-only example; `"image": null` is refused, so a
+ * path lost upstream is not silently trained as text-only.
  */
 import { createReadStream } from 'node:fs';
 import { readdir, realpath, stat } from 'node:fs/promises';
@@ -13,6 +15,8 @@ import { DatasetError, DatasetErrorCodes, formatProblem, type DatasetProblem } f
 
 export interface SplitSummary {
   count: number;
+  /** Examples without an image (no "image" field, no <image> in the human turn). */
+  text_only: number;
   by_type: Record<TypeLabel, number>;
   by_level: Record<LevelLabel, number>;
 }
@@ -97,6 +101,7 @@ class Checker {
     if (!(await exists(file))) return undefined;
     const summary: SplitSummary = {
       count: 0,
+      text_only: 0,
       by_type: Object.fromEntries(TYPE_LABELS.map((l) => [l, 0])) as Record<TypeLabel, number>,
       by_level: Object.fromEntries(LEVEL_LABELS.map((l) => [l, 0])) as Record<LevelLabel, number>,
     };
@@ -153,9 +158,16 @@ class Checker {
       summary.by_level[LEVEL_LABELS[level]!]++;
     }
 
-    for (const message of conversationProblems(ex.conversations)) add(message);
+    // No "image" field: a text-only example, trained over the stand-in image (src/psa/stand-in-image.ts).
+    const textOnly = !('image' in ex);
+    for (const message of conversationProblems(ex.conversations, !textOnly)) add(message);
+    if (textOnly) {
+      summary.text_only++;
+      return;
+    }
 
     const image = ex.image;
+    if (image === null) return add('"image" is null; leave the field out for a text-only example (and no <image> in the human turn), or give a relative path');
     if (typeof image !== 'string' || image === '' || image.includes('\0')) return add('"image" must be a non-empty relative path, e.g. "images/0001.png"');
     if (path.posix.isAbsolute(image) || path.win32.isAbsolute(image)) return add(`"image" must be a path relative to the dataset; got the absolute path ${JSON.stringify(image)}`);
     const abs = path.resolve(this.root, image);
@@ -206,7 +218,7 @@ class Checker {
   }
 }
 
-function conversationProblems(turns: unknown): string[] {
+function conversationProblems(turns: unknown, hasImage: boolean): string[] {
   if (!Array.isArray(turns) || turns.length < 2) return ['"conversations" must be an array of at least 2 turns: {"from": "human", ...}, then {"from": "gpt", ...}'];
   const out: string[] = [];
   turns.forEach((turn: unknown, i) => {
@@ -215,7 +227,8 @@ function conversationProblems(turns: unknown): string[] {
     if (turn.from !== want) out.push(`conversations[${i}].from must be "${want}" (turns alternate human, gpt); got ${JSON.stringify(turn.from)}`);
     if (typeof turn.value !== 'string') return void out.push(`conversations[${i}].value must be a string`);
     const images = turn.value.split('<image>').length - 1;
-    if (i === 0 && images !== 1) out.push(images === 0 ? 'the first human turn must contain the <image> placeholder' : `the first human turn must contain <image> exactly once; it has ${images}`);
+    if (i === 0 && !hasImage && images > 0) out.push('the first human turn contains <image> but the line has no "image"; add "image": "images/..." or, for a text-only example, remove <image>');
+    else if (i === 0 && hasImage && images !== 1) out.push(images === 0 ? 'the first human turn must contain the <image> placeholder' : `the first human turn must contain <image> exactly once; it has ${images}`);
     if (i > 0 && images > 0) out.push(`conversations[${i}] must not contain <image>; only the first human turn refers to the image`);
   });
   // A trailing human turn has no answer to learn from.

@@ -3,7 +3,9 @@
  * images, one example a line in the training format of the design brief (section 5), plus two
  * optional fields: `decision` (the expected policy decision) and `ocr_text` (text found in the
  * image, for text-only baselines). Every line is checked and every image's header read before
- * the model runs, and all problems are reported at once with their line numbers.
+ * the model runs, and all problems are reported at once with their line numbers. As in training
+ * data, a line without an "image" field (and no <image> in its human turn) is a text-only item,
+ * scored over the stand-in image (src/psa/stand-in-image.ts).
  */
 import { readFile, mkdtemp, readdir, realpath, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -20,9 +22,9 @@ export interface EvalItem {
   id: string;
   /** 1-based line in eval.jsonl. */
   line: number;
-  /** The image path as written in the line (relative to the dataset root). */
-  image: string;
-  imagePath: string;
+  /** The image path as written in the line (relative to the dataset root); absent for a text-only item. */
+  image?: string;
+  imagePath?: string;
   /** The first human turn without the <image> placeholder. */
   prompt: string;
   type: number;
@@ -116,7 +118,7 @@ async function readItems(root: string, maxPixels: number): Promise<EvalItem[]> {
 
   // Each distinct image once: its header is enough here, the evaluation decodes it in full.
   const checks = new Map<string, Promise<ImageProblem | undefined>>();
-  const queue = [...new Set(items.map((it) => it.imagePath))];
+  const queue = [...new Set(items.flatMap((it) => (it.imagePath === undefined ? [] : [it.imagePath])))];
   const workers = Array.from({ length: HEADER_CONCURRENCY }, async () => {
     for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
       const p = imageProblem(next, root, maxPixels);
@@ -126,6 +128,7 @@ async function readItems(root: string, maxPixels: number): Promise<EvalItem[]> {
   });
   await Promise.all(workers);
   for (const item of items) {
+    if (item.imagePath === undefined) continue;
     const problem = await checks.get(item.imagePath)!;
     if (problem !== undefined) problems.push({ file: EVAL_FILE, line: item.line, message: problem(JSON.stringify(item.image)) });
   }
@@ -161,9 +164,13 @@ function parseLine(text: string, line: number, root: string, add: (message: stri
   if (!isInt(level, LEVEL_LABELS.length - 1)) fail(`"safe_level" must be an integer 0-${LEVEL_LABELS.length - 1} (${LEVEL_LABELS.map((l, i) => `${i}=${l}`).join(', ')}); got ${JSON.stringify(level)}`);
   if (decision !== undefined && !(DECISIONS as readonly unknown[]).includes(decision)) fail(`"decision" must be one of ${DECISIONS.join(', ')}; got ${JSON.stringify(decision)}`);
   if (ocrText !== undefined && typeof ocrText !== 'string') fail(`"ocr_text" must be a string; got ${JSON.stringify(ocrText)}`);
-  const prompt = promptOf(ex.conversations, fail);
+  const textOnly = !('image' in ex);
+  const prompt = promptOf(ex.conversations, !textOnly, fail);
   let imagePath: string | undefined;
-  if (typeof image !== 'string' || image === '' || image.includes('\0')) fail('"image" must be a non-empty relative path, e.g. "images/0001.png"');
+  if (textOnly) {
+    // No image to check: scored over the stand-in.
+  } else if (image === null) fail('"image" is null; leave the field out for a text-only item (and no <image> in the human turn), or give a relative path');
+  else if (typeof image !== 'string' || image === '' || image.includes('\0')) fail('"image" must be a non-empty relative path, e.g. "images/0001.png"');
   else if (path.posix.isAbsolute(image) || path.win32.isAbsolute(image)) fail(`"image" must be a path relative to the data directory; got the absolute path ${JSON.stringify(image)}`);
   else {
     imagePath = path.resolve(root, image);
@@ -173,8 +180,7 @@ function parseLine(text: string, line: number, root: string, add: (message: stri
   return {
     id: id as string,
     line,
-    image: image as string,
-    imagePath: imagePath!,
+    ...(textOnly ? {} : { image: image as string, imagePath: imagePath! }),
     prompt: prompt!,
     type: type as number,
     level: level as number,
@@ -184,13 +190,18 @@ function parseLine(text: string, line: number, root: string, add: (message: stri
 }
 
 /** The first human turn without <image>; evaluation needs no answer turn, so one is optional. */
-function promptOf(turns: unknown, fail: (message: string) => void): string | undefined {
+function promptOf(turns: unknown, hasImage: boolean, fail: (message: string) => void): string | undefined {
   const first: unknown = Array.isArray(turns) ? turns[0] : undefined;
   if (!isObject(first) || first.from !== 'human' || typeof first.value !== 'string') {
     fail('"conversations" must be an array whose first turn is {"from": "human", "value": "<image>\\n..."}');
     return undefined;
   }
   const images = first.value.split('<image>').length - 1;
+  if (!hasImage) {
+    if (images === 0) return first.value.trim();
+    fail('the first human turn contains <image> but the line has no "image"; add "image": "images/..." or, for a text-only item, remove <image>');
+    return undefined;
+  }
   if (images !== 1) {
     fail(images === 0 ? 'the first human turn must contain the <image> placeholder' : `the first human turn must contain <image> exactly once; it has ${images}`);
     return undefined;

@@ -41,7 +41,7 @@ export interface EvalResult {
   files: string[];
 }
 
-const LATENCY_SCOPE = 'image preprocessing (decode, resize, normalise) + pass 1 (vision encoder, safety head) + policy, one item at a time, file read excluded, after one untimed warm-up item';
+const LATENCY_SCOPE = 'image preprocessing (decode, resize, normalise; the stand-in image for a text-only item) + pass 1 (vision encoder, safety head) + policy, one item at a time, file read excluded, after one untimed warm-up item';
 
 export async function loadPolicy(file: string | undefined): Promise<Policy> {
   if (!file) return BUILTIN_POLICY;
@@ -79,7 +79,8 @@ async function evaluate(runtime: PsaRuntime, items: EvalItem[], policy: Policy, 
   const flagType = mostCommonUnsafeType(items);
 
   for (const [n, item] of items.entries()) {
-    const bytes = await readFile(item.imagePath);
+    // A text-only item has no file: pass 1 sees the stand-in image, as when serving.
+    const bytes = item.imagePath === undefined ? null : await readFile(item.imagePath);
     if (n === 0) await classifyItem(runtime, item, bytes); // warm-up: first runs allocate and plan
     const t0 = performance.now();
     const scores = await classifyItem(runtime, item, bytes);
@@ -89,7 +90,7 @@ async function evaluate(runtime: PsaRuntime, items: EvalItem[], policy: Policy, 
     model.push({ ...applied, decision: outcome.decision, flagged: outcome.flagged, levelProb: scores.levelProbs[applied.level]!, typeProb: scores.typeProbs[applied.type]!, latencyMs });
 
     const k0 = performance.now();
-    const extracted = opts.textExtractor ? await extractText(opts.textExtractor, item, bytes) : undefined;
+    const extracted = opts.textExtractor && bytes ? await extractText(opts.textExtractor, item, bytes) : undefined;
     const text = [item.prompt, useOcr ? item.ocrText : undefined, extracted].filter((s) => s !== undefined && s !== '').join('\n');
     const hit = matchKeywords(text);
     keyword.push(keywordPrediction(hit, policy, performance.now() - k0));
@@ -97,6 +98,7 @@ async function evaluate(runtime: PsaRuntime, items: EvalItem[], policy: Policy, 
     perItem.push({
       id: item.id,
       line: item.line,
+      has_image: bytes !== null,
       expected: { level: LEVEL_LABELS[item.level], type: TYPE_LABELS[item.type], ...(item.decision ? { decision: item.decision } : {}) },
       model: {
         level: LEVEL_LABELS[applied.level],
@@ -169,12 +171,13 @@ async function evaluate(runtime: PsaRuntime, items: EvalItem[], policy: Policy, 
   return writeOutputs(report, perItem, opts);
 }
 
-async function classifyItem(runtime: PsaRuntime, item: EvalItem, bytes: Buffer) {
+async function classifyItem(runtime: PsaRuntime, item: EvalItem, bytes: Buffer | null) {
   try {
-    const [scores] = await runtime.classify([{ image: await runtime.preprocess(bytes), prompt: item.prompt }]);
+    const [scores] = await runtime.classify([{ image: await runtime.prepareImage(bytes), prompt: item.prompt }]);
     return scores!;
   } catch (err) {
-    const problem = { file: EVAL_FILE, line: item.line, message: `image ${JSON.stringify(item.image)}: ${(err as Error).message}` };
+    const what = item.image === undefined ? 'text-only item' : `image ${JSON.stringify(item.image)}`;
+    const problem = { file: EVAL_FILE, line: item.line, message: `${what}: ${(err as Error).message}` };
     throw new DatasetError(DatasetErrorCodes.DATASET_INVALID, `${EVAL_FILE}:${item.line}: ${problem.message}`, { problems: [problem], cause: err });
   }
 }

@@ -38,8 +38,8 @@ export const GenerationFields = {
 export const ChatBody = Type.Object(
   {
     image: Type.Optional(ImageString),
-    prompt: Type.Optional(Type.String()),
-    messages: Type.Optional(Type.Array(Message, { minItems: 1, description: 'OpenAI-style messages with one image_url part (a data: URL, or https on ALLOWED_IMAGE_HOSTS); the answer is to the last user turn (earlier turns are not used)' })),
+    prompt: Type.Optional(Type.String({ description: 'The user turn; without "image" the request is text-only (the model sees its stand-in image)' })),
+    messages: Type.Optional(Type.Array(Message, { minItems: 1, description: 'OpenAI-style messages with at most one image_url part (a data: URL, or https on ALLOWED_IMAGE_HOSTS); without one the request is text-only; the answer is to the last user turn (earlier turns are not used)' })),
     ...GenerationFields,
     stream: Type.Optional(Type.Boolean({ description: 'Server-Sent Events: concepts, then deltas, then done' })),
     policy: Type.Optional(PolicyInputSchema),
@@ -50,23 +50,25 @@ export const ChatBody = Type.Object(
 export type ChatBody = Static<typeof ChatBody>;
 
 export interface ChatInput {
-  image: Buffer;
+  /** null: a text-only request. */
+  image: Buffer | null;
   prompt: string;
   options: Pick<ChatBody, 'max_tokens' | 'temperature' | 'top_p' | 'top_k' | 'seed' | 'stop' | 'stream'>;
   policy: PolicyInput | undefined;
   intervene: InterveneInput | undefined;
 }
 
-/** One image and the last user turn's text, from image+prompt, messages, or a multipart form. */
+/**
+ * At most one image and the last user turn's text, from image+prompt, messages, or a multipart
+ * form. Without an image the request is text-only and needs a non-empty prompt.
+ */
 export async function readChatInput(request: FastifyRequest, config: Config): Promise<ChatInput> {
   const hosts = config.ALLOWED_IMAGE_HOSTS.split(',').map((h) => h.trim()).filter(Boolean);
   if (request.isMultipart()) {
     const form = await readMultipart(request, 1);
-    if (form.images.length === 0) throw apiError(HttpErrorCodes.MISSING_IMAGE, 'the form has no file field "image"');
     const options = (jsonField(form.fields, 'options') ?? {}) as ChatInput['options'];
     return {
-      image: form.images[0]!,
-      prompt: form.fields.get('prompt')?.[0] ?? '',
+      ...withContent(form.images[0] ?? null, form.fields.get('prompt')?.[0] ?? '', 'the form has no file field "image" and its "prompt" field is missing or empty'),
       options,
       policy: jsonField(form.fields, 'policy') as PolicyInput | undefined,
       intervene: jsonField(form.fields, 'intervene') as InterveneInput | undefined,
@@ -78,7 +80,7 @@ export async function readChatInput(request: FastifyRequest, config: Config): Pr
     throw apiError(HttpErrorCodes.BAD_REQUEST, 'send either "messages" or "image" + "prompt", not both');
   }
   if (!messages) {
-    if (body.image === undefined) throw apiError(HttpErrorCodes.MISSING_IMAGE, 'send "image" (base64 or data URL) or "messages" with an image_url part');
+    if (body.image === undefined) return { ...withContent(null, body.prompt ?? '', 'send "image" (base64 or data URL) with a prompt, a non-empty "prompt" alone (text-only), or "messages"'), options, policy, intervene };
     return { image: decodeImageString(body.image, config.MAX_IMAGE_BYTES, 'image'), prompt: body.prompt ?? '', options, policy, intervene };
   }
   const urls: { url: string; where: string }[] = [];
@@ -90,12 +92,18 @@ export async function readChatInput(request: FastifyRequest, config: Config): Pr
       urls.push({ url: typeof part.image_url === 'string' ? part.image_url : part.image_url.url, where: `messages[${i}].content[${j}].image_url` });
     });
   });
-  if (urls.length === 0) throw apiError(HttpErrorCodes.MISSING_IMAGE, 'no image_url part in messages; chat needs one image');
   if (urls.length > 1) throw apiError(HttpErrorCodes.TOO_MANY_ITEMS, `chat takes one image per conversation (got ${urls.length})`);
   const lastUser = [...messages].reverse().find((m) => m.role === 'user');
   if (!lastUser) throw apiError(HttpErrorCodes.BAD_REQUEST, 'messages need a user message');
   const prompt = typeof lastUser.content === 'string' ? lastUser.content : lastUser.content.flatMap((p) => (p.type === 'text' ? [p.text] : [])).join('\n');
+  if (urls.length === 0) return { ...withContent(null, prompt, 'messages have no image_url part and the last user message has no text'), options, policy, intervene };
   const { url, where } = urls[0]!;
   const image = url.startsWith('data:') ? decodeImageString(url, config.MAX_IMAGE_BYTES, where) : await fetchRemoteImage(url, hosts, config.MAX_IMAGE_BYTES, where);
   return { image, prompt, options, policy, intervene };
+}
+
+/** A text-only request needs text: there is nothing else to moderate or answer. */
+function withContent(image: Buffer | null, prompt: string, problem: string): { image: Buffer | null; prompt: string } {
+  if (image === null && prompt.trim() === '') throw apiError(HttpErrorCodes.MISSING_IMAGE, `${problem}; a text-only chat needs a non-empty prompt (or send an image)`);
+  return { image, prompt };
 }

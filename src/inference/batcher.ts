@@ -1,7 +1,8 @@
 import type { ItemFailure, ItemScores, ModerateResult, ModerateTask } from './protocol.ts';
 
 export interface BatchItem {
-  image: Uint8Array;
+  /** null for a text-only item. */
+  image: Uint8Array | null;
   prompt: string;
 }
 
@@ -42,8 +43,9 @@ export class Pass1Batcher {
     if (this.pending.length > 0) this.timer = setTimeout(() => this.flush(), this.maxWaitMs);
     if (batch.length === 0) return;
     // Copies, so the worker owns its buffers and request bodies can be freed independently.
-    const images = batch.map((b) => new Uint8Array(b.image));
-    this.run({ kind: 'moderate', items: batch.map((b, i) => ({ image: images[i]!, prompt: b.prompt })) }, images.map((i) => i.buffer as ArrayBuffer)).then(
+    const images = batch.map((b) => (b.image === null ? null : new Uint8Array(b.image)));
+    const transfer = images.flatMap((i) => (i === null ? [] : [i.buffer as ArrayBuffer]));
+    this.run({ kind: 'moderate', items: batch.map((b, i) => ({ image: images[i]!, prompt: b.prompt })) }, transfer).then(
       (result) => {
         const stats = { batchSize: result.batchSize, preprocessMs: result.preprocessMs, pass1Ms: result.pass1Ms };
         batch.forEach((b, i) => b.resolve({ item: result.items[i]!, stats }));

@@ -91,7 +91,7 @@ export class InferencePool {
     }
   }
 
-  /** Pass 1 for one image (batched with others that arrive together). */
+  /** Pass 1 for one item, with an image or text-only (batched with others that arrive together). */
   moderate(item: BatchItem): Promise<{ item: ItemScores | ItemFailure; stats: BatchStats }> {
     if (this.closing) return Promise.reject(new ApiError(HttpErrorCodes.NOT_READY, 'the model is being replaced; retry', undefined, { 'retry-after': '1' }));
     return this.batcher.submit(item);
@@ -107,9 +107,10 @@ export class InferencePool {
     });
     const cancel = () => port1.postMessage({ type: 'cancel' });
     signal.addEventListener('abort', cancel, { once: true });
-    const image = new Uint8Array(task.image);
+    const image = task.image === null ? null : new Uint8Array(task.image);
     try {
-      const result = (await this.run({ ...task, image, kind: 'chat', port: port2 }, [port2, image.buffer as ArrayBuffer])) as ChatResult;
+      const transfer = image === null ? [port2] : [port2, image.buffer as ArrayBuffer];
+      const result = (await this.run({ ...task, image, kind: 'chat', port: port2 }, transfer)) as ChatResult;
       await done;
       return result;
     } finally {

@@ -16,7 +16,8 @@ export interface WorkerSettings {
 
 export interface ModerateTask {
   kind: 'moderate';
-  items: { image: Uint8Array; prompt: string }[];
+  /** `image` null: a text-only item, scored over the stand-in image (src/psa/stand-in-image.ts). */
+  items: { image: Uint8Array | null; prompt: string }[];
 }
 
 export interface ItemFailure {
@@ -43,7 +44,8 @@ export interface ModerateResult {
 
 export interface ChatTask {
   kind: 'chat';
-  image: Uint8Array;
+  /** null: a text-only request; pass 1 and pass 2 see the stand-in image. */
+  image: Uint8Array | null;
   prompt: string;
   intervene: { level?: number; type?: number };
   policy: Policy;

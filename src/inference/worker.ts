@@ -28,7 +28,7 @@ function failure(err: unknown): ItemFailure {
 
 async function moderate(runtime: PsaRuntime, task: ModerateTask): Promise<ModerateResult> {
   const t0 = performance.now();
-  const images = await Promise.all(task.items.map((item) => runtime.preprocess(item.image).then((image) => ({ image }), failure)));
+  const images = await Promise.all(task.items.map((item) => runtime.prepareImage(item.image).then((image) => ({ image }), failure)));
   const t1 = performance.now();
   const good = task.items.flatMap((item, i) => {
     const img = images[i]!;
@@ -59,7 +59,7 @@ async function chat(runtime: PsaRuntime, task: ChatTask): Promise<ChatResult> {
   let t1 = t0;
   let t2 = t0;
   try {
-    const image = await runtime.preprocess(task.image);
+    const image = await runtime.prepareImage(task.image);
     t1 = performance.now();
     const [scores] = await runtime.classify([{ image, prompt: task.prompt }]);
     t2 = performance.now();

@@ -7,6 +7,7 @@ import { OnnxGraph, type DeviceOptions } from './onnx-session.ts';
 import { loadPackage, type ModelPackage } from './package-loader.ts';
 import { validateSampling } from './sampling.ts';
 import { runPass1, type Pass1Result } from './safety-classifier.ts';
+import { standInImage } from './stand-in-image.ts';
 import { TextCodec } from './text.ts';
 import { Ocr } from '../ocr/ocr.ts';
 import { PsaError, PsaErrorCodes } from './errors.ts';
@@ -40,6 +41,7 @@ export interface ChatRequest {
  */
 export class PsaRuntime {
   private closing: Promise<void> | undefined;
+  private standIn: PreprocessedImage | undefined;
 
   private constructor(
     readonly pkg: ModelPackage,
@@ -99,6 +101,17 @@ export class PsaRuntime {
     const image = await preprocessImage(bytes, this.pkg.preprocess, this.limits);
     if (this.ocr) image.text = (await this.ocr.read(bytes)).text;
     return image;
+  }
+
+  /** The image of a text-only item (src/psa/stand-in-image.ts); OCR does not run on it. */
+  standInImage(): PreprocessedImage {
+    this.standIn ??= standInImage(this.pkg.preprocess);
+    return { ...this.standIn }; // the pixels are shared and only read
+  }
+
+  /** An item's pixels: its image preprocessed, or the stand-in when it has none (null). */
+  prepareImage(bytes: Uint8Array | null): Promise<PreprocessedImage> {
+    return bytes === null ? Promise.resolve(this.standInImage()) : this.preprocess(bytes);
   }
 
   /** Pass 1 for a batch of items. */

@@ -16,6 +16,7 @@ const ChatResponse = Type.Object({
   model: Type.String(),
   answer: Type.String(),
   refused: Type.Boolean({ description: 'True when the policy decision is "refuse"' }),
+  has_image: Type.Boolean({ description: 'False for a text-only request: both passes saw the stand-in image (uniform mid-grey) in its place' }),
   decision: DecisionSchema,
   flagged: Type.Boolean(),
   concepts: ConceptsSchema,
@@ -39,9 +40,9 @@ export default async function chatRoutes(app: FastifyInstance, opts: { config: C
     {
       preHandler: app.requireScope('infer'),
       schema: {
-        summary: 'Concept-conditioned answer for an image and a prompt (pass 1, policy, pass 2)',
+        summary: 'Concept-conditioned answer for an image and a prompt, or a prompt alone (pass 1, policy, pass 2)',
         description:
-          'JSON (image + prompt, or OpenAI-style messages with one image_url data: URL) or multipart/form-data (file "image", field "prompt", JSON fields "options", "policy", "intervene"). With stream: true the answer is Server-Sent Events: "concepts", then "delta" events, then "done" (or "error").',
+          'JSON (image + prompt, or OpenAI-style messages with one image_url data: URL) or multipart/form-data (file "image", field "prompt", JSON fields "options", "policy", "intervene"). Without an image the request is text-only: pass 1 and pass 2 see the stand-in image (uniform mid-grey at the vision input size) and the answer says "has_image": false. With stream: true the answer is Server-Sent Events: "concepts", then "delta" events, then "done" (or "error").',
         tags: ['inference'],
         consumes: ['application/json', 'multipart/form-data'],
         body: ChatBody,
@@ -90,6 +91,7 @@ export default async function chatRoutes(app: FastifyInstance, opts: { config: C
         model: pool.name,
         decision: c.outcome.decision,
         refused: c.outcome.decision === 'refuse',
+        has_image: input.image !== null,
         flagged: c.outcome.flagged,
         concepts: conceptsView(c.levelProbs, c.typeProbs),
         applied: appliedView(c.applied, intervened),

@@ -12,7 +12,13 @@ import { apiError, HttpErrorCodes } from '../http/errors.ts';
 import { withErrors } from '../http/schemas.ts';
 
 const counts = Type.Record(Type.String(), Type.Integer());
-const Split = Type.Object({ count: Type.Integer(), by_type: counts, by_level: counts });
+const Split = Type.Object({
+  count: Type.Integer(),
+  // Optional: records stored before text-only examples existed lack it.
+  text_only: Type.Optional(Type.Integer({ description: 'Examples without an image (trained over the stand-in image)' })),
+  by_type: counts,
+  by_level: counts,
+});
 const DatasetView = Type.Object({
   id: Type.String(),
   source: Type.String(),

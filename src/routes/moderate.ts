@@ -8,13 +8,19 @@ import { AppliedSchema, ConceptsSchema, DecisionSchema, ImageString, InterveneSc
 import { applyConcepts, hintFor } from '../psa/concepts.ts';
 import { decide, mergePolicy, parsePolicy, type PolicyInput } from '../policy/policy.ts';
 
-const Item = Type.Object({ image: ImageString, prompt: Type.Optional(Type.String()) }, { additionalProperties: false });
+const Item = Type.Object(
+  {
+    image: Type.Optional(ImageString),
+    prompt: Type.Optional(Type.String({ description: 'Text that comes with the image; without an image, the text alone is moderated' })),
+  },
+  { additionalProperties: false, description: 'An image with an optional prompt, or a prompt alone (text-only)' },
+);
 
 export const ModerateBody = Type.Object(
   {
     image: Type.Optional(ImageString),
-    prompt: Type.Optional(Type.String({ description: 'Text that comes with the image; it joins the safety head query' })),
-    items: Type.Optional(Type.Array(Item, { minItems: 1, description: 'Several images (and prompts) in one request, instead of image/prompt' })),
+    prompt: Type.Optional(Type.String({ description: 'Text that comes with the image; it joins the safety head query. Without "image", the prompt alone is moderated (a text-only item)' })),
+    items: Type.Optional(Type.Array(Item, { minItems: 1, description: 'Several items in one request, instead of image/prompt; each an image with an optional prompt, or a prompt alone' })),
     policy: Type.Optional(PolicyInputSchema),
     intervene: Type.Optional(InterveneSchema),
   },
@@ -24,6 +30,7 @@ type ModerateBody = Static<typeof ModerateBody>;
 
 const ItemResult = Type.Object({
   index: Type.Integer(),
+  has_image: Type.Boolean({ description: 'False for a text-only item: the model saw its stand-in image (uniform mid-grey) and no OCR ran' }),
   concepts: ConceptsSchema,
   applied: AppliedSchema,
   decision: DecisionSchema,
@@ -39,32 +46,53 @@ const ModerateResponse = Type.Object({
 });
 
 interface NormalizedRequest {
-  items: { image: Buffer; prompt: string }[];
+  /** `image` null: a text-only item. */
+  items: { image: Buffer | null; prompt: string }[];
   policy: PolicyInput | undefined;
   intervene: InterveneInput | undefined;
+}
+
+/** A text-only item needs text: an empty prompt over the stand-in image would say nothing. */
+function requireContent<T extends { image: Buffer | null; prompt: string }>(item: T, what: string): T {
+  if (item.image === null && item.prompt.trim() === '') {
+    throw apiError(HttpErrorCodes.MISSING_IMAGE, `${what} is empty; a text-only item needs a non-empty prompt (or send an image)`);
+  }
+  return item;
 }
 
 async function normalize(request: FastifyRequest, config: Config): Promise<NormalizedRequest> {
   if (request.isMultipart()) {
     const form = await readMultipart(request, config.MAX_ITEMS);
-    if (form.images.length === 0) throw apiError(HttpErrorCodes.MISSING_IMAGE, 'the form has no file field "image"');
     const prompts = form.fields.get('prompt') ?? [];
-    if (prompts.length > 1 && prompts.length !== form.images.length) {
+    if (form.images.length === 0 && prompts.length === 0) {
+      throw apiError(HttpErrorCodes.MISSING_IMAGE, 'the form has no file field "image" and no "prompt" field; send images, or prompts alone for text-only moderation');
+    }
+    if (form.images.length > 0 && prompts.length > 1 && prompts.length !== form.images.length) {
       throw apiError(HttpErrorCodes.BAD_REQUEST, `send one "prompt" field for all images or one per image (got ${prompts.length} for ${form.images.length})`);
     }
+    // Without files, each "prompt" field is one text-only item.
+    const items = form.images.length === 0
+      ? prompts.map((prompt) => ({ image: null, prompt }))
+      : form.images.map((image, i) => ({ image, prompt: prompts[prompts.length > 1 ? i : 0] ?? '' }));
+    if (items.length > config.MAX_ITEMS) throw apiError(HttpErrorCodes.TOO_MANY_ITEMS, `at most ${config.MAX_ITEMS} items per request (got ${items.length})`);
+    items.forEach((item, i) => requireContent(item, items.length > 1 ? `prompt field ${i}` : 'the "prompt" field'));
     return {
-      items: form.images.map((image, i) => ({ image, prompt: prompts[prompts.length > 1 ? i : 0] ?? '' })),
+      items,
       policy: jsonField(form.fields, 'policy') as PolicyInput | undefined,
       intervene: jsonField(form.fields, 'intervene') as InterveneInput | undefined,
     };
   }
   const body = request.body as ModerateBody;
   if (body.items && body.image !== undefined) throw apiError(HttpErrorCodes.BAD_REQUEST, 'send either "image" or "items", not both');
-  const raw = body.items ?? (body.image !== undefined ? [{ image: body.image, prompt: body.prompt }] : []);
-  if (raw.length === 0) throw apiError(HttpErrorCodes.MISSING_IMAGE, 'send "image" (base64 or data URL) or "items"');
+  const raw = body.items ?? (body.image !== undefined || body.prompt !== undefined ? [{ image: body.image, prompt: body.prompt }] : []);
+  if (raw.length === 0) throw apiError(HttpErrorCodes.MISSING_IMAGE, 'send "image" (base64 or data URL), "prompt" alone for text-only moderation, or "items"');
   if (raw.length > config.MAX_ITEMS) throw apiError(HttpErrorCodes.TOO_MANY_ITEMS, `at most ${config.MAX_ITEMS} items per request (got ${raw.length})`);
   return {
-    items: raw.map((item, i) => ({ image: decodeImageString(item.image, config.MAX_IMAGE_BYTES, body.items ? `items[${i}].image` : 'image'), prompt: item.prompt ?? '' })),
+    items: raw.map((item, i) => {
+      const where = body.items ? `items[${i}]` : 'the request';
+      if (item.image === undefined) return requireContent({ image: null, prompt: item.prompt ?? '' }, `${where} has no "image", and its "prompt"`);
+      return { image: decodeImageString(item.image, config.MAX_IMAGE_BYTES, body.items ? `items[${i}].image` : 'image'), prompt: item.prompt ?? '' };
+    }),
     policy: body.policy,
     intervene: body.intervene,
   };
@@ -77,8 +105,9 @@ export default async function moderateRoutes(app: FastifyInstance, opts: { confi
     {
       preHandler: app.requireScope('infer'),
       schema: {
-        summary: 'Safety concepts for images and prompts (pass 1 only)',
-        description: 'JSON (image or items) or multipart/form-data (file fields "image", text field "prompt", JSON fields "policy" and "intervene").',
+        summary: 'Safety concepts for images and prompts, or prompts alone (pass 1 only)',
+        description:
+          'JSON (image and/or prompt, or items) or multipart/form-data (file fields "image", text field "prompt", JSON fields "policy" and "intervene"). An item without an image is text-only: the model sees its stand-in image (uniform mid-grey at the vision input size), no OCR runs, and the item says "has_image": false. A form without files makes one text-only item per "prompt" field.',
         tags: ['inference'],
         consumes: ['application/json', 'multipart/form-data'],
         body: ModerateBody,
@@ -102,11 +131,13 @@ export default async function moderateRoutes(app: FastifyInstance, opts: { confi
       }
       const manifest = pool.pkg.manifest;
       const items = results.map((r, index) => {
+        const hasImage = input.items[index]!.image !== null;
         const scores = r.item as { levelProbs: number[]; typeProbs: number[]; imageText?: string };
         const applied = applyConcepts(scores, intervene);
         const outcome = decide(policy, scores.levelProbs, applied);
         return {
           index,
+          has_image: hasImage,
           concepts: conceptsView(scores.levelProbs, scores.typeProbs),
           applied: appliedView(applied, intervene.level !== undefined || intervene.type !== undefined),
           decision: outcome.decision,

@@ -28,7 +28,8 @@ export async function evaluatePackage(packageDir: string, datasetRoot: string, e
     const types: number[] = [];
     for (let i = 0; i < examples.length; i += batchSize) {
       const chunk = examples.slice(i, i + batchSize);
-      const inputs = await Promise.all(chunk.map(async (ex) => ({ image: await runtime.preprocess(await readFile(join(datasetRoot, ex.image))), prompt: ex.prompt })));
+      // A text-only example (no image) is scored over the stand-in image, as when serving.
+      const inputs = await Promise.all(chunk.map(async (ex) => ({ image: await runtime.prepareImage(ex.image === undefined ? null : await readFile(join(datasetRoot, ex.image))), prompt: ex.prompt })));
       for (const r of await runtime.classify(inputs)) {
         levels.push(argmaxOf(r.levelProbs));
         types.push(argmaxOf(r.typeProbs));

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { hintFor } from '../psa/concepts.ts';
 import { preprocessImageRgb } from '../psa/image-preprocess.ts';
+import { standInImageRgb } from '../psa/stand-in-image.ts';
 import type { ModelPackage } from '../psa/package-loader.ts';
 import { TextCodec } from '../psa/text.ts';
 import { Ocr } from '../ocr/ocr.ts';
@@ -14,7 +15,8 @@ const SHARD_SIZE = 256;
 
 export interface Example {
   id: string;
-  image: string;
+  /** Relative to the dataset root; absent for a text-only example (the stand-in image is used). */
+  image?: string;
   prompt: string;
   answer: string;
   safe_type: number;
@@ -38,10 +40,10 @@ export async function readSplit(root: string, file: string): Promise<Example[]> 
   const lines = createInterface({ input: createReadStream(path, 'utf8'), crlfDelay: Infinity });
   for await (const line of lines) {
     if (!line.trim()) continue;
-    const row = JSON.parse(line) as { id: string; image: string; conversations: { from: string; value: string }[]; safe_type: number; safe_level: number };
+    const row = JSON.parse(line) as { id: string; image?: string; conversations: { from: string; value: string }[]; safe_type: number; safe_level: number };
     const human = row.conversations.find((c) => c.from === 'human')?.value ?? '';
     const answer = row.conversations.find((c) => c.from === 'gpt')?.value ?? '';
-    out.push({ id: row.id, image: row.image, prompt: human.replace(/<image>\n?/, '').trim(), answer, safe_type: row.safe_type, safe_level: row.safe_level });
+    out.push({ id: row.id, ...(row.image !== undefined && { image: row.image }), prompt: human.replace(/<image>\n?/, '').trim(), answer, safe_type: row.safe_type, safe_level: row.safe_level });
   }
   return out;
 }
@@ -51,7 +53,8 @@ export async function readSplit(root: string, file: string): Promise<Example[]> 
  * the prompt carries the hint of the example's labelled (level, type), so the model learns to
  * follow hints; only the answer (and EOS) is scored by the LM loss. For packages that read
  * images (psa.json "ocr"), each image's OCR text is computed once and put in the safety head's
- * query exactly as the runtime does when serving.
+ * query exactly as the runtime does when serving. A text-only example gets the stand-in image
+ * (src/psa/stand-in-image.ts) and no OCR, as when serving.
  */
 export async function prepareDataset(pkg: ModelPackage, datasetRoot: string, splits: Record<string, Example[]>, outDir: string, limits: { maxImagePixels: number; maxImageBytes: number }): Promise<{ counts: Record<string, number>; skipped: string[] }> {
   if (await stat(join(outDir, 'manifest.json')).catch(() => null)) {
@@ -68,6 +71,18 @@ export async function prepareDataset(pkg: ModelPackage, datasetRoot: string, spl
   const pixelCache = new Map<string, Uint8Array>();
   const ocr = pkg.manifest.ocr ? await Ocr.load() : null;
   const imageText = new Map<string, string>();
+  let standIn: Uint8Array | undefined;
+  const loadImage = async (image: string): Promise<{ pixels: Uint8Array; text: string | undefined }> => {
+    let bytes: Buffer | undefined;
+    const load = async () => (bytes ??= await readFile(join(datasetRoot, image)));
+    let pixels = pixelCache.get(image);
+    if (!pixels) {
+      const data = await load();
+      pixels = (await preprocessImageRgb(data, pkg.preprocess, { maxInputPixels: limits.maxImagePixels, maxInputBytes: Math.max(limits.maxImageBytes, data.length) })).chw;
+      if (pixelCache.size < 512) pixelCache.set(image, pixels);
+    }
+    return { pixels, text: await readText(image, load) };
+  };
   const readText = async (image: string, bytes: () => Promise<Uint8Array>): Promise<string | undefined> => {
     if (!ocr) return undefined;
     let text = imageText.get(image);
@@ -97,15 +112,7 @@ export async function prepareDataset(pkg: ModelPackage, datasetRoot: string, spl
           continue;
         }
         const kept = answer.slice(0, maxLen - prompt.length);
-        let bytes: Buffer | undefined;
-        const load = async () => (bytes ??= await readFile(join(datasetRoot, ex.image)));
-        let pixels = pixelCache.get(ex.image);
-        if (!pixels) {
-          const data = await load();
-          pixels = (await preprocessImageRgb(data, pkg.preprocess, { maxInputPixels: limits.maxImagePixels, maxInputBytes: Math.max(limits.maxImageBytes, data.length) })).chw;
-          if (pixelCache.size < 512) pixelCache.set(ex.image, pixels);
-        }
-        const text = await readText(ex.image, load);
+        const { pixels, text } = ex.image === undefined ? { pixels: (standIn ??= standInImageRgb(pkg.preprocess).chw), text: undefined } : await loadImage(ex.image);
         batch.push({ pixels, ids: [...prompt, ...kept], labels: [...prompt.map(() => -100), ...kept], query: codec.queryIds(ex.prompt, text), type: ex.safe_type, level: ex.safe_level });
         if (batch.length === SHARD_SIZE) await flush();
       }
