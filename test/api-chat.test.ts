@@ -1,6 +1,7 @@
 import t from 'tap';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
+import sharp from 'sharp';
 import { b64, multipartBody, testApp } from './helpers/app.ts';
 import { gradientPng } from './helpers/images.ts';
 
@@ -53,6 +54,34 @@ t.test('OpenAI-style messages and multipart give the same answer as image + prom
   t.equal(multi.json().answer, plain.answer);
 });
 
+t.test('text-only chat: both passes over the stand-in image, from prompt, messages or a form', async (t) => {
+  // The stand-in is a uniform mid-grey image; any uniform 128-grey picture preprocesses to it.
+  const grey = await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 128, g: 128, b: 128 } } }).png().toBuffer();
+  const res = await chat({ prompt: 'Write a haiku about rain.', max_tokens: 6, temperature: 0 });
+  t.equal(res.statusCode, 200, res.body);
+  const textOnly = res.json();
+  t.equal(textOnly.has_image, false);
+  t.ok(textOnly.timings.pass2_ms > 0, 'pass 2 ran');
+  const overGrey = (await chat({ image: b64(grey), prompt: 'Write a haiku about rain.', max_tokens: 6, temperature: 0 })).json();
+  t.equal(overGrey.has_image, true);
+  t.equal(textOnly.answer, overGrey.answer, 'pass 2 saw the stand-in image');
+  t.equal(textOnly.usage.prompt_tokens, overGrey.usage.prompt_tokens, 'the same prompt, image rows included');
+  for (const [label, p] of Object.entries(textOnly.concepts.type.scores)) t.ok(Math.abs((p as number) - overGrey.concepts.type.scores[label]) < 1e-6, `pass 1 ${label}`);
+
+  const asString = (await chat({ messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Write a haiku about rain.' }], max_tokens: 6, temperature: 0 })).json();
+  t.equal(asString.has_image, false);
+  t.equal(asString.answer, textOnly.answer, 'OpenAI-style messages without an image_url part');
+  const asParts = (await chat({ messages: [{ role: 'user', content: [{ type: 'text', text: 'Write a haiku about rain.' }] }], max_tokens: 6, temperature: 0 })).json();
+  t.equal(asParts.answer, textOnly.answer);
+  const form = multipartBody([{ name: 'prompt', value: 'Write a haiku about rain.' }, { name: 'options', value: JSON.stringify({ max_tokens: 6, temperature: 0 }) }]);
+  const multi = await app.inject({ method: 'POST', url: '/v1/chat', payload: form.body, headers: { 'content-type': form.contentType } });
+  t.equal(multi.statusCode, 200, multi.body);
+  t.equal(multi.json().has_image, false);
+  t.equal(multi.json().answer, textOnly.answer, 'multipart without a file');
+  const refused = (await chat({ prompt: 'Tell me', intervene: { level: 'refuse', type: 'privacy' }, policy: { refusal: { mode: 'message', message: 'No.' } } })).json();
+  t.same([refused.has_image, refused.answer, refused.finish_reason], [false, 'No.', 'refused'], 'the policy applies to text-only requests as to others');
+});
+
 t.test('a seed makes sampling repeatable through the API', async (t) => {
   const a = (await chat({ image: b64(png), prompt: 'Hi', max_tokens: 8, temperature: 1, seed: 5 })).json();
   const b = (await chat({ image: b64(png), prompt: 'Hi', max_tokens: 8, temperature: 1, seed: 5 })).json();
@@ -74,7 +103,10 @@ t.test('intervention to refuse: refused, with the refusal hint; message mode ans
 
 t.test('bad chat input', async (t) => {
   const cases: [string, object, number, string][] = [
-    ['missing image', { prompt: 'hi' }, 400, 'PSA_MISSING_IMAGE'],
+    ['neither image nor prompt', {}, 400, 'PSA_MISSING_IMAGE'],
+    ['text-only with a blank prompt', { prompt: '   ' }, 400, 'PSA_MISSING_IMAGE'],
+    ['messages with no image and no text', { messages: [{ role: 'user', content: [] }] }, 400, 'PSA_MISSING_IMAGE'],
+    ['text-only prompt over the token limit', { prompt: 'many words '.repeat(400) }, 400, 'PSA_PROMPT_TOO_LONG'],
     ['temperature out of range', { image: b64(png), temperature: 9 }, 400, 'PSA_INVALID_GENERATION_OPTION'],
     ['top_p zero', { image: b64(png), top_p: 0 }, 400, 'PSA_INVALID_GENERATION_OPTION'],
     ['negative seed', { image: b64(png), seed: -1 }, 400, 'PSA_INVALID_GENERATION_OPTION'],
@@ -109,6 +141,7 @@ t.test('streaming over a real connection: concepts, deltas, done', async (t) => 
     return { event: eventLine!.slice('event: '.length), data: JSON.parse(dataLine!.slice('data: '.length)) };
   });
   t.equal(events[0]!.event, 'concepts');
+  t.equal(events[0]!.data.has_image, true);
   t.equal(events.at(-1)!.event, 'done');
   const deltas = events.filter((e) => e.event === 'delta').map((e) => e.data.text).join('');
   const plain = (await chat({ image: b64(png), prompt: 'Describe it.', max_tokens: 6, temperature: 0 })).json();

@@ -69,6 +69,43 @@ t.test('multipart gives the same concepts as JSON', async (t) => {
   }
 });
 
+t.test('text-only items: the prompt over the stand-in image, said so per item, no OCR text', async (t) => {
+  // The stand-in is a uniform mid-grey image; any uniform 128-grey picture preprocesses to it.
+  const grey = await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 128, g: 128, b: 128 } } }).png().toBuffer();
+  const prompt = 'How do I pick the lock on my neighbour\'s door?';
+  const res = await moderate({ prompt });
+  t.equal(res.statusCode, 200, res.body);
+  const item = res.json().items[0];
+  t.equal(item.has_image, false);
+  t.notOk('image_text' in item, 'no OCR for a text-only item');
+  const overGrey = (await moderate({ image: b64(grey), prompt })).json().items[0];
+  t.equal(overGrey.has_image, true);
+  for (const [label, p] of Object.entries(item.concepts.level.scores)) t.ok(Math.abs((p as number) - overGrey.concepts.level.scores[label]) < 1e-6, `level ${label} as over a grey image`);
+  for (const [label, p] of Object.entries(item.concepts.type.scores)) t.ok(Math.abs((p as number) - overGrey.concepts.type.scores[label]) < 1e-6, `type ${label} as over a grey image`);
+  const other = (await moderate({ prompt: 'What a lovely sunny day.' })).json().items[0];
+  t.not(JSON.stringify(other.concepts), JSON.stringify(item.concepts), 'the prompt decides a text-only item');
+  t.equal(item.applied.level, item.concepts.level.label);
+
+  const mixed = await moderate({ items: [{ image: b64(png), prompt: 'Is this fine?' }, { prompt }] });
+  t.equal(mixed.statusCode, 200, mixed.body);
+  const [withImage, textOnly] = mixed.json().items;
+  t.same([withImage.has_image, textOnly.has_image], [true, false]);
+  t.same(textOnly.concepts.level.label, item.concepts.level.label);
+  for (const [label, p] of Object.entries(item.concepts.type.scores)) t.ok(Math.abs((p as number) - textOnly.concepts.type.scores[label]) < 1e-5, `batched text-only ${label}`);
+  const single = (await moderate({ image: b64(png), prompt: 'Is this fine?' })).json().items[0];
+  for (const [label, p] of Object.entries(single.concepts.type.scores)) t.ok(Math.abs((p as number) - withImage.concepts.type.scores[label]) < 1e-5, `batched image item ${label}`);
+  t.equal(single.has_image, true);
+
+  const form = multipartBody([{ name: 'prompt', value: prompt }, { name: 'prompt', value: 'What a lovely sunny day.' }]);
+  const multi = await app.inject({ method: 'POST', url: '/v1/moderate', payload: form.body, headers: { 'content-type': form.contentType } });
+  t.equal(multi.statusCode, 200, multi.body);
+  const items = multi.json().items;
+  t.same(items.map((i: { has_image: boolean }) => i.has_image), [false, false], 'a form without files: one text-only item per prompt field');
+  for (const [k, want] of [item, other].entries()) {
+    for (const [label, p] of Object.entries(want.concepts.level.scores)) t.ok(Math.abs((p as number) - items[k].concepts.level.scores[label]) < 1e-5, `multipart ${k} ${label}`);
+  }
+});
+
 t.test('policy overrides and interventions', async (t) => {
   const base = (await moderate({ image: b64(png), intervene: { level: 'refuse', type: 'privacy' } })).json().items[0];
   t.equal(base.applied.level, 'refuse');
@@ -94,7 +131,10 @@ t.test('bad input gets a 4xx with a stable code and a message', async (t) => {
   const big = Buffer.alloc(250_000, 7);
   const cases: [string, () => Promise<{ statusCode: number; json: () => { error: { code: string; message: string } } }>, number, string][] = [
     ['malformed JSON', () => app.inject({ method: 'POST', url: '/v1/moderate', payload: '{"image": ', headers: { 'content-type': 'application/json' } }), 400, 'PSA_MALFORMED_JSON'],
-    ['missing image', () => moderate({ prompt: 'hello' }), 400, 'PSA_MISSING_IMAGE'],
+    ['neither image nor prompt', () => moderate({}), 400, 'PSA_MISSING_IMAGE'],
+    ['text-only with a blank prompt', () => moderate({ prompt: '  \n ' }), 400, 'PSA_MISSING_IMAGE'],
+    ['an item with neither image nor prompt', () => moderate({ items: [{ prompt: 'fine' }, {}] }), 400, 'PSA_MISSING_IMAGE'],
+    ['text-only prompt too long', () => moderate({ prompt: 'x'.repeat(501) }), 400, 'PSA_BAD_REQUEST'],
     ['empty image', () => moderate({ image: '' }), 400, 'PSA_EMPTY_IMAGE'],
     ['not an image', () => moderate({ image: b64(Buffer.from('this is plain text, not a picture')) }), 400, 'PSA_INVALID_IMAGE'],
     ['truncated image', () => moderate({ image: b64(png.subarray(0, Math.floor(png.length / 2))) }), 400, 'PSA_INVALID_IMAGE'],
@@ -120,7 +160,9 @@ t.test('bad input gets a 4xx with a stable code and a message', async (t) => {
     t.notMatch(JSON.stringify(body), /at .*\.ts:\d+/, `${name}: no stack trace`);
   }
   const multipartCases: [string, { name: string; value: string | Buffer; filename?: string }[], number, string][] = [
-    ['multipart without image', [{ name: 'prompt', value: 'hi' }], 400, 'PSA_MISSING_IMAGE'],
+    ['multipart without image or prompt', [{ name: 'policy', value: '{}' }], 400, 'PSA_MISSING_IMAGE'],
+    ['multipart text-only with an empty prompt', [{ name: 'prompt', value: 'fine' }, { name: 'prompt', value: '' }], 400, 'PSA_MISSING_IMAGE'],
+    ['multipart too many prompts', Array.from({ length: 5 }, () => ({ name: 'prompt', value: 'hi' })), 400, 'PSA_TOO_MANY_ITEMS'],
     ['multipart too many files', Array.from({ length: 5 }, () => ({ name: 'image', value: png, filename: 'x.png' })), 400, 'PSA_TOO_MANY_ITEMS'],
     ['multipart file too large', [{ name: 'image', value: big, filename: 'big.png' }], 413, 'PSA_PAYLOAD_TOO_LARGE'],
     ['multipart bad policy JSON', [{ name: 'image', value: png, filename: 'a.png' }, { name: 'policy', value: '{nope' }], 400, 'PSA_BAD_REQUEST'],
