@@ -80,7 +80,7 @@ export async function readChatInput(request: FastifyRequest, config: Config): Pr
     throw apiError(HttpErrorCodes.BAD_REQUEST, 'send either "messages" or "image" + "prompt", not both');
   }
   if (!messages) {
-    if (body.image === undefined) return { ...withContent(null, body.prompt ?? '', 'send "image" (base64 or data URL) with a prompt, a non-empty "prompt" alone (text-only), or "messages"'), options, policy, intervene };
+    if (body.image === undefined) return { ...withContent(null, body.prompt ?? '', 'the request has no "image" (base64 or data URL) or "messages", and its "prompt" is missing or empty'), options, policy, intervene };
     return { image: decodeImageString(body.image, config.MAX_IMAGE_BYTES, 'image'), prompt: body.prompt ?? '', options, policy, intervene };
   }
   const urls: { url: string; where: string }[] = [];
