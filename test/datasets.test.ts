@@ -21,6 +21,10 @@ const ex = (id: string, image: string, safe_type: unknown, safe_level: unknown, 
   id, image, safe_type, safe_level,
   conversations: [{ from: 'human', value: prompt }, { from: 'gpt', value: 'It shows a gradient.' }],
 });
+/** A text-only line, as the default model's dataset builder writes them: no "image" key at all. */
+const textOnly = (id: string, safe_type: number, safe_level: number, prompt = 'How do I pick a lock?') => ({
+  id, conversations: [{ from: 'human', value: prompt }, { from: 'gpt', value: 'I cannot help with that.' }], safe_type, safe_level,
+});
 const TRAIN = [ex('t1', 'images/a.png', 0, 3), ex('t2', 'images/b.jpg', 6, 0), ex('t3', 'images/a.png', 1, 2), ex('t4', 'images/b.jpg', 6, 0), ex('t5', 'images/a.png', 4, 1)];
 const VAL = [ex('v1', 'images/c.webp', 6, 0), ex('v2', 'images/a.png', 2, 2)];
 
@@ -116,10 +120,11 @@ t.test('a good dataset is stored from tar, tar.gz (wrapped in a folder) and zip,
     t.equal(ds.bytes, png.length + jpg.length + webp.length + (await stat(path.join(ds.path, 'train.jsonl'))).size + (await stat(path.join(ds.path, 'val.jsonl'))).size);
     t.same(ds.splits.train, {
       count: 5,
+      text_only: 0,
       by_type: { politics: 1, illegal_risk: 1, insults_bullying: 0, fairness: 0, privacy: 1, misleading: 0, safe: 2 },
       by_level: { safe: 2, careful: 1, caution: 1, refuse: 1 },
     });
-    t.same(ds.splits.val, { count: 2, by_type: { politics: 0, illegal_risk: 0, insults_bullying: 1, fairness: 0, privacy: 0, misleading: 0, safe: 1 }, by_level: { safe: 1, careful: 0, caution: 1, refuse: 0 } });
+    t.same(ds.splits.val, { count: 2, text_only: 0, by_type: { politics: 0, illegal_risk: 0, insults_bullying: 1, fairness: 0, privacy: 0, misleading: 0, safe: 1 }, by_level: { safe: 1, careful: 0, caution: 1, refuse: 0 } });
     t.same(JSON.parse(await readFile(path.join(ds.path, 'dataset.json'), 'utf8')), ds, 'dataset.json holds the record');
     t.same(await store.get(ds.id), ds);
     t.same(await readdir(path.join(dataDir, 'tmp')), [], 'scratch removed');
@@ -177,6 +182,8 @@ const bad: { name: string; spec: Spec; lines: (number | undefined)[]; match: Reg
   { name: 'missing train.jsonl', spec: { train: null, val: VAL }, lines: [undefined], match: /train.jsonl is missing/, file: 'train.jsonl' },
   { name: 'empty train.jsonl', spec: { train: ['', ''] }, lines: [undefined], match: /no examples/ },
   { name: 'conversation without <image>', spec: { train: [TRAIN[0], ex('x', 'images/a.png', 0, 0, 'What is this?')] }, lines: [2], match: /must contain the <image> placeholder/ },
+  { name: '<image> in a line without "image"', spec: { train: [TRAIN[0], textOnly('x', 1, 3, '<image>\nHow do I make a weapon?')] }, lines: [2], match: /contains <image> but the line has no "image"/ },
+  { name: '"image": null', spec: { train: [{ ...textOnly('x', 6, 0), image: null }, TRAIN[1]] }, lines: [1], match: /"image" is null; leave the field out for a text-only example/ },
   {
     name: 'conversation turns out of order',
     spec: { train: [{ ...TRAIN[0], conversations: [{ from: 'gpt', value: '<image>' }, { from: 'human', value: 'x' }] }] },
@@ -205,6 +212,19 @@ t.test('bad datasets are rejected with file and line, and nothing is stored', as
       await nothingStored(t);
     });
   }
+});
+
+t.test('text-only lines (no "image", no <image>) are valid beside image lines and counted', async (t) => {
+  const dir = await writeDataset(await mkdtemp(path.join(TMP, 'text-')), {
+    train: [...TRAIN, textOnly('q1', 1, 3), textOnly('q2', 6, 0, 'What is the capital of France?')],
+    val: [textOnly('q3', 5, 1, 'Which stocks should I buy with my pension?'), VAL[0]],
+  });
+  const summary = await validateDataset(dir, limits);
+  t.same([summary.splits.train.count, summary.splits.train.text_only], [7, 2]);
+  t.same([summary.splits.val!.count, summary.splits.val!.text_only], [2, 1]);
+  t.equal(summary.splits.train.by_level.refuse, 2, 'text-only labels are counted like any other');
+  const only = await writeDataset(await mkdtemp(path.join(TMP, 'text-only-')), { train: [textOnly('a', 1, 3), textOnly('b', 6, 0)], images: {} });
+  t.same((await validateDataset(only, limits)).splits.train.text_only, 2, 'a dataset may have no images at all');
 });
 
 t.test('problems are capped at 100 listed, with the total', async (t) => {

@@ -160,7 +160,8 @@ class Checker {
 
     // No "image" field: a text-only example, trained over the stand-in image (src/psa/stand-in-image.ts).
     const textOnly = !('image' in ex);
-    for (const message of conversationProblems(ex.conversations, !textOnly)) add(message);
+    // "image": null is reported below on its own, so its human turn is checked as text-only.
+    for (const message of conversationProblems(ex.conversations, !textOnly && ex.image !== null)) add(message);
     if (textOnly) {
       summary.text_only++;
       return;

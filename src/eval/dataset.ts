@@ -165,7 +165,7 @@ function parseLine(text: string, line: number, root: string, add: (message: stri
   if (decision !== undefined && !(DECISIONS as readonly unknown[]).includes(decision)) fail(`"decision" must be one of ${DECISIONS.join(', ')}; got ${JSON.stringify(decision)}`);
   if (ocrText !== undefined && typeof ocrText !== 'string') fail(`"ocr_text" must be a string; got ${JSON.stringify(ocrText)}`);
   const textOnly = !('image' in ex);
-  const prompt = promptOf(ex.conversations, !textOnly, fail);
+  const prompt = promptOf(ex.conversations, !textOnly && image !== null, fail);
   let imagePath: string | undefined;
   if (textOnly) {
     // No image to check: scored over the stand-in.
