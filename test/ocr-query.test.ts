@@ -63,3 +63,19 @@ t.test('prepared training data carries the same query as serving', async (t) => 
   const expected = runtime.text.queryIds('What is this?', (await runtime.preprocess(sign)).text);
   t.same(query.slice(0, expected.length), expected);
 });
+
+t.test('a text-only item reads nothing: no OCR, the query is BOS + the prompt, served and prepared alike', async (t) => {
+  const res = await app.inject({ method: 'POST', url: '/v1/moderate', payload: { prompt: 'Steps to bake bread.' } });
+  t.equal(res.statusCode, 200, res.body);
+  const item = res.json().items[0];
+  t.equal(item.has_image, false);
+  t.notOk('image_text' in item, 'OCR did not run');
+  t.equal((await runtime.prepareImage(null)).text, undefined);
+  const ds = join(work, 'dataset-text');
+  await mkdir(ds, { recursive: true });
+  const out = join(work, 'prepared-text');
+  await prepareDataset(await loadPackage(pkgDir), ds, { train: [{ id: 'a', prompt: 'Steps to bake bread.', answer: 'Bread.', safe_type: 6, safe_level: 0 }] }, out, { maxImagePixels: 40_000_000, maxImageBytes: 10_000_000 });
+  const manifest = JSON.parse(await readFile(join(out, 'manifest.json'), 'utf8'));
+  const shard = await readSafetensorsFile(join(out, manifest.splits.train.shards[0]));
+  t.same(Array.from(shard.get('query_ids')!.data as BigInt64Array, Number), runtime.text.queryIds('Steps to bake bread.'));
+});
