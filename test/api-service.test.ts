@@ -76,6 +76,14 @@ t.test('the OpenAPI document validates and lists every route with its schemas', 
     t.ok(op.requestBody.content['multipart/form-data'], `${path} multipart documented`);
     for (const status of ['200', '400', '401', '403', '413', '415', '503']) t.ok(op.responses[status]?.content, `${path} ${status} response schema`);
   }
+  // Text-only items: image optional everywhere, and every answer says whether there was one.
+  const moderate = doc.paths['/v1/moderate'].post;
+  const item = moderate.responses['200'].content['application/json'].schema.properties.items.items;
+  t.ok(item.required.includes('has_image') && item.properties.has_image.type === 'boolean', 'moderate items document has_image');
+  const body = moderate.requestBody.content['application/json'].schema;
+  t.notOk(body.properties.items.items.required?.includes('image'), 'an item may leave out its image');
+  const chat = doc.paths['/v1/chat'].post.responses['200'].content['application/json'].schema;
+  t.ok(chat.required.includes('has_image'), 'chat documents has_image');
   for (const path of ['/v1/models', '/healthz', '/readyz']) t.ok(doc.paths[path]?.get?.responses?.['200']?.content, `${path} documented`);
   const docs = await app.inject('/docs');
   t.ok([200, 302].includes(docs.statusCode), '/docs serves the browsable UI');
