@@ -39,6 +39,7 @@ t.test('upload a dataset archive, list it, read its counts', async (t) => {
   t.equal(ds.splits.train.count, 24);
   t.equal(ds.splits.val.count, 7);
   t.equal(ds.splits.train.by_type.safe, 3);
+  t.equal(ds.splits.train.text_only, 0, 'text-only examples are counted (none here)');
   t.notOk('path' in ds, 'server paths are not exposed');
   datasetId = ds.id;
   t.equal((await upload(archive)).json().id, datasetId, 'the same content is stored once');
