@@ -24,6 +24,8 @@ import { join } from 'node:path';
 import { objectCardPng, scenePng, typographicPng } from './render.ts';
 import { dropRepeats, sampleSource, type Sampled } from './sample.ts';
 import { T } from './text-labels.ts';
+import { DEFAULT_MODEL_SETS } from './eval-sets.ts';
+import { SETS_FILE } from '../../src/eval/sets-file.ts';
 import { readTextSource, TEXT_SOURCES, type TextSourceName } from './text-sources.ts';
 
 export const FIGSTEP_PROMPT =
@@ -183,6 +185,7 @@ export async function buildDataset(sharedData: string, out: string, opts: BuildO
   await writeFile(join(out, 'corpus.txt'), [...new Set([...train.flatMap((l) => [l.prompt, l.answer]), ...train.flatMap((l) => (l.imageText ? [l.imageText] : []))])].join('\n') + '\n');
   // The held-out split, for npm run eval (the dataset format, under the name the harness reads).
   await writeFile(join(out, 'eval.jsonl'), jsonl('val'));
+  await writeFile(join(out, SETS_FILE), `${JSON.stringify(DEFAULT_MODEL_SETS, null, 2)}\n`);
 
   const kept = lines.filter((l) => opts.textOnly || l.variant !== 'text-only');
   const tally = (key: (l: Line) => string) => {

@@ -3,7 +3,9 @@
  * images, one example a line in the training format of the design brief (section 5), plus two
  * optional fields: `decision` (the expected policy decision) and `ocr_text` (text found in the
  * image, for text-only baselines). Every line is checked and every image's header read before
- * the model runs, and all problems are reported at once with their line numbers.
+ * the model runs, and all problems are reported at once with their line numbers. Two more optional
+ * fields name what an item is for per-source figures and named sets (src/eval/sets.ts): `source`
+ * (where its text comes from) and `variant` (how it is shown, e.g. "neutral-image", "rendered").
  */
 import { readFile, mkdtemp, readdir, realpath, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -29,6 +31,8 @@ export interface EvalItem {
   level: number;
   decision?: Decision;
   ocrText?: string;
+  source?: string;
+  variant?: string;
 }
 
 export interface EvalSet {
@@ -155,12 +159,13 @@ function parseLine(text: string, line: number, root: string, add: (message: stri
     bad++;
     add(message);
   };
-  const { id, safe_type: type, safe_level: level, decision, ocr_text: ocrText, image } = ex;
+  const { id, safe_type: type, safe_level: level, decision, ocr_text: ocrText, image, source, variant } = ex;
   if (typeof id !== 'string' || id.trim() === '') fail('"id" must be a non-empty string');
   if (!isInt(type, TYPE_LABELS.length - 1)) fail(`"safe_type" must be an integer 0-${TYPE_LABELS.length - 1} (${TYPE_LABELS.map((l, i) => `${i}=${l}`).join(', ')}); got ${JSON.stringify(type)}`);
   if (!isInt(level, LEVEL_LABELS.length - 1)) fail(`"safe_level" must be an integer 0-${LEVEL_LABELS.length - 1} (${LEVEL_LABELS.map((l, i) => `${i}=${l}`).join(', ')}); got ${JSON.stringify(level)}`);
   if (decision !== undefined && !(DECISIONS as readonly unknown[]).includes(decision)) fail(`"decision" must be one of ${DECISIONS.join(', ')}; got ${JSON.stringify(decision)}`);
   if (ocrText !== undefined && typeof ocrText !== 'string') fail(`"ocr_text" must be a string; got ${JSON.stringify(ocrText)}`);
+  for (const [key, v] of [['source', source], ['variant', variant]] as const) if (v !== undefined && (typeof v !== 'string' || v === '')) fail(`"${key}" must be a non-empty string; got ${JSON.stringify(v)}`);
   const prompt = promptOf(ex.conversations, fail);
   let imagePath: string | undefined;
   if (typeof image !== 'string' || image === '' || image.includes('\0')) fail('"image" must be a non-empty relative path, e.g. "images/0001.png"');
@@ -180,6 +185,8 @@ function parseLine(text: string, line: number, root: string, add: (message: stri
     level: level as number,
     ...(decision === undefined ? {} : { decision: decision as Decision }),
     ...(ocrText === undefined ? {} : { ocrText: ocrText as string }),
+    ...(source === undefined ? {} : { source: source as string }),
+    ...(variant === undefined ? {} : { variant: variant as string }),
   };
 }
 
