@@ -48,7 +48,7 @@ export interface EvalResult {
 }
 
 const LATENCY_SCOPE = 'image preprocessing (decode, resize, normalise) + pass 1 (vision encoder, safety head) + policy, one item at a time, file read excluded, after one untimed warm-up item';
-const PASS1_SCOPE = 'pass 1 alone (the text read in the image and the prompt through the safety query, vision encoder, safety head), preprocessed image given, one item at a time';
+const PASS1_SCOPE = 'pass 1 alone, one item at a time: the safety query built from the prompt and the text OCR read during preprocessing (not timed here), the vision encoder, the safety head (and a query encoder where the package has one)';
 
 export async function loadPolicy(file: string | undefined): Promise<Policy> {
   if (!file) return BUILTIN_POLICY;
