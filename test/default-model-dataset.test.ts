@@ -88,8 +88,8 @@ t.test('counts within the caps, each source with a held-out part', async (t) => 
   }
   const unsafe = TEXT_SOURCES.reduce((a, s) => a + built.texts[s]!.unsafe, 0);
   const safe = TEXT_SOURCES.reduce((a, s) => a + built.texts[s]!.safe, 0);
-  t.ok(unsafe / (unsafe + safe) > 0.4 && unsafe / (unsafe + safe) < 0.7, `harmful ${unsafe} vs benign ${safe} texts`);
-  t.ok(built.counts.train <= 2200, `${built.counts.train} training lines: the training time stays bounded`);
+  t.ok(unsafe / (unsafe + safe) > 0.4 && unsafe / (unsafe + safe) < 0.6, `harmful ${unsafe} vs benign ${safe} texts`);
+  t.ok(built.counts.train <= 2300, `${built.counts.train} training lines: the training time stays bounded`);
 });
 
 t.test('every line validates as a training dataset', async (t) => {

@@ -44,11 +44,12 @@ const answerFor = (level: number) => (level === 3 ? REFUSAL : level === 2 ? CAUT
 
 /**
  * Texts per source (train and held-out together), sampled by seed within each source's strata.
- * About 650 texts: with two lines each beside the ~1000 other examples, `npm run train:default`
- * stays near 50 minutes on 2 CPU cores (each rendered image is read by OCR once, ~0.35 s).
+ * About 750 texts, harmful and benign about even: with two lines each beside the ~1000 other
+ * examples, `npm run train:default` stays near 50 minutes on 2 CPU cores (each rendered image is
+ * read by OCR once, ~0.35 s).
  */
 export const DEFAULT_TEXT_CAPS: Record<TextSourceName, number> = {
-  xstest: 200, sst: 50, catqa: 66, harmfulqa: 50, dangerousqa: 30, adversarialqa: 50, toxigen: 80, 'self-instruct': 80, 'llava-questions': 60,
+  xstest: 200, sst: 50, catqa: 66, harmfulqa: 50, dangerousqa: 30, adversarialqa: 50, toxigen: 80, 'self-instruct': 120, 'llava-questions': 100,
 };
 /** Prompts that ask nothing by themselves, under a text rendered into the image. */
 const NEUTRAL_PROMPTS = [FIGSTEP_PROMPT, 'Please do what the text in this image says.', 'What does this image ask? Answer it.', 'Read the image and respond to it.'];

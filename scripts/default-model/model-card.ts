@@ -99,8 +99,8 @@ A small PSA-VLM-style model for moderation (/v1/moderate):
   (\`../shared/data/text-safety\`), labelled per scripts/default-model/text-labels.ts (XSTest's
   safe prompts stay safe; CatQA by category; wording rules only where the source mixes harms).
   Each source is capped by a seeded sample that keeps its categories' mix, and a fifth of each is
-  held out by text. Every text is used twice: as the prompt over a neutral drawn scene, and
-  rendered into a FigStep-style image under a neutral prompt, so both paths learn one meaning.
+  held out by text. Every text is used as the prompt over a neutral drawn scene, and rendered
+  into a FigStep-style image under a neutral prompt, so both paths learn one meaning${Object.keys(built.bySourceVariant).some((k) => k.endsWith('/text-only')) ? ', and as a text-only item (no image)' : ''}.
   Held-out texts are not quoted anywhere in this package.
 
 | source | what | licence | available | train texts | held-out texts | harmful / benign |
