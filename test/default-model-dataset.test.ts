@@ -8,6 +8,7 @@ import { normaliseText } from '../scripts/default-model/sample.ts';
 import { catqaLabel, harmfulWordingLabel, T, toxigenLabel, xstestLabel } from '../scripts/default-model/text-labels.ts';
 import { TEXT_SOURCES } from '../scripts/default-model/text-sources.ts';
 import { validateDataset } from '../src/datasets/validate.ts';
+import { parseSetsConfig } from '../src/eval/sets.ts';
 
 // The default model's dataset, built from the real ../shared/data: labels per source as
 // scripts/default-model/text-labels.ts documents them, every text on one side of the split only,
@@ -97,6 +98,8 @@ t.test('every line validates as a training dataset', async (t) => {
   t.equal(summary.splits.train!.count, built.counts.train);
   t.equal(summary.splits.val!.count, built.counts.val);
   t.equal((await read(dir, 'eval.jsonl')).length, built.counts.val, 'eval.jsonl is the held-out split');
+  const sets = parseSetsConfig(JSON.parse(await readFile(join(dir, 'eval-sets.json'), 'utf8')), 'eval-sets.json');
+  t.ok(sets.comparisons.some((c) => c.name.includes('neutral images')), 'the held-out split carries its named sets for npm run eval');
 });
 
 t.test('caps are parameters; the build is deterministic; text-only lines on request', async (t) => {

@@ -15,7 +15,7 @@
  *   sit on the same side.
  *
  * Answers: allowed requests (safe, careful) get one fixed, truthful sentence (the decoder is not a
- * language model); caution and refuse items a model-written caution or refusal.
+ * language model); caution and refuse items the caution or refusal the model learns to write.
  */
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -60,7 +60,7 @@ export interface BuildOptions {
   caps?: Partial<Record<TextSourceName, number>>;
   /** Seed of the text sampling (default 0). */
   seed?: number;
-  /** Every n-th text of a source's stratum is held out (default 5). */
+  /** Every n-th text taken from a source is held out (default 5: a fifth). */
   valEvery?: number;
   /** Also a text-only line per text (no "image" field, no <image>); needs datasets that accept them. */
   textOnly?: boolean;
