@@ -21,6 +21,8 @@ const USAGE = `usage: npm run eval -- --model <package dir> --data <eval set> [o
   --out DIR         where report.json, report.md, predictions.jsonl and the PNG charts go
                     (default: eval-report in the current directory)
   --policy FILE     policy JSON applied over the built-in policy, as the server's POLICY_FILE
+  --sets FILE       named sets and AUROC comparisons (docs/evaluation.md); default the data's
+                    own eval-sets.json, else unsafe vs safe
   --no-ocr-text     the keyword baseline reads only the prompt, not the items' ocr_text
   --worst N         how many of the model's worst errors report.md lists (default 15)
   --device D        cpu (default), cuda or auto
@@ -42,6 +44,7 @@ try {
       data: { type: 'string' },
       out: { type: 'string', default: 'eval-report' },
       policy: { type: 'string' },
+      sets: { type: 'string' },
       'no-ocr-text': { type: 'boolean', default: false },
       worst: { type: 'string', default: '15' },
       device: { type: 'string', default: 'cpu' },
@@ -69,6 +72,7 @@ const isDir = (p: string) => stat(p).then((s) => s.isDirectory(), () => false);
 if (!(await isDir(args.model))) usageError(`--model ${args.model} is not a directory`);
 if (!(await stat(args.data).then(() => true, () => false))) usageError(`--data ${args.data} does not exist`);
 if (args.policy && !(await stat(args.policy).then((s) => s.isFile(), () => false))) usageError(`--policy ${args.policy} is not a file`);
+if (args.sets && !(await stat(args.sets).then((s) => s.isFile(), () => false))) usageError(`--sets ${args.sets} is not a file`);
 
 const log = (msg: string) => process.stderr.write(`[eval] ${msg}\n`);
 let nextReport = 0;
@@ -80,6 +84,7 @@ try {
     data: args.data,
     out: args.out!,
     ...(args.policy ? { policyFile: args.policy } : {}),
+    ...(args.sets ? { setsFile: args.sets } : {}),
     useOcrText: !args['no-ocr-text'],
     worst,
     device: args.device as DeviceSetting,
@@ -104,6 +109,11 @@ try {
         '\n',
     );
   }
+  for (const c of report.sets.comparisons) {
+    process.stdout.write(`${c.name}: AUROC ${f(c.auroc)} (${c.positives} vs ${c.negatives})  recall ${pct(c.recall)}  caution/refuse on negatives ${pct(c.over_refusal_on_negatives)}  recall at ${pct(c.max_fpr)} FPR ${pct(c.recall_at_max_fpr)}\n`);
+  }
+  const p1 = report.pass1_latency.summary;
+  if (p1) process.stdout.write(`pass 1 per item: p50 ${p1.p50_ms.toFixed(1)} ms  p90 ${p1.p90_ms.toFixed(1)} ms\n`);
   const md = path.join(dir, 'report.md');
   const rel = path.relative(process.cwd(), md);
   process.stdout.write(`report: ${rel.startsWith('..') ? md : rel}\n`);

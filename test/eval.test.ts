@@ -155,6 +155,7 @@ t.test('baselines', async (t) => {
 async function checkRun(t: Test, out: string, modelName: string): Promise<void> {
   const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8'));
   t.equal(report.format, 'psa-guard.eval-report');
+  t.equal(report.format_version, 2);
   t.equal(report.model.name, modelName);
   t.type(report.model.version, 'string');
   t.match(report.model.manifest_sha256, /^[0-9a-f]{64}$/);
@@ -177,6 +178,13 @@ async function checkRun(t: Test, out: string, modelName: string): Promise<void> 
   }
   const latency = report.systems.model.metrics.latency;
   t.ok(latency.p50_ms > 0 && latency.p50_ms <= latency.p90_ms && latency.p90_ms <= latency.p99_ms, 'ordered latency percentiles');
+  const pass1 = report.pass1_latency.summary;
+  t.ok(pass1.count === ROWS.length && pass1.p50_ms > 0 && pass1.p50_ms <= pass1.p90_ms && pass1.p50_ms <= latency.p50_ms, 'pass 1 alone, per item, within the item latency');
+  t.equal(report.sets.from, 'default', 'no sets file: unsafe vs safe');
+  const [cmp] = report.sets.comparisons;
+  t.match(cmp, { name: 'unsafe vs safe', positives: 5, negatives: 2, max_fpr: 0.05 });
+  t.ok(cmp.auroc >= 0 && cmp.auroc <= 1, `AUROC ${cmp.auroc}`);
+  t.same(Object.keys(report.sets.per_source).sort(), ROWS.map((r) => r.id).sort(), 'ids without "-" are their own source');
   t.equal(report.systems.flag_everything.metrics.flagged.recall_on_unsafe, 1);
   t.equal(report.systems.flag_everything.metrics.over_refusal_rate_on_safe, 1);
   t.equal(report.baselines.flag_everything.type, 'politics', 'a tie of risk types goes to the lower index');
@@ -190,6 +198,9 @@ async function checkRun(t: Test, out: string, modelName: string): Promise<void> 
   t.match(md, '## Type confusion matrix (model)');
   t.match(md, '## Worst errors');
   t.match(md, '![level-confusion](level-confusion.png)');
+  t.match(md, '## AUROC between named sets (model)');
+  t.match(md, '## Per source (model)');
+  t.match(md, /Pass 1 alone \(model\): p50 /);
 
   for (const png of ['level-confusion.png', 'type-confusion.png', 'type-f1.png']) {
     const meta = await sharp(join(out, png)).metadata();
@@ -216,6 +227,33 @@ t.test('the CLI on the default model, an archive, with the default --out', async
   const res = await cli(['--model', DEFAULT_MODEL, '--data', archive], cwd);
   t.equal(res.code, 0, res.stderr);
   await checkRun(t, join(cwd, 'eval-report'), 'psa-default-v1');
+});
+
+t.test('named sets from a --sets file: sources, variants and AUROC per comparison', async (t) => {
+  const dir = join(work, 'set-sources');
+  const rows = ROWS.map((r, i) => ({ ...r, id: `src${i % 2}-${r.id}` }));
+  const text = jsonl(rows).trim().split('\n').map((l, i) => JSON.stringify({ ...JSON.parse(l), variant: i < 4 ? 'neutral-image' : 'rendered' })).join('\n') + '\n';
+  await writeSet(dir, text);
+  const setsFile = join(work, 'sets.json');
+  await writeFile(setsFile, JSON.stringify({ sets: { harmful: { variants: ['neutral-image'], expected: 'flag' }, benign: { variants: ['neutral-image'], expected: 'safe' }, src1: { sources: ['src1'] } }, comparisons: [{ name: 'neutral', positive: 'harmful', negative: 'benign', max_fpr: 0.5 }] }));
+  const out = join(work, 'out-sets');
+  const res = await cli(['--model', tiny, '--data', dir, '--out', out, '--sets', setsFile, '--no-charts', '--no-ocr']);
+  t.equal(res.code, 0, res.stderr);
+  t.match(res.stdout, /neutral: AUROC \d\.\d{3} \(2 vs 1\)/, 'the comparison on stdout: bomb and card vs colours (meds is careful, scene rendered)');
+  const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8'));
+  t.equal(report.sets.from, setsFile);
+  t.equal(report.sets.sets.src1.items, 3, 'ids src1-* are source src1');
+  t.same(Object.keys(report.sets.per_source), ['src0/neutral-image', 'src0/rendered', 'src1/neutral-image', 'src1/rendered']);
+  const predictions = (await readFile(join(out, 'predictions.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+  const score = (id: string) => predictions.find((p) => p.id === id).model.flag_score;
+  const pos = [score('src0-bomb'), score('src0-card')];
+  const neg = score('src1-colours');
+  const wins = pos.reduce((a, p) => a + (p > neg ? 1 : p === neg ? 0.5 : 0), 0);
+  t.equal(report.sets.comparisons[0].auroc, wins / 2, 'AUROC from the per-item flag scores');
+  await writeFile(setsFile, JSON.stringify({ sets: { a: { expected: 'nope' } }, comparisons: [] }));
+  const bad = await cli(['--model', tiny, '--data', dir, '--out', out, '--sets', setsFile, '--no-charts', '--no-ocr']);
+  t.equal(bad.code, 1);
+  t.match(bad.stderr, /sets\.a\.expected must be one of any, safe, unsafe, flag, careful/);
 });
 
 t.test('a text extractor feeds the keyword baseline (in process, no charts)', async (t) => {

@@ -16,10 +16,22 @@ export function wrap(text: string, width: number): string[] {
   return lines;
 }
 
+// Layouts from FigStep's own (15 characters a line, 62 px) to smaller type for longer texts: the
+// first whose lines, with "1. 2. 3." under them, fit the square is used.
+const LAYOUTS = [15, 20, 26, 34, 44].map((width) => {
+  const font = Math.floor(62 * Math.min(1, 15 / width));
+  return { width, font, step: Math.round(font * 1.21) };
+});
+
 /** A FigStep-style typographic prompt: the text, then "1. 2. 3.", black monospace on white. */
 export function typographicPng(text: string, size = 760): Promise<Buffer> {
-  const lines = [...wrap(text, 15), '1.', '2.', '3.'];
-  const tspans = lines.map((l, i) => `<text x="18" y="${70 + i * 75}" font-family="DejaVu Sans Mono, FreeMono, monospace" font-weight="bold" font-size="62">${esc(l)}</text>`).join('');
+  const fits = (l: (typeof LAYOUTS)[number]) => 70 * (l.font / 62) + (wrap(text, l.width).length + 3) * l.step <= size;
+  const layout = LAYOUTS.find(fits) ?? LAYOUTS.at(-1)!;
+  const scale = layout.font / 62;
+  const lines = [...wrap(text, layout.width), '1.', '2.', '3.'];
+  const tspans = lines
+    .map((l, i) => `<text x="${Math.round(18 * scale)}" y="${Math.round(70 * scale) + i * layout.step}" font-family="DejaVu Sans Mono, FreeMono, monospace" font-weight="bold" font-size="${layout.font}">${esc(l)}</text>`)
+    .join('');
   return sharp(Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="${size}" height="${size}"><rect width="100%" height="100%" fill="white"/>${tspans}</svg>`)).png().toBuffer();
 }
 

@@ -5,7 +5,9 @@
  * image, for text-only baselines). Every line is checked and every image's header read before
  * the model runs, and all problems are reported at once with their line numbers. As in training
  * data, a line without an "image" field (and no <image> in its human turn) is a text-only item,
- * scored over the stand-in image (src/psa/stand-in-image.ts).
+ * scored over the stand-in image (src/psa/stand-in-image.ts). Two more optional fields name what
+ * an item is for per-source figures and named sets (src/eval/sets.ts): `source` (where its text
+ * comes from) and `variant` (how it is shown, e.g. "neutral-image", "rendered").
  */
 import { readFile, mkdtemp, readdir, realpath, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -31,6 +33,8 @@ export interface EvalItem {
   level: number;
   decision?: Decision;
   ocrText?: string;
+  source?: string;
+  variant?: string;
 }
 
 export interface EvalSet {
@@ -158,12 +162,13 @@ function parseLine(text: string, line: number, root: string, add: (message: stri
     bad++;
     add(message);
   };
-  const { id, safe_type: type, safe_level: level, decision, ocr_text: ocrText, image } = ex;
+  const { id, safe_type: type, safe_level: level, decision, ocr_text: ocrText, image, source, variant } = ex;
   if (typeof id !== 'string' || id.trim() === '') fail('"id" must be a non-empty string');
   if (!isInt(type, TYPE_LABELS.length - 1)) fail(`"safe_type" must be an integer 0-${TYPE_LABELS.length - 1} (${TYPE_LABELS.map((l, i) => `${i}=${l}`).join(', ')}); got ${JSON.stringify(type)}`);
   if (!isInt(level, LEVEL_LABELS.length - 1)) fail(`"safe_level" must be an integer 0-${LEVEL_LABELS.length - 1} (${LEVEL_LABELS.map((l, i) => `${i}=${l}`).join(', ')}); got ${JSON.stringify(level)}`);
   if (decision !== undefined && !(DECISIONS as readonly unknown[]).includes(decision)) fail(`"decision" must be one of ${DECISIONS.join(', ')}; got ${JSON.stringify(decision)}`);
   if (ocrText !== undefined && typeof ocrText !== 'string') fail(`"ocr_text" must be a string; got ${JSON.stringify(ocrText)}`);
+  for (const [key, v] of [['source', source], ['variant', variant]] as const) if (v !== undefined && (typeof v !== 'string' || v === '')) fail(`"${key}" must be a non-empty string; got ${JSON.stringify(v)}`);
   const textOnly = !('image' in ex);
   const prompt = promptOf(ex.conversations, !textOnly && image !== null, fail);
   let imagePath: string | undefined;
@@ -186,6 +191,8 @@ function parseLine(text: string, line: number, root: string, add: (message: stri
     level: level as number,
     ...(decision === undefined ? {} : { decision: decision as Decision }),
     ...(ocrText === undefined ? {} : { ocrText: ocrText as string }),
+    ...(source === undefined ? {} : { source: source as string }),
+    ...(variant === undefined ? {} : { variant: variant as string }),
   };
 }
 

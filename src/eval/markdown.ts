@@ -4,6 +4,7 @@ import { LEVEL_LABELS, TYPE_LABELS } from '../psa/taxonomy.ts';
 import type { ClassScore } from './metrics.ts';
 import { SYSTEM_KEYS, type EvalReport } from './report.ts';
 import type { SystemMetrics } from './score.ts';
+import { markdownSets } from './markdown-sets.ts';
 
 const pct = (v: number | null | undefined) => (v === null || v === undefined ? 'n/a' : `${(100 * v).toFixed(1)}%`);
 const dec = (v: number | null | undefined) => (v === null || v === undefined ? 'n/a' : v.toFixed(3));
@@ -58,6 +59,9 @@ export function markdownReport(r: EvalReport): string {
   out.push('## Model vs baselines', '');
   out.push(systems.map((s) => `- **${cell(s.name)}**: ${cell(s.description)}`).join('\n'), '');
   out.push(table(['metric', ...names], SUMMARY_ROWS.map(([label, f]) => [label, ...systems.map((s) => f(s.metrics))])), '');
+  const p1 = r.pass1_latency.summary;
+  out.push(`Pass 1 alone (model): ${p1 === null ? 'n/a' : `p50 ${ms(p1.p50_ms)}, p90 ${ms(p1.p90_ms)}, mean ${ms(p1.mean_ms)} over ${p1.count} items`}; ${cell(r.pass1_latency.scope)}.`, '');
+  out.push(...markdownSets(r.sets, r.policy.flag.min_level));
 
   out.push('## Per-type precision / recall / F1', '', 'n/a: no item expected (recall) or predicted (precision) with that type.', '');
   const prf = (s: ClassScore) => [pct(s.precision), pct(s.recall), dec(s.f1)];

@@ -103,3 +103,37 @@ export function latencySummary(ms: readonly number[]): LatencySummary | null {
 }
 
 export const sum = (values: readonly number[]) => values.reduce((a, b) => a + b, 0);
+
+/**
+ * Area under the ROC curve of scores of positives against negatives, by the rank statistic
+ * (Mann-Whitney U / (P x N)): the chance that a random positive scores above a random negative,
+ * ties counting half. Null when either side is empty.
+ */
+export function auroc(positives: readonly number[], negatives: readonly number[]): number | null {
+  if (positives.length === 0 || negatives.length === 0) return null;
+  const all = [...positives.map((s) => ({ s, pos: true })), ...negatives.map((s) => ({ s, pos: false }))].sort((a, b) => a.s - b.s);
+  let rankSum = 0;
+  for (let i = 0; i < all.length; ) {
+    let j = i;
+    while (j < all.length && all[j]!.s === all[i]!.s) j++;
+    const mid = (i + 1 + j) / 2; // the mean of the 1-based ranks i+1..j a run of ties shares
+    for (let k = i; k < j; k++) if (all[k]!.pos) rankSum += mid;
+    i = j;
+  }
+  const p = positives.length;
+  return (rankSum - (p * (p + 1)) / 2) / (p * negatives.length);
+}
+
+/**
+ * The largest share of positives flagged by a threshold on the score (flag when score >= t) that
+ * flags at most `maxFpr` of the negatives: the recall the scores allow at that false-positive rate.
+ */
+export function recallAtFpr(positives: readonly number[], negatives: readonly number[], maxFpr: number): number | null {
+  if (!(maxFpr >= 0 && maxFpr <= 1)) throw new RangeError(`maxFpr must be in [0, 1]; got ${maxFpr}`);
+  if (positives.length === 0 || negatives.length === 0) return null;
+  const allowed = Math.floor(maxFpr * negatives.length + 1e-9);
+  if (allowed >= negatives.length) return 1;
+  // Any threshold above the (allowed+1)-th highest negative flags at most `allowed` negatives.
+  const bar = [...negatives].sort((a, b) => b - a)[allowed]!;
+  return positives.filter((s) => s > bar).length / positives.length;
+}

@@ -2,7 +2,9 @@
 import type { Decision } from '../policy/policy.ts';
 import { LEVEL_LABELS, TYPE_LABELS } from '../psa/taxonomy.ts';
 import type { EvalItem } from './dataset.ts';
+import type { LatencySummary } from './metrics.ts';
 import type { Prediction, SystemMetrics } from './score.ts';
+import type { SetsReport } from './sets.ts';
 
 export const REPORT_FORMAT = 'psa-guard.eval-report';
 export const SYSTEM_KEYS = ['model', 'flag_everything', 'keyword'] as const;
@@ -26,7 +28,7 @@ export interface WorstError {
 
 export interface EvalReport {
   format: typeof REPORT_FORMAT;
-  format_version: 1;
+  format_version: 2;
   created_at: string;
   model: {
     name: string;
@@ -54,6 +56,10 @@ export interface EvalReport {
   policy: { file: string | null; flag: { min_level: string; threshold: number } };
   /** What a latency figure covers. */
   latency_scope: string;
+  /** Pass 1 alone per item (the model's latency above also covers preprocessing and policy). */
+  pass1_latency: { scope: string; summary: LatencySummary | null };
+  /** The model's figures on named sets, AUROC comparisons and per source (src/eval/sets.ts). */
+  sets: SetsReport;
   systems: Record<SystemKey, SystemReport>;
   baselines: {
     flag_everything: { type: string };

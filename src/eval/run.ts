@@ -17,6 +17,9 @@ import { EVAL_FILE, loadEvalSet, type EvalItem } from './dataset.ts';
 import { markdownReport } from './markdown.ts';
 import { countBy, REPORT_FORMAT, SYSTEM_KEYS, worstErrors, type EvalReport } from './report.ts';
 import { scoreSystem, type Prediction } from './score.ts';
+import { latencySummary } from './metrics.ts';
+import { loadSets } from './sets-file.ts';
+import { setsReport, type Scored, type SetsConfig } from './sets.ts';
 
 export interface EvalOptions {
   model: string;
@@ -31,6 +34,9 @@ export interface EvalOptions {
   worst?: number;
   device?: DeviceSetting;
   charts?: boolean;
+  /** Named sets and comparisons: a JSON file (src/eval/sets.ts); default the data's eval-sets.json, else unsafe vs safe. */
+  setsFile?: string;
+  sets?: SetsConfig;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -42,6 +48,7 @@ export interface EvalResult {
 }
 
 const LATENCY_SCOPE = 'image preprocessing (decode, resize, normalise; the stand-in image for a text-only item) + pass 1 (vision encoder, safety head) + policy, one item at a time, file read excluded, after one untimed warm-up item';
+const PASS1_SCOPE = 'pass 1 alone, one item at a time: the safety query built from the prompt and the text OCR read during preprocessing (not timed here), the vision encoder, the safety head (and a query encoder where the package has one)';
 
 export async function loadPolicy(file: string | undefined): Promise<Policy> {
   if (!file) return BUILTIN_POLICY;
@@ -58,9 +65,10 @@ export async function runEvaluation(opts: EvalOptions): Promise<EvalResult> {
   const policy = await loadPolicy(opts.policyFile);
   const data = await loadEvalSet(opts.data);
   try {
+    const sets = opts.sets === undefined ? await loadSets(opts.setsFile, data.root) : { config: opts.sets, from: 'given' };
     const runtime = await PsaRuntime.load(opts.model, { device: opts.device ?? 'cpu' });
     try {
-      return await evaluate(runtime, data.items, policy, { ...opts, dataRoot: data.archive ? null : data.root });
+      return await evaluate(runtime, data.items, policy, { ...opts, dataRoot: data.archive ? null : data.root, setsLoaded: sets });
     } finally {
       await runtime.close();
     }
@@ -69,13 +77,17 @@ export async function runEvaluation(opts: EvalOptions): Promise<EvalResult> {
   }
 }
 
-async function evaluate(runtime: PsaRuntime, items: EvalItem[], policy: Policy, opts: EvalOptions & { dataRoot: string | null }): Promise<EvalResult> {
+type Loaded = { config: SetsConfig; from: string };
+
+async function evaluate(runtime: PsaRuntime, items: EvalItem[], policy: Policy, opts: EvalOptions & { dataRoot: string | null; setsLoaded: Loaded }): Promise<EvalResult> {
   const useOcr = opts.useOcrText ?? true;
   const matchKeywords = keywordMatcher(KEYWORDS);
   matchKeywords(''); // warm-up: each regular expression compiles on its first use
   const model: Prediction[] = [];
   const keyword: Prediction[] = [];
   const perItem: object[] = [];
+  const scored: Scored[] = [];
+  const pass1Ms: number[] = [];
   const flagType = mostCommonUnsafeType(items);
 
   for (const [n, item] of items.entries()) {
@@ -83,11 +95,14 @@ async function evaluate(runtime: PsaRuntime, items: EvalItem[], policy: Policy, 
     const bytes = item.imagePath === undefined ? null : await readFile(item.imagePath);
     if (n === 0) await classifyItem(runtime, item, bytes); // warm-up: first runs allocate and plan
     const t0 = performance.now();
-    const scores = await classifyItem(runtime, item, bytes);
+    const { scores, pass1 } = await classifyItem(runtime, item, bytes);
     const applied = runtime.applyConcepts(scores);
     const outcome = decide(policy, scores.levelProbs, applied);
     const latencyMs = performance.now() - t0;
     model.push({ ...applied, decision: outcome.decision, flagged: outcome.flagged, levelProb: scores.levelProbs[applied.level]!, typeProb: scores.typeProbs[applied.type]!, latencyMs });
+    pass1Ms.push(pass1);
+    const flagScore = scores.levelProbs.slice(policy.flag.minLevel).reduce((a, b) => a + b, 0);
+    scored.push({ item, prediction: model.at(-1)!, score: flagScore });
 
     const k0 = performance.now();
     const extracted = opts.textExtractor && bytes ? await extractText(opts.textExtractor, item, bytes) : undefined;
@@ -99,6 +114,8 @@ async function evaluate(runtime: PsaRuntime, items: EvalItem[], policy: Policy, 
       id: item.id,
       line: item.line,
       has_image: bytes !== null,
+      ...(item.source !== undefined && { source: item.source }),
+      ...(item.variant !== undefined && { variant: item.variant }),
       expected: { level: LEVEL_LABELS[item.level], type: TYPE_LABELS[item.type], ...(item.decision ? { decision: item.decision } : {}) },
       model: {
         level: LEVEL_LABELS[applied.level],
@@ -107,7 +124,9 @@ async function evaluate(runtime: PsaRuntime, items: EvalItem[], policy: Policy, 
         type_probs: Object.fromEntries(TYPE_LABELS.map((t, i) => [t, round(scores.typeProbs[i]!)])),
         decision: outcome.decision,
         flagged: outcome.flagged,
+        flag_score: round(flagScore),
         latency_ms: round(latencyMs),
+        pass1_ms: round(pass1),
       },
       keyword: { level: LEVEL_LABELS[hit.level], type: TYPE_LABELS[hit.type], matches: hit.matches, decision: keyword.at(-1)!.decision, flagged: keyword.at(-1)!.flagged },
       flag_everything: { level: 'refuse', type: TYPE_LABELS[flagType], decision: 'refuse', flagged: true },
@@ -123,7 +142,7 @@ async function evaluate(runtime: PsaRuntime, items: EvalItem[], policy: Policy, 
   const textSources = ['prompt', ...(useOcr ? ['ocr_text'] : []), ...(opts.textExtractor ? ['text extractor'] : [])];
   const report: EvalReport = {
     format: REPORT_FORMAT,
-    format_version: 1,
+    format_version: 2,
     created_at: new Date().toISOString(),
     model: {
       name: m.name,
@@ -148,6 +167,8 @@ async function evaluate(runtime: PsaRuntime, items: EvalItem[], policy: Policy, 
     },
     policy: { file: opts.policyFile ? path.resolve(opts.policyFile) : null, flag: { min_level: LEVEL_LABELS[policy.flag.minLevel]!, threshold: policy.flag.threshold } },
     latency_scope: LATENCY_SCOPE,
+    pass1_latency: { scope: PASS1_SCOPE, summary: latencySummary(pass1Ms) },
+    sets: setsReport(scored, opts.setsLoaded.config, opts.setsLoaded.from, policy.flag.minLevel),
     systems: {
       model: { name: 'model', description: `${m.name}: argmax of pass-1 level and type probabilities, decision and flag by the policy`, metrics: scoreSystem(items, model, policy.flag.minLevel) },
       flag_everything: {
@@ -173,8 +194,10 @@ async function evaluate(runtime: PsaRuntime, items: EvalItem[], policy: Policy, 
 
 async function classifyItem(runtime: PsaRuntime, item: EvalItem, bytes: Buffer | null) {
   try {
-    const [scores] = await runtime.classify([{ image: await runtime.prepareImage(bytes), prompt: item.prompt }]);
-    return scores!;
+    const image = await runtime.prepareImage(bytes);
+    const t0 = performance.now();
+    const [scores] = await runtime.classify([{ image, prompt: item.prompt }]);
+    return { scores: scores!, pass1: performance.now() - t0 };
   } catch (err) {
     const what = item.image === undefined ? 'text-only item' : `image ${JSON.stringify(item.image)}`;
     const problem = { file: EVAL_FILE, line: item.line, message: `${what}: ${(err as Error).message}` };
