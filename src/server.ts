@@ -5,6 +5,7 @@
 import closeWithGrace from 'close-with-grace';
 import { buildApp } from './app.ts';
 import { loadConfig } from './config.ts';
+import { listenHost } from './listen-host.ts';
 
 const config = loadConfig();
 const logger = process.stdout.isTTY
@@ -12,12 +13,11 @@ const logger = process.stdout.isTTY
   : { level: config.LOG_LEVEL };
 const app = await buildApp(config, { logger });
 
-let host = config.HOST;
+const { host, forced } = listenHost(config, app.authEnabled);
 if (!app.authEnabled && config.ALLOW_NO_AUTH) {
   app.log.warn({ host }, 'API_KEYS is empty and ALLOW_NO_AUTH is set: every client can call every route');
-} else if (!app.authEnabled && host !== '127.0.0.1' && host !== 'localhost' && host !== '::1') {
-  app.log.warn({ requested: host }, 'API_KEYS is empty: authentication is off, so the server listens on 127.0.0.1 only');
-  host = '127.0.0.1';
+} else if (forced) {
+  app.log.warn({ requested: config.HOST }, 'API_KEYS is empty: authentication is off, so the server listens on 127.0.0.1 only');
 }
 
 closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS, logger: app.log }, async ({ signal, err }) => {
