@@ -119,11 +119,13 @@ async function runChat() {
   if (!needImages()) return;
   const answer = $('answer');
   const state = $('chat-state');
+  const progress = h('p', { className: 'chat-progress' }, 'Reading the image...');
   answer.replaceChildren();
+  state.replaceChildren(progress);
+  state.dataset.phase = 'starting';
   chatAbort = new AbortController();
   $('chat').disabled = true;
   $('stop').disabled = false;
-  state.textContent = 'Reading the image...';
   let tokens = 0;
   try {
     const fields = requestFields();
@@ -131,21 +133,24 @@ async function runChat() {
     const end = await api.chatStream(images[0].file, { ...fields, options }, {
       signal: chatAbort.signal,
       onConcepts: (c) => {
-        state.replaceChildren(`${c.model}: `, decision(c), conceptBars(c), 'Generating...');
+        state.replaceChildren(`${c.model}: `, decision(c), conceptBars(c), progress);
+        progress.textContent = 'Generating...';
         state.dataset.phase = 'generating';
       },
       onDelta: (text) => {
         tokens += 1;
         answer.append(text);
+        progress.textContent = `Generating: ${tokens} tokens`;
       },
     });
-    state.append(h('p', { className: 'chat-end' }, chatSummary(end)));
+    progress.textContent = chatSummary(end);
     state.dataset.phase = 'done';
   } catch (err) {
     if (err?.name === 'AbortError') {
-      state.append(h('p', { className: 'chat-end' }, `Stopped after ${tokens} tokens.`));
+      progress.textContent = `Stopped after ${tokens} tokens.`;
       state.dataset.phase = 'stopped';
     } else {
+      progress.textContent = 'Failed.';
       state.dataset.phase = 'error';
       showError(err);
     }
@@ -183,17 +188,17 @@ async function cancel(job) {
   }
   refreshJobs();
 }
-$('jobs-refresh').addEventListener('click', refreshJobs);
-$('jobs-live').addEventListener('change', refreshJobs);
+$('jobs-refresh').addEventListener('click', () => refreshJobs());
+$('jobs-live').addEventListener('change', () => refreshJobs());
 
 // Models: the table with metrics, and the picker beside the prompt; both activate.
-async function refreshModels() {
+async function refreshModels(status) {
   try {
     const models = await api.listModels();
     $('models-table').tBodies[0].replaceChildren(...models.map((m) => modelRow(m, (x) => activate(x.id))));
     const picker = $('model');
     picker.replaceChildren(...models.map((m) => h('option', { value: m.id, selected: m.active }, m.active ? `${m.name} (active)` : m.name)));
-    $('models-state').textContent = `${models.length} package${models.length === 1 ? '' : 's'}`;
+    $('models-state').textContent = status ?? `${models.length} package${models.length === 1 ? '' : 's'}`;
   } catch (err) {
     $('models-state').textContent = `${err.code}: ${err.message}`;
   }
@@ -201,16 +206,16 @@ async function refreshModels() {
 async function activate(id) {
   showError(null);
   $('models-state').textContent = `Activating ${id}...`;
+  let status;
   try {
     const r = await api.activateModel(id);
-    $('models-state').textContent = r.changed ? `Now serving ${r.active} (was ${r.previous}).` : `${r.active} was already active.`;
+    status = r.changed ? `Now serving ${r.active} (was ${r.previous}).` : `${r.active} was already active.`;
   } catch (err) {
-    $('models-state').textContent = '';
     showError(err);
   }
-  refreshModels();
+  refreshModels(status);
 }
-$('models-refresh').addEventListener('click', refreshModels);
+$('models-refresh').addEventListener('click', () => refreshModels());
 $('model-activate').addEventListener('click', () => $('model').value && activate($('model').value));
 
 for (const [id, labels] of [['intervene-level', api.LEVELS], ['intervene-type', api.TYPES]]) {

@@ -84,14 +84,16 @@ const CANCELLABLE = new Set(['waiting', 'active', 'delayed']);
 /** A training job: state, stage, a progress bar, loss and accuracies, cancel. */
 export function jobItem(job, onCancel) {
   const title = job.name ? `${job.name} (${job.id})` : job.id;
-  const progress = job.step !== null && job.totalSteps ? h('progress', { max: job.totalSteps, value: job.step, 'aria-label': `Progress of ${title}` }) : h('progress', { 'aria-label': `Progress of ${title}` });
-  const steps = job.step !== null && job.totalSteps ? `step ${job.step} of ${job.totalSteps}` : 'no steps yet';
-  const eta = job.etaS !== null ? `, about ${Math.ceil(job.etaS)} s left` : '';
+  const done = job.state === 'completed';
+  const known = job.step !== null && job.totalSteps;
+  const progress = h('progress', { 'aria-label': `Progress of ${title}`, ...(done ? { max: 1, value: 1 } : known && { max: job.totalSteps, value: job.step }) });
+  const steps = done ? 'finished' : known ? `${job.stage ? `${job.stage}: ` : ''}step ${job.step} of ${job.totalSteps}` : 'no steps yet';
+  const eta = !done && job.etaS !== null ? `, about ${Math.ceil(job.etaS)} s left` : '';
   return h(
     'li',
     { className: 'job', dataset: { id: job.id, state: job.state } },
     h('div', { className: 'row' }, h('strong', {}, title), h('span', { className: `badge state-${job.state}` }, job.state), job.phase ? h('span', { className: 'muted' }, job.phase) : null),
-    h('div', { className: 'row' }, progress, h('span', { className: 'job-steps' }, `${job.stage ? `${job.stage}: ` : ''}${steps}${eta}`)),
+    h('div', { className: 'row' }, progress, h('span', { className: 'job-steps' }, `${steps}${eta}`)),
     h('p', { className: 'muted' }, `loss ${fixed(job.loss)}, level acc. ${fixed(job.levelAcc, 2)}, type acc. ${fixed(job.typeAcc, 2)}`),
     job.modelId ? h('p', {}, 'Registered as ', h('code', {}, job.modelId)) : null,
     job.error ? h('p', { className: 'error' }, job.error) : null,
@@ -107,10 +109,10 @@ export function modelRow(model, onActivate) {
     'tr',
     { dataset: { id: model.id }, className: model.active ? 'active' : undefined },
     h('th', { scope: 'row' }, model.name, model.name !== model.id ? h('span', { className: 'muted' }, ` (${model.id})`) : null),
-    h('td', {}, model.active ? h('span', { className: 'badge active-badge' }, 'active') : '', model.status ? ` ${model.status}` : ''),
-    h('td', {}, metric(model.metrics, 'level_accuracy')),
-    h('td', {}, metric(model.metrics, 'type_accuracy')),
-    h('td', {}, metric(model.metrics, 'refusal_rate_on_safe')),
+    h('td', { 'data-label': 'Status' }, model.active ? h('span', { className: 'badge active-badge' }, 'active') : '', model.status ? ` ${model.status}` : ''),
+    h('td', { 'data-label': 'Level acc.' }, metric(model.metrics, 'level_accuracy')),
+    h('td', { 'data-label': 'Type acc.' }, metric(model.metrics, 'type_accuracy')),
+    h('td', { 'data-label': 'Refusals on safe' }, metric(model.metrics, 'refusal_rate_on_safe')),
     h('td', {}, model.active ? '' : h('button', { type: 'button', className: 'secondary', 'aria-label': `Activate ${model.id}`, onClick: () => onActivate(model) }, 'Activate')),
   );
 }
