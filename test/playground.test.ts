@@ -1,5 +1,5 @@
 import t from 'tap';
-import { cp, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,6 +33,11 @@ async function main() {
   const modelsDir = join(root, 'models');
   await cp(await randomPackage('small', 0, 'clip', { queryOcr: true }), join(modelsDir, 'reads'), { recursive: true });
   await cp(await tinyPackage(), join(modelsDir, 'plain'), { recursive: true });
+  // Evaluation metrics as a training job registers them (psa.json's provenance).
+  const plainManifest = join(modelsDir, 'plain', 'psa.json');
+  const manifest = JSON.parse(await readFile(plainManifest, 'utf8'));
+  manifest.provenance = { ...manifest.provenance, status: 'trained', metrics: { level_accuracy: 0.874, type_accuracy: 0.8125, refusal_rate_on_safe: 0 } };
+  await writeFile(plainManifest, JSON.stringify(manifest, null, 2));
   const dataDir = join(root, 'data');
   await writeTinyDataset(join(dataDir, 'colours'));
 
@@ -240,6 +245,7 @@ async function main() {
     await page.click('#models-refresh');
     await page.waitForSelector('#models-table tr[data-id="plain"]');
     t.equal(await page.getAttribute('#models-table tr[data-id="reads"]', 'class'), 'active');
+    t.same(await page.locator('#models-table tr[data-id="plain"] td').allTextContents(), ['trained', '87.4%', '81.3%', '0.0%', 'Activate'], 'status and metrics');
     await page.click('#models-table tr[data-id="plain"] button');
     await page.waitForSelector('#models-table tr.active[data-id="plain"]');
     t.match(await page.textContent('#models-state'), /Now serving plain \(was reads\)/);

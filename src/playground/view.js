@@ -80,6 +80,7 @@ export function chatSummary(end) {
 
 const fixed = (v, digits = 3) => (v === null ? '-' : v.toFixed(digits));
 const CANCELLABLE = new Set(['waiting', 'active', 'delayed']);
+const FINISHED = new Set(['completed', 'failed', 'cancelled']);
 
 /** A training job: state, stage, a progress bar, loss and accuracies, cancel. */
 export function jobItem(job, onCancel) {
@@ -92,7 +93,7 @@ export function jobItem(job, onCancel) {
   return h(
     'li',
     { className: 'job', dataset: { id: job.id, state: job.state } },
-    h('div', { className: 'row' }, h('strong', {}, title), h('span', { className: `badge state-${job.state}` }, job.state), job.phase ? h('span', { className: 'muted' }, job.phase) : null),
+    h('div', { className: 'row' }, h('strong', {}, title), h('span', { className: `badge state-${job.state}` }, job.state), job.phase && !FINISHED.has(job.state) ? h('span', { className: 'muted' }, job.phase) : null),
     h('div', { className: 'row' }, progress, h('span', { className: 'job-steps' }, `${steps}${eta}`)),
     h('p', { className: 'muted' }, `loss ${fixed(job.loss)}, level acc. ${fixed(job.levelAcc, 2)}, type acc. ${fixed(job.typeAcc, 2)}`),
     job.modelId ? h('p', {}, 'Registered as ', h('code', {}, job.modelId)) : null,
@@ -109,7 +110,7 @@ export function modelRow(model, onActivate) {
     'tr',
     { dataset: { id: model.id }, className: model.active ? 'active' : undefined },
     h('th', { scope: 'row' }, model.name, model.name !== model.id ? h('span', { className: 'muted' }, ` (${model.id})`) : null),
-    h('td', { 'data-label': 'Status' }, model.active ? h('span', { className: 'badge active-badge' }, 'active') : '', model.status ? ` ${model.status}` : ''),
+    h('td', { 'data-label': 'Status' }, model.active ? [h('span', { className: 'badge active-badge' }, 'active'), model.status ? ` ${model.status}` : ''] : (model.status ?? '')),
     h('td', { 'data-label': 'Level acc.' }, metric(model.metrics, 'level_accuracy')),
     h('td', { 'data-label': 'Type acc.' }, metric(model.metrics, 'type_accuracy')),
     h('td', { 'data-label': 'Refusals on safe' }, metric(model.metrics, 'refusal_rate_on_safe')),
