@@ -256,11 +256,39 @@ async function main() {
     t.equal((await api('GET', '/v1/models')).json.active, 'reads');
   });
 
+  t.test('drop and paste add images; a concept intervention changes the decision', async (t) => {
+    while (await page.locator('#previews button').count()) await page.locator('#previews button').first().click();
+    const bytes = bread.buffer.toString('base64');
+    await page.evaluate((b64) => {
+      const file = (name: string) => new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], name, { type: 'image/png' });
+      const dropped = new DataTransfer();
+      dropped.items.add(file('dropped.png'));
+      document.getElementById('drop')!.dispatchEvent(new DragEvent('drop', { dataTransfer: dropped, bubbles: true, cancelable: true }));
+      const pasted = new DataTransfer();
+      pasted.items.add(file('pasted.png'));
+      document.dispatchEvent(new ClipboardEvent('paste', { clipboardData: pasted, bubbles: true }));
+    }, bytes);
+    t.same(await page.locator('#previews li span').allTextContents(), ['dropped.png', 'pasted.png']);
+    await page.locator('#advanced summary').click();
+    await page.selectOption('#intervene-level', 'refuse');
+    await page.selectOption('#intervene-type', 'privacy');
+    await page.click('#moderate');
+    await page.waitForFunction(() => document.querySelectorAll('.card').length === 2 && document.querySelector('.card .file-name')?.textContent === 'dropped.png');
+    const card = page.locator('.card').first();
+    t.equal(await card.locator('[data-decision]').textContent(), 'refuse');
+    t.equal(await card.locator('.flagged').count(), 1, 'flagged');
+    t.match(await card.locator('.decision').textContent(), /applied: refuse \/ privacy \(intervened\)/);
+    t.match(await card.locator('.hint').textContent(), /refuse/i);
+    await page.selectOption('#intervene-level', '');
+    await page.selectOption('#intervene-type', '');
+    await page.locator('#advanced summary').click();
+  });
+
   t.test('text that looks like HTML stays text: OCR, file names, error messages', async (t) => {
     const markup = '<img src=x onerror=alert(1)>';
     while (await page.locator('#previews button').count()) await page.locator('#previews button').first().click();
     await page.setInputFiles('#images', png(`${markup}.png`, await typographicPng(markup)));
-    await page.click('summary');
+    await page.locator('#advanced summary').click();
     await page.fill('#policy', JSON.stringify({ decisions: { [markup]: { refuse: 'allow' } } }));
     await page.click('#moderate');
     await page.waitForSelector('#error:not([hidden])');
