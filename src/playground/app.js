@@ -124,6 +124,8 @@ async function runChat() {
   state.replaceChildren(progress);
   state.dataset.phase = 'starting';
   chatAbort = new AbortController();
+  // Busy while streaming: a screen reader reads the answer once, not token by token.
+  answer.setAttribute('aria-busy', 'true');
   $('chat').disabled = true;
   $('stop').disabled = false;
   let tokens = 0;
@@ -155,6 +157,7 @@ async function runChat() {
       showError(err);
     }
   } finally {
+    answer.setAttribute('aria-busy', 'false');
     chatAbort = null;
     $('chat').disabled = false;
     $('stop').disabled = true;
