@@ -6,6 +6,7 @@ import closeWithGrace from 'close-with-grace';
 import { buildApp } from './app.ts';
 import { loadConfig } from './config.ts';
 import { listenHost } from './listen-host.ts';
+import { PLAYGROUND_PATH } from './routes/playground.ts';
 
 const config = loadConfig();
 const logger = process.stdout.isTTY
@@ -26,4 +27,5 @@ closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS, logger: app.log }, async ({ si
   await app.close();
 });
 
-await app.listen({ port: config.PORT, host });
+const address = await app.listen({ port: config.PORT, host });
+if (app.hasRoute({ method: 'GET', url: PLAYGROUND_PATH })) app.log.info(`playground at ${address}${PLAYGROUND_PATH}`);
