@@ -80,6 +80,7 @@ export async function moderate(images, request) {
     timings: body.timings,
     items: body.items.map((item) => ({
       index: item.index,
+      hasImage: item.has_image !== false,
       ...concepts(item.concepts, item.applied),
       decision: item.decision,
       flagged: item.flagged === true,
@@ -111,7 +112,7 @@ function parseEvents(buffer) {
  * Aborting the signal closes the connection, and the server stops generating.
  */
 export async function chatStream(image, request, { signal, onConcepts, onDelta }) {
-  const res = await send('POST', 'v1/chat', form([image], { ...request, options: { ...request.options, stream: true } }), signal);
+  const res = await send('POST', 'v1/chat', form(image ? [image] : [], { ...request, options: { ...request.options, stream: true } }), signal);
   const reader = res.body.getReader();
   const decoder = new TextDecoder();
   let buffer = '';

@@ -90,21 +90,22 @@ function requestFields() {
   return { prompt: $('prompt').value, policy, intervene };
 }
 
-function needImages() {
-  if (images.length) return true;
-  showError({ code: 'PSA_MISSING_IMAGE', message: 'choose, drop or paste an image first' });
+// Without an image the prompt alone is sent (text-only, where the server accepts it).
+function needContent() {
+  if (images.length || $('prompt').value.trim()) return true;
+  showError({ code: 'PSA_MISSING_IMAGE', message: 'choose, drop or paste an image, or type a prompt' });
   return false;
 }
 
 async function runModerate() {
   showError(null);
-  if (!needImages()) return;
+  if (!needContent()) return;
   const chosen = images.slice();
   $('moderate').disabled = true;
   $('timings').textContent = 'Moderating...';
   try {
     const result = await api.moderate(chosen.map((i) => i.file), requestFields());
-    $('grid').replaceChildren(...result.items.map((item) => resultCard(item, chosen[item.index].file, chosen[item.index].url)));
+    $('grid').replaceChildren(...result.items.map((item) => resultCard(item, chosen[item.index] ?? null)));
     $('timings').textContent = timings(result.timings, result.model);
   } catch (err) {
     $('timings').textContent = '';
@@ -116,7 +117,7 @@ async function runModerate() {
 
 async function runChat() {
   showError(null);
-  if (!needImages()) return;
+  if (!needContent()) return;
   const answer = $('answer');
   const state = $('chat-state');
   const progress = h('p', { className: 'chat-progress' }, 'Reading the image...');
@@ -132,7 +133,7 @@ async function runChat() {
   try {
     const fields = requestFields();
     const options = { max_tokens: Number($('max-tokens').value) || undefined, temperature: Number($('temperature').value) };
-    const end = await api.chatStream(images[0].file, { ...fields, options }, {
+    const end = await api.chatStream(images[0]?.file ?? null, { ...fields, options }, {
       signal: chatAbort.signal,
       onConcepts: (c) => {
         state.replaceChildren(`${c.model}: `, decision(c), conceptBars(c), progress);

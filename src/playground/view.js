@@ -52,18 +52,18 @@ export function conceptBars(item) {
   return h('div', { className: 'concepts' }, bars('Level', item.level.bars, item.level.label), bars('Type', item.type.bars, item.type.label));
 }
 
-/** A moderated image: preview, decision, bars, OCR text, hint. */
-export function resultCard(item, file, previewUrl) {
+/** A moderated image (or prompt alone): preview, decision, bars, OCR text, hint. */
+export function resultCard(item, image) {
+  const title = image ? image.file.name : 'Prompt only';
+  const ocr = !image || !item.hasImage ? 'No image: the prompt alone was moderated.' : item.imageText === null ? 'This model does not read text in images.' : null;
   return h(
     'article',
-    { className: 'card', 'aria-label': `Result for ${file.name}` },
-    h('header', { className: 'card-head' }, h('img', { src: previewUrl, alt: '', className: 'thumb' }), h('h3', { className: 'file-name' }, file.name)),
+    { className: 'card', 'aria-label': `Result for ${title}` },
+    h('header', { className: 'card-head' }, image ? h('img', { src: image.url, alt: '', className: 'thumb' }) : null, h('h3', { className: 'file-name' }, title)),
     decision(item),
     conceptBars(item),
     h('h4', {}, 'Text read in the image'),
-    item.imageText === null
-      ? h('p', { className: 'muted' }, 'This model does not read text in images.')
-      : h('pre', { className: 'ocr' }, item.imageText || '(no text found)'),
+    ocr ? h('p', { className: 'muted' }, ocr) : h('pre', { className: 'ocr' }, item.imageText || '(no text found)'),
     h('h4', {}, 'Hint chat would add'),
     h('p', { className: 'hint' }, item.hint ?? 'none'),
   );
