@@ -19,6 +19,7 @@ import chatRoutes from './routes/chat.ts';
 import healthRoutes from './routes/health.ts';
 import modelRoutes from './routes/models.ts';
 import moderateRoutes from './routes/moderate.ts';
+import playgroundRoutes from './routes/playground.ts';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -74,5 +75,6 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(datasetRoutes, { config });
   await app.register(trainRoutes, { config });
   await app.register(queueDashboard);
+  await app.register(playgroundRoutes, { config });
   return app;
 }

@@ -40,6 +40,10 @@ export const ConfigSchema = Type.Object({
     default: false,
     description: 'Listen on HOST even with API_KEYS empty; only on a trusted network or behind an authenticating gateway (the compose file publishes on 127.0.0.1)',
   }),
+  PLAYGROUND: Type.Union([Type.Literal('on'), Type.Literal('off'), Type.Literal('auto')], {
+    default: 'auto',
+    description: 'The web page at /playground (and / redirecting to it); auto serves it only when the server listens on 127.0.0.1 or localhost',
+  }),
   ALLOWED_IMAGE_HOSTS: Type.String({ default: '', description: 'Comma-separated hosts whose https image URLs /v1/chat may fetch; empty refuses remote URLs' }),
   REDIS_URL: Type.String({ default: '', description: 'Redis for training jobs and model-activation events; empty disables them' }),
   REDIS_PREFIX: Type.String({ default: 'psa', pattern: '^[A-Za-z0-9_{}:-]+$', description: 'Key prefix for queues and events; use a hash tag such as {psa} with Redis Cluster' }),

@@ -5,6 +5,8 @@
 import closeWithGrace from 'close-with-grace';
 import { buildApp } from './app.ts';
 import { loadConfig } from './config.ts';
+import { listenHost } from './listen-host.ts';
+import { PLAYGROUND_PATH } from './routes/playground.ts';
 
 const config = loadConfig();
 const logger = process.stdout.isTTY
@@ -12,12 +14,11 @@ const logger = process.stdout.isTTY
   : { level: config.LOG_LEVEL };
 const app = await buildApp(config, { logger });
 
-let host = config.HOST;
+const { host, forced } = listenHost(config, app.authEnabled);
 if (!app.authEnabled && config.ALLOW_NO_AUTH) {
   app.log.warn({ host }, 'API_KEYS is empty and ALLOW_NO_AUTH is set: every client can call every route');
-} else if (!app.authEnabled && host !== '127.0.0.1' && host !== 'localhost' && host !== '::1') {
-  app.log.warn({ requested: host }, 'API_KEYS is empty: authentication is off, so the server listens on 127.0.0.1 only');
-  host = '127.0.0.1';
+} else if (forced) {
+  app.log.warn({ requested: config.HOST }, 'API_KEYS is empty: authentication is off, so the server listens on 127.0.0.1 only');
 }
 
 closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS, logger: app.log }, async ({ signal, err }) => {
@@ -26,4 +27,5 @@ closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS, logger: app.log }, async ({ si
   await app.close();
 });
 
-await app.listen({ port: config.PORT, host });
+const address = await app.listen({ port: config.PORT, host });
+if (app.hasRoute({ method: 'GET', url: PLAYGROUND_PATH })) app.log.info(`playground at ${address}${PLAYGROUND_PATH}`);

@@ -14,15 +14,17 @@ export const NSFWJS_MODEL_DIR = join(REPO_ROOT, 'node_modules', 'nsfwjs', 'dist'
  * .cache/packages by a hash of trainer/, so no committed binary can drift from the code.
  * `tiny` (a few MB) is for tests; `small` (tens of MB) gives benchmarks realistic shapes.
  */
-export async function randomPackage(size: RandomSize = 'tiny', seed = 0, vision: RandomVision = 'clip'): Promise<string> {
+export async function randomPackage(size: RandomSize = 'tiny', seed = 0, vision: RandomVision = 'clip', options: { queryOcr?: boolean } = {}): Promise<string> {
   const digest = await sourceDigest(join(REPO_ROOT, 'trainer'));
   const tower = vision === 'clip' ? '' : `-${vision}`;
-  const dir = join(REPO_ROOT, '.cache', 'packages', `${size}${tower}-s${seed}-${digest.slice(0, 16)}`);
+  const ocr = options.queryOcr ? '-ocr' : '';
+  const dir = join(REPO_ROOT, '.cache', 'packages', `${size}${tower}${ocr}-s${seed}-${digest.slice(0, 16)}`);
   if (existsSync(join(dir, 'psa.json'))) return dir;
   // Parallel test files may build at once: each builds its own copy and renames it into place.
   const own = `${dir}.build-${process.pid}`;
   const towerArgs = vision === 'clip' ? [] : ['--vision', vision, '--nsfwjs-model-dir', NSFWJS_MODEL_DIR];
-  await runTrainer(['build-random', '--size', size, '--out', own, '--seed', String(seed), '--name', `psa-${size}${tower}`, ...towerArgs]);
+  const ocrArgs = options.queryOcr ? ['--query-ocr'] : [];
+  await runTrainer(['build-random', '--size', size, '--out', own, '--seed', String(seed), '--name', `psa-${size}${tower}${ocr}`, ...towerArgs, ...ocrArgs]);
   try {
     await rename(own, dir);
   } catch {

@@ -122,7 +122,8 @@ export default async function chatRoutes(app: FastifyInstance, opts: { config: C
       if (!concepts) throw apiError(HttpErrorCodes.INTERNAL, 'the inference worker returned no concepts');
       const refusedByMessage = concepts.outcome.decision === 'refuse' && policy.refusal.mode === 'message' && !end;
       const text = refusedByMessage ? policy.refusal.message : answer.join('');
-      const completion = end?.completionTokens ?? 0;
+      // A cancelled answer has no end event: its tokens are the deltas sent so far.
+      const completion = end?.completionTokens ?? answer.length;
       const final = {
         ...conceptsPayload(concepts),
         answer: text,
