@@ -2,8 +2,7 @@ import type { FastifyRequest } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import type { Config } from '../config.ts';
 import { apiError, HttpErrorCodes } from './errors.ts';
-import { decodeImageString, jsonField, readMultipart } from './image-input.ts';
-import { fetchRemoteImage } from './remote-image.ts';
+import { decodeImageString, imageFromUrl, jsonField, readMultipart } from './image-input.ts';
 import { ImageString, InterveneSchema, PolicyInputSchema, type InterveneInput } from './schemas.ts';
 import type { PolicyInput } from '../policy/policy.ts';
 
@@ -59,7 +58,6 @@ export interface ChatInput {
 
 /** One image and the last user turn's text, from image+prompt, messages, or a multipart form. */
 export async function readChatInput(request: FastifyRequest, config: Config): Promise<ChatInput> {
-  const hosts = config.ALLOWED_IMAGE_HOSTS.split(',').map((h) => h.trim()).filter(Boolean);
   if (request.isMultipart()) {
     const form = await readMultipart(request, 1);
     if (form.images.length === 0) throw apiError(HttpErrorCodes.MISSING_IMAGE, 'the form has no file field "image"');
@@ -96,6 +94,6 @@ export async function readChatInput(request: FastifyRequest, config: Config): Pr
   if (!lastUser) throw apiError(HttpErrorCodes.BAD_REQUEST, 'messages need a user message');
   const prompt = typeof lastUser.content === 'string' ? lastUser.content : lastUser.content.flatMap((p) => (p.type === 'text' ? [p.text] : [])).join('\n');
   const { url, where } = urls[0]!;
-  const image = url.startsWith('data:') ? decodeImageString(url, config.MAX_IMAGE_BYTES, where) : await fetchRemoteImage(url, hosts, config.MAX_IMAGE_BYTES, where);
+  const image = await imageFromUrl(url, config, where);
   return { image, prompt, options, policy, intervene };
 }
