@@ -1,0 +1,36 @@
+import sharp from 'sharp';
+import type { InferencePool } from '../inference/pool.ts';
+import { apiError, HttpErrorCodes } from '../http/errors.ts';
+import type { ModelHost } from '../inference/model-host.ts';
+import { isPackageDir, modelDir } from '../training/registry.ts';
+
+const blanks = new WeakMap<InferencePool, Promise<Buffer>>();
+
+/**
+ * The image a text-only input is judged with: the package's normalisation mean at its input
+ * size, which preprocessing turns into all-zero pixel values, so the image adds nothing.
+ */
+export function blankImage(pool: InferencePool): Promise<Buffer> {
+  let blank = blanks.get(pool);
+  if (!blank) {
+    const { imageMean, cropSize } = pool.pkg.preprocess;
+    const [r, g, b] = imageMean.map((m) => Math.round(m * 255));
+    blank = sharp({ create: { width: cropSize.width, height: cropSize.height, channels: 3, background: { r: r!, g: g!, b: b! } } }).png().toBuffer();
+    blanks.set(pool, blank);
+  }
+  return blank;
+}
+
+/**
+ * The pool for a request's `model`: the active package, named by its id or its manifest name, or
+ * absent. Only the active package is served; another one is activated with POST /v1/models/{id}/activate.
+ */
+export async function servedPool(models: ModelHost, modelsDir: string, requested: string | undefined): Promise<InferencePool> {
+  const pool = models.active;
+  if (requested === undefined || requested === models.activeId || requested === pool.name) return pool;
+  const dir = modelDir(modelsDir, requested);
+  if (dir && (await isPackageDir(dir))) {
+    throw apiError(HttpErrorCodes.MODEL_NOT_FOUND, `model "${requested}" is not the one being served ("${models.activeId}"); omit "model", send "${models.activeId}", or activate it with POST /v1/models/${requested}/activate`, { field: 'model' });
+  }
+  throw apiError(HttpErrorCodes.MODEL_NOT_FOUND, `no model "${requested}"; GET /v1/models lists them ("${models.activeId}" is served)`, { field: 'model' });
+}
