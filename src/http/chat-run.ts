@@ -80,6 +80,7 @@ export async function runChat(app: FastifyInstance, config: Config, reply: Fasti
   let end: Extract<ChatEvent, { type: 'end' }> | undefined;
   let failure: Extract<ChatEvent, { type: 'error' }> | undefined;
   const answer: string[] = [];
+  let generated = 0;
   const onEvent = (event: ChatEvent) => {
     if (event.type === 'concepts') {
       view = {
@@ -94,6 +95,7 @@ export async function runChat(app: FastifyInstance, config: Config, reply: Fasti
       };
       sink.concepts?.(view);
     } else if (event.type === 'token') {
+      generated++;
       answer.push(event.delta);
       if (event.delta) sink.delta?.(event.delta);
     } else if (event.type === 'end') {
@@ -132,6 +134,7 @@ export async function runChat(app: FastifyInstance, config: Config, reply: Fasti
     app.metrics.pass2Seconds.observe(result.pass2Ms / 1000);
     if (outcome.timings.tokens_per_second > 0) app.metrics.tokensPerSecond.observe(outcome.timings.tokens_per_second);
   }
-  if (result.cancelled) reply.request.log.info({ id, completion }, 'chat cancelled by the client');
+  // A cancelled generation has no end event: count the tokens it made.
+  if (result.cancelled) reply.request.log.info({ id, completion: end?.completionTokens ?? generated }, 'chat cancelled by the client');
   return outcome;
 }
