@@ -133,6 +133,8 @@ t.test('text only, system messages, and what is refused', async (t) => {
     ['n: 2', { n: 2 }, OpenAI.BadRequestError, 'PSA_INVALID_GENERATION_OPTION', 'n'],
     ['temperature 9', { temperature: 9 }, OpenAI.BadRequestError, 'PSA_INVALID_GENERATION_OPTION', 'temperature'],
     ['max_tokens over the server limit', { max_tokens: 401 }, OpenAI.BadRequestError, 'PSA_INVALID_GENERATION_OPTION', 'max_tokens'],
+    ['max_completion_tokens over the server limit', { max_tokens: undefined, max_completion_tokens: 401 }, OpenAI.BadRequestError, 'PSA_INVALID_GENERATION_OPTION', 'max_completion_tokens'],
+    ['n: 0', { n: 0 }, OpenAI.BadRequestError, 'PSA_INVALID_GENERATION_OPTION', 'n'],
     ['differing max_tokens', { max_tokens: 4, max_completion_tokens: 5 }, OpenAI.BadRequestError, 'PSA_INVALID_GENERATION_OPTION', 'max_completion_tokens'],
     ['earlier turns', { messages: [...userTurn('Hi'), { role: 'assistant', content: 'Hello' }, { role: 'user', content: 'More' }] }, OpenAI.BadRequestError, 'PSA_BAD_REQUEST', 'messages[1]'],
     ['two images', { messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: dataUrl } }, { type: 'image_url', image_url: { url: dataUrl } }] }] }, OpenAI.BadRequestError, 'PSA_TOO_MANY_ITEMS', 'messages'],

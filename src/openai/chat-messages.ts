@@ -27,6 +27,11 @@ export async function readCompletionInput(body: ChatCompletionsBody, config: Con
   if (body.max_tokens !== undefined && body.max_completion_tokens !== undefined && body.max_tokens !== body.max_completion_tokens) {
     throw badOption('max_completion_tokens', 'max_tokens and max_completion_tokens differ; send one of them');
   }
+  const maxTokens = body.max_completion_tokens ?? body.max_tokens;
+  if (maxTokens !== undefined && maxTokens > config.MAX_NEW_TOKENS) {
+    const field = body.max_completion_tokens !== undefined ? 'max_completion_tokens' : 'max_tokens';
+    throw badOption(field, `${field} is at most ${config.MAX_NEW_TOKENS} on this server`);
+  }
   const instructions: string[] = [];
   let user: { text: string; images: Buffer[] } | undefined;
   for (const [i, message] of body.messages.entries()) {
@@ -44,7 +49,6 @@ export async function readCompletionInput(body: ChatCompletionsBody, config: Con
   }
   if (!user) throw apiError(HttpErrorCodes.BAD_REQUEST, 'messages need a user message', { field: 'messages' });
   if (user.images.length > 1) throw apiError(HttpErrorCodes.TOO_MANY_ITEMS, `chat takes one image per conversation (got ${user.images.length})`, { field: 'messages' });
-  const maxTokens = body.max_completion_tokens ?? body.max_tokens;
   return {
     image: user.images[0] ?? (await blankImage(pool)),
     prompt: [...instructions.filter(Boolean), user.text].join('\n\n'),

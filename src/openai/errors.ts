@@ -10,11 +10,10 @@ declare module 'fastify' {
   }
 }
 
-/** OpenAI's error types, by status; SDKs pick their error class from the status. */
+/** OpenAI's error types, by status (an unknown model is invalid_request_error there too); SDKs pick their error class from the status. */
 function errorType(status: number): string {
   if (status === 401) return 'authentication_error';
   if (status === 403) return 'permission_error';
-  if (status === 404) return 'not_found_error';
   if (status === 429) return 'rate_limit_error';
   if (status === 503) return 'service_unavailable';
   if (status >= 500) return 'server_error';
@@ -48,7 +47,7 @@ export function openaiErrorBody(err: ApiError) {
 export const OpenAIErrorSchema = Type.Object({
   error: Type.Object({
     message: Type.String({ description: 'What went wrong and what to change' }),
-    type: Type.String({ description: 'invalid_request_error, authentication_error, permission_error, not_found_error, rate_limit_error, service_unavailable or server_error' }),
+    type: Type.String({ description: 'invalid_request_error, authentication_error, permission_error, rate_limit_error, service_unavailable or server_error' }),
     param: Type.Union([Type.String(), Type.Null()], { description: 'The request field the error is about, or null' }),
     code: Type.String({ description: 'Stable error code, e.g. PSA_INVALID_IMAGE' }),
     details: Type.Optional(Type.Record(Type.String(), Type.Unknown())),

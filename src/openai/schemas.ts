@@ -64,7 +64,7 @@ export const ChatCompletionsBody = Type.Object(
     n: Type.Optional(Type.Integer({ minimum: 1, description: 'Choices to generate: 1 only' })),
     stream: Type.Optional(Type.Boolean({ description: 'Server-Sent Events of chat.completion.chunk objects, then data: [DONE]' })),
     stream_options: Type.Optional(Type.Union([Type.Object({ include_usage: Type.Optional(Type.Boolean()) }, { additionalProperties: false }), Type.Null()])),
-    user: Type.Optional(Type.String({ description: 'Accepted and logged with the request' })),
+    user: Type.Optional(Type.String({ description: 'Accepted; logged at debug level' })),
     policy: Type.Optional(PolicyInputSchema),
     intervene: Type.Optional(InterveneSchema),
   },

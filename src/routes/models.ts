@@ -50,7 +50,7 @@ export default async function modelRoutes(app: FastifyInstance) {
     },
     async (request) => {
       const { id } = request.params as { id: string };
-      const found = (await app.models.list()).find((m) => m.id === id || (m.active && m.name === id));
+      const found = (await app.models.list()).find((m) => m.id === id || m.name === id);
       if (!found) throw apiError(HttpErrorCodes.MODEL_NOT_FOUND, `no model "${id}"; GET /v1/models lists them`, { field: 'id' });
       return modelObject(found);
     },

@@ -36,7 +36,7 @@ export default async function openaiChatRoutes(app: FastifyInstance, opts: { con
       const created = Math.floor(Date.now() / 1000);
       const pool = await servedPool(app.models, config.MODELS_DIR, body.model);
       const input = await readCompletionInput(body, config, pool);
-      if (body.user !== undefined) request.log.info({ user: body.user }, 'chat completion for user');
+      if (body.user !== undefined) request.log.debug({ user: body.user }, 'chat completion for user');
       const stream = body.stream === true;
       let chunks: ChunkWriter | undefined;
       const sink = stream
