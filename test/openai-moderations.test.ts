@@ -6,7 +6,8 @@ import { gradientPng, noiseJpeg } from './helpers/images.ts';
 
 // The official SDK against a listening server: the service must be a drop-in for it.
 const KEY = 'infer-key-0123456789abcdef';
-const { app } = await testApp({ API_KEYS: `${KEY}=infer`, MAX_ITEMS: '4' });
+const TRAIN_ONLY = 'train-key-0123456789abcdef';
+const { app } = await testApp({ API_KEYS: `${KEY}=infer,${TRAIN_ONLY}=train`, MAX_ITEMS: '4' });
 t.teardown(() => app.close());
 await app.listen({ port: 0, host: '127.0.0.1' });
 const { port } = app.server.address() as AddressInfo;
@@ -126,6 +127,12 @@ t.test('errors: typed SDK errors carrying the service code', async (t) => {
   t.equal((denied as APIError).code, 'PSA_UNAUTHORIZED');
   t.equal((denied as APIError).type, 'authentication_error');
   t.ok((denied as APIError).requestID, 'the request id reaches the SDK');
+  const trainer = new OpenAI({ apiKey: TRAIN_ONLY, baseURL, maxRetries: 0 });
+  const forbidden = await trainer.moderations.create({ input: 'hi' }).catch((e: unknown) => e);
+  t.ok(forbidden instanceof OpenAI.PermissionDeniedError, 'a key without the infer scope is PermissionDeniedError');
+  t.equal((forbidden as APIError).code, 'PSA_FORBIDDEN');
+  const noModels = await trainer.models.list().catch((e: unknown) => e);
+  t.ok(noModels instanceof OpenAI.PermissionDeniedError, 'models need the infer scope too');
 
   const cases: [string, OpenAI.ModerationCreateParams, new (...a: never[]) => Error, string, string | null][] = [
     ['unknown model', { input: 'hi', model: 'omni-moderation-latest' }, OpenAI.NotFoundError, 'PSA_MODEL_NOT_FOUND', 'model'],
