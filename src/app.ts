@@ -20,6 +20,8 @@ import healthRoutes from './routes/health.ts';
 import modelRoutes from './routes/models.ts';
 import moderateRoutes from './routes/moderate.ts';
 import playgroundRoutes from './routes/playground.ts';
+import openaiChatRoutes from './routes/openai-chat-completions.ts';
+import openaiModerationRoutes from './routes/openai-moderations.ts';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -72,6 +74,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(modelRoutes);
   await app.register(moderateRoutes, { config });
   await app.register(chatRoutes, { config });
+  await app.register(openaiModerationRoutes, { config });
+  await app.register(openaiChatRoutes, { config });
   await app.register(datasetRoutes, { config });
   await app.register(trainRoutes, { config });
   await app.register(queueDashboard);

@@ -18,8 +18,10 @@ t.test('health, readiness and models need no model-specific setup', async (t) =>
   t.equal(ready.statusCode, 200);
   t.equal(ready.json().model, 'psa-tiny');
   const models = (await app.inject('/v1/models')).json();
-  t.equal(models.models.filter((m: { active: boolean }) => m.active).length, 1);
-  const active = models.models.find((m: { active: boolean }) => m.active);
+  t.equal(models.object, 'list', "OpenAI's list shape");
+  t.equal(models.data.filter((m: { active: boolean }) => m.active).length, 1);
+  const active = models.data.find((m: { active: boolean }) => m.active);
+  t.equal(active.object, 'model');
   t.equal(active.provenance.status, 'untrained', '/v1/models shows the package is untrained');
   t.equal(models.active, active.id);
 });
@@ -66,6 +68,17 @@ t.test('the OpenAPI document validates and lists every route with its schemas', 
   t.teardown(() => app.close());
   const doc = (await app.inject('/openapi.json')).json();
   await t.resolves(SwaggerParser.validate(structuredClone(doc)), 'valid OpenAPI 3');
+  for (const [path, method] of [
+    ['/v1/moderations', 'post'],
+    ['/v1/chat/completions', 'post'],
+  ] as const) {
+    const op = doc.paths[path]?.[method];
+    t.ok(op?.requestBody.content['application/json'].schema, `${path} JSON body schema`);
+    for (const status of ['200', '400', '401', '403', '404', '413', '503']) t.ok(op?.responses[status]?.content?.['application/json']?.schema, `${path} ${status} response schema`);
+    t.ok(op?.responses['400'].content['application/json'].schema.properties.error.properties.param, `${path} errors in OpenAI's shape`);
+  }
+  t.ok(doc.paths['/v1/chat/completions'].post.responses['200'].content['text/event-stream']?.schema, 'the chunk schema is documented for streams');
+  t.ok(doc.paths['/v1/models/{id}']?.get?.responses?.['200']?.content, '/v1/models/{id} documented');
   for (const [path, method] of [
     ['/v1/moderate', 'post'],
     ['/v1/chat', 'post'],

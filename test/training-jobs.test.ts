@@ -71,7 +71,7 @@ t.test('a full job (stage 1 + stage 2) completes and the new package serves afte
   const moderated = await app.inject({ method: 'POST', url: '/v1/moderate', payload: { image: b64(await gradientPng()) } });
   t.equal(moderated.json().model, 'colours-v1');
   const models = (await app.inject('/v1/models')).json();
-  const trained = models.models.find((m: { id: string }) => m.id === 'colours-v1');
+  const trained = models.data.find((m: { id: string }) => m.id === 'colours-v1');
   t.equal(trained.provenance.status, 'trained');
   t.equal(trained.provenance.dataset, datasetId);
   t.ok(trained.provenance.metrics.type_macro_f1 !== undefined);
@@ -181,6 +181,6 @@ t.test('a job whose base is a Hugging Face LLaVA checkpoint on shared storage co
   const chat = await app.inject({ method: 'POST', url: '/v1/chat', payload: { image, prompt: 'what is this?', max_tokens: 5 } });
   t.equal(chat.statusCode, 200, chat.body);
   const models = (await app.inject('/v1/models')).json();
-  t.equal(models.models.find((m: { id: string }) => m.id === 'from-hf-v1').provenance.base, 'bases/hf-tiny');
+  t.equal(models.data.find((m: { id: string }) => m.id === 'from-hf-v1').provenance.base, 'bases/hf-tiny');
   t.equal((await app.inject({ method: 'POST', url: '/v1/train', payload: { ...small, base_model: '../../etc', output_name: 'x' } })).json().error.code, 'PSA_MODEL_NOT_FOUND');
 });

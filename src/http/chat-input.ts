@@ -2,8 +2,7 @@ import type { FastifyRequest } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import type { Config } from '../config.ts';
 import { apiError, HttpErrorCodes } from './errors.ts';
-import { decodeImageString, jsonField, readMultipart } from './image-input.ts';
-import { fetchRemoteImage } from './remote-image.ts';
+import { decodeImageString, imageFromUrl, jsonField, readMultipart } from './image-input.ts';
 import { ImageString, InterveneSchema, PolicyInputSchema, type InterveneInput } from './schemas.ts';
 import type { PolicyInput } from '../policy/policy.ts';
 
@@ -63,7 +62,6 @@ export interface ChatInput {
  * form. Without an image the request is text-only and needs a non-empty prompt.
  */
 export async function readChatInput(request: FastifyRequest, config: Config): Promise<ChatInput> {
-  const hosts = config.ALLOWED_IMAGE_HOSTS.split(',').map((h) => h.trim()).filter(Boolean);
   if (request.isMultipart()) {
     const form = await readMultipart(request, 1);
     const options = (jsonField(form.fields, 'options') ?? {}) as ChatInput['options'];
@@ -98,7 +96,7 @@ export async function readChatInput(request: FastifyRequest, config: Config): Pr
   const prompt = typeof lastUser.content === 'string' ? lastUser.content : lastUser.content.flatMap((p) => (p.type === 'text' ? [p.text] : [])).join('\n');
   if (urls.length === 0) return { ...withContent(null, prompt, 'messages have no image_url part and the last user message has no text'), options, policy, intervene };
   const { url, where } = urls[0]!;
-  const image = url.startsWith('data:') ? decodeImageString(url, config.MAX_IMAGE_BYTES, where) : await fetchRemoteImage(url, hosts, config.MAX_IMAGE_BYTES, where);
+  const image = await imageFromUrl(url, config, where);
   return { image, prompt, options, policy, intervene };
 }
 

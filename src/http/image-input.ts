@@ -2,6 +2,7 @@ import type {} from '@fastify/multipart';
 import type { FastifyRequest } from 'fastify';
 import { PsaError, PsaErrorCodes } from '../psa/errors.ts';
 import { apiError, HttpErrorCodes } from './errors.ts';
+import { fetchRemoteImage } from './remote-image.ts';
 
 const DATA_URL = /^data:([\w.+-]+\/[\w.+-]+)?(;[\w-]+=[^;,]*)*;base64,/i;
 const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
@@ -19,6 +20,13 @@ export function decodeImageString(value: string, maxBytes: number, where: string
   const bytes = Buffer.from(payload, payload.includes('-') || payload.includes('_') ? 'base64url' : 'base64');
   if (bytes.length > maxBytes) throw new PsaError(PsaErrorCodes.IMAGE_TOO_LARGE, `${where} is ${bytes.length} bytes; at most ${maxBytes} are accepted`);
   return bytes;
+}
+
+/** Image bytes from an image_url: a base64 data: URL, or https on ALLOWED_IMAGE_HOSTS. */
+export async function imageFromUrl(url: string, config: { ALLOWED_IMAGE_HOSTS: string; MAX_IMAGE_BYTES: number }, where: string): Promise<Buffer> {
+  if (url.startsWith('data:')) return decodeImageString(url, config.MAX_IMAGE_BYTES, where);
+  const hosts = config.ALLOWED_IMAGE_HOSTS.split(',').map((h) => h.trim()).filter(Boolean);
+  return fetchRemoteImage(url, hosts, config.MAX_IMAGE_BYTES, where);
 }
 
 export interface MultipartInput {

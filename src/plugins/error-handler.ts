@@ -5,6 +5,7 @@ import { isPsaError, PsaErrorCodes } from '../psa/errors.ts';
 import { LEVEL_LABELS, TYPE_LABELS } from '../psa/taxonomy.ts';
 import { DECISIONS } from '../policy/policy.ts';
 import { ApiError, HttpErrorCodes, type ErrorCode } from '../http/errors.ts';
+import { openaiErrorBody } from '../openai/errors.ts';
 
 /** Fastify's own error codes, mapped onto ours so a client always sees a PSA_* code. */
 const FASTIFY_CODES: Record<string, ErrorCode> = {
@@ -28,6 +29,9 @@ const VALIDATION_CODES: Record<string, ErrorCode> = {
   policy: PsaErrorCodes.INVALID_LABEL,
   intervene: PsaErrorCodes.INVALID_LABEL,
   max_tokens: PsaErrorCodes.INVALID_GENERATION_OPTION,
+  max_completion_tokens: PsaErrorCodes.INVALID_GENERATION_OPTION,
+  n: PsaErrorCodes.INVALID_GENERATION_OPTION,
+  stream_options: PsaErrorCodes.INVALID_GENERATION_OPTION,
   temperature: PsaErrorCodes.INVALID_GENERATION_OPTION,
   top_p: PsaErrorCodes.INVALID_GENERATION_OPTION,
   top_k: PsaErrorCodes.INVALID_GENERATION_OPTION,
@@ -49,12 +53,16 @@ function toApiError(err: FastifyError | Error): ApiError {
   const fastifyErr = err as FastifyError;
   if (fastifyErr.validation) {
     const first = fastifyErr.validation[0];
-    const path = first?.instancePath ?? '';
+    // An unknown field is named, so the client knows which one to drop.
+    const extra = first?.keyword === 'additionalProperties' ? String((first.params as { additionalProperty?: unknown }).additionalProperty ?? '') : '';
+    const path = `${first?.instancePath ?? ''}${extra ? `/${extra}` : ''}`;
     const where = `${fastifyErr.validationContext ?? 'body'}${path}`;
     const field = path.split('/')[1] ?? '';
-    const code = VALIDATION_CODES[field] ?? HttpErrorCodes.BAD_REQUEST;
+    const unknownTopLevel = extra !== '' && path.split('/').length === 2;
+    const code = (unknownTopLevel ? undefined : VALIDATION_CODES[field]) ?? HttpErrorCodes.BAD_REQUEST;
     const allowed = first?.keyword === 'enum' || first?.keyword === 'const' || first?.keyword === 'anyOf' ? labelsHint(field) : '';
-    return new ApiError(code, `${where} ${first?.message ?? 'is invalid'}${allowed}`, { path: where, rule: first?.keyword, ...(code === PsaErrorCodes.INVALID_GENERATION_OPTION && { field }) });
+    const message = extra ? `${where} is not a field this route accepts; remove it` : `${where} ${first?.message ?? 'is invalid'}${allowed}`;
+    return new ApiError(code, message, { path: where, rule: first?.keyword, ...(code === PsaErrorCodes.INVALID_GENERATION_OPTION && { field }) });
   }
   const mapped = fastifyErr.code ? FASTIFY_CODES[fastifyErr.code] : undefined;
   if (mapped) {
@@ -80,6 +88,11 @@ export default fp(
       if (apiErr.statusCode >= 500) request.log.error({ err, request }, 'request failed');
       else request.log.info({ code: apiErr.code, message: apiErr.message }, 'request rejected');
       if (apiErr.headers) reply.headers(apiErr.headers);
+      if (request.routeOptions.config.errorFormat === 'openai') {
+        // SDKs retry 429 and 5xx by default; say which of them are worth retrying.
+        if (apiErr.statusCode >= 500 || apiErr.statusCode === 429) reply.header('x-should-retry', apiErr.headers?.['retry-after'] !== undefined ? 'true' : 'false');
+        return reply.code(apiErr.statusCode).send(openaiErrorBody(apiErr));
+      }
       return reply.code(apiErr.statusCode).send({
         error: { code: apiErr.code, message: apiErr.message, ...(apiErr.details && { details: apiErr.details }) },
         request_id: request.id,

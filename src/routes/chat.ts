@@ -1,15 +1,11 @@
-import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import type { Config } from '../config.ts';
 import { ApiError, apiError, HttpErrorCodes } from '../http/errors.ts';
 import { ChatBody, GenerationFields, readChatInput } from '../http/chat-input.ts';
-import { appliedView, conceptsView, resolveIntervention } from '../http/concepts-view.ts';
+import { runChat } from '../http/chat-run.ts';
 import { AppliedSchema, ConceptsSchema, DecisionSchema, withErrors } from '../http/schemas.ts';
-import type { ChatEvent } from '../inference/protocol.ts';
-import { PsaErrorCodes } from '../psa/errors.ts';
-import { mergePolicy, parsePolicy } from '../policy/policy.ts';
 
 const ChatResponse = Type.Object({
   id: Type.String(),
@@ -50,110 +46,33 @@ export default async function chatRoutes(app: FastifyInstance, opts: { config: C
       },
     },
     async (request, reply) => {
-      const started = performance.now();
       const input = await readChatInput(request, config);
       if (request.isMultipart() && !Value.Check(MultipartOptions, input.options)) {
         const first = Value.Errors(MultipartOptions, input.options).First();
         throw apiError(HttpErrorCodes.BAD_REQUEST, `options${first?.path ?? ''} ${first?.message ?? 'is invalid'}`);
       }
-      const o = input.options;
-      if (input.prompt.length > config.MAX_PROMPT_CHARS) throw apiError(HttpErrorCodes.BAD_REQUEST, `the prompt has ${input.prompt.length} characters; at most ${config.MAX_PROMPT_CHARS}`);
-      if (o.max_tokens !== undefined && o.max_tokens > config.MAX_NEW_TOKENS) {
-        throw new ApiError(PsaErrorCodes.INVALID_GENERATION_OPTION, `max_tokens is at most ${config.MAX_NEW_TOKENS} on this server`, { field: 'max_tokens' });
-      }
-      const policy = mergePolicy(app.policy, input.policy === undefined ? undefined : parsePolicy(input.policy, 'policy'));
-      const intervene = resolveIntervention(input.intervene);
-      const intervened = intervene.level !== undefined || intervene.type !== undefined;
-      const pool = app.models.active;
-      const id = `chat-${randomUUID()}`;
-      const generation = {
-        maxNewTokens: Math.min(o.max_tokens ?? pool.pkg.manifest.generation.max_new_tokens, config.MAX_NEW_TOKENS),
-        ...(o.temperature !== undefined && { temperature: o.temperature }),
-        ...(o.top_p !== undefined && { topP: o.top_p }),
-        ...(o.top_k !== undefined && { topK: o.top_k }),
-        ...(o.seed !== undefined && { seed: o.seed }),
-        ...(o.stop !== undefined && { stop: Array.isArray(o.stop) ? o.stop : [o.stop] }),
-      };
-
-      // A client that goes away cancels generation.
-      const controller = new AbortController();
-      reply.raw.on('close', () => {
-        if (!reply.raw.writableFinished) controller.abort();
-      });
-
-      let concepts: Extract<ChatEvent, { type: 'concepts' }> | undefined;
-      let end: Extract<ChatEvent, { type: 'end' }> | undefined;
-      let failure: Extract<ChatEvent, { type: 'error' }> | undefined;
-      const answer: string[] = [];
-      const stream = o.stream === true;
-      const conceptsPayload = (c: NonNullable<typeof concepts>) => ({
-        id,
-        model: pool.name,
-        decision: c.outcome.decision,
-        refused: c.outcome.decision === 'refuse',
-        has_image: input.image !== null,
-        flagged: c.outcome.flagged,
-        concepts: conceptsView(c.levelProbs, c.typeProbs),
-        applied: appliedView(c.applied, intervened),
-        hint: c.hint,
-      });
-      const onEvent = (event: ChatEvent) => {
-        if (event.type === 'concepts') {
-          concepts = event;
-          if (stream) {
-            reply.hijack();
-            reply.raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-request-id': request.id });
-            sse(reply, 'concepts', conceptsPayload(event));
+      const stream = input.options.stream === true;
+      const sink = stream
+        ? {
+            concepts: (view: object) => {
+              reply.hijack();
+              reply.raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-request-id': request.id });
+              sse(reply, 'concepts', view);
+            },
+            delta: (text: string) => sse(reply, 'delta', { text }),
           }
-        } else if (event.type === 'token') {
-          answer.push(event.delta);
-          if (stream && event.delta) sse(reply, 'delta', { text: event.delta });
-        } else if (event.type === 'end') {
-          end = event;
-          answer.push(event.tail);
-          if (stream && event.tail) sse(reply, 'delta', { text: event.tail });
-        } else if (event.type === 'error') {
-          failure = event;
-        }
-      };
-      const result = await pool.chat({ image: input.image, prompt: input.prompt, intervene, policy, generation }, onEvent, controller.signal);
-
-      if (failure && !concepts) throw ApiError.from(failure);
-      if (!concepts) throw apiError(HttpErrorCodes.INTERNAL, 'the inference worker returned no concepts');
-      const refusedByMessage = concepts.outcome.decision === 'refuse' && policy.refusal.mode === 'message' && !end;
-      const text = refusedByMessage ? policy.refusal.message : answer.join('');
-      // A cancelled answer has no end event: its tokens are the deltas sent so far.
-      const completion = end?.completionTokens ?? answer.length;
-      const final = {
-        ...conceptsPayload(concepts),
-        answer: text,
-        finish_reason: refusedByMessage ? 'refused' : result.cancelled ? 'cancelled' : (end?.finishReason ?? 'error'),
-        usage: { prompt_tokens: end?.promptTokens ?? 0, completion_tokens: completion },
-        timings: {
-          total_ms: performance.now() - started,
-          preprocess_ms: result.preprocessMs,
-          pass1_ms: result.pass1Ms,
-          pass2_ms: result.pass2Ms,
-          tokens_per_second: result.pass2Ms > 0 ? completion / (result.pass2Ms / 1000) : 0,
-        },
-      };
-      app.metrics.pass1Seconds.observe(result.pass1Ms / 1000);
-      app.metrics.batchSize.observe(1);
-      app.metrics.decisions.inc({ type: final.applied.type, level: final.applied.level, decision: final.decision });
-      if (end) {
-        app.metrics.pass2Seconds.observe(result.pass2Ms / 1000);
-        if (final.timings.tokens_per_second > 0) app.metrics.tokensPerSecond.observe(final.timings.tokens_per_second);
-      }
-      if (result.cancelled) request.log.info({ id, completion }, 'chat cancelled by the client');
+        : {};
+      const { refusedByMessage, failure, finishReason, ...final } = await runChat(app, config, reply, { pool: app.models.active, input, idPrefix: 'chat-', sink });
+      const body = { ...final, finish_reason: finishReason };
       if (stream) {
-        if (refusedByMessage) sse(reply, 'delta', { text });
-        if (failure) sse(reply, 'error', { error: { code: failure.code, message: failure.message }, request_id: request.id });
-        else sse(reply, 'done', { finish_reason: final.finish_reason, usage: final.usage, timings: final.timings, refused: final.refused });
+        if (refusedByMessage) sse(reply, 'delta', { text: final.answer });
+        if (failure) sse(reply, 'error', { error: failure, request_id: request.id });
+        else sse(reply, 'done', { finish_reason: finishReason, usage: final.usage, timings: final.timings, refused: final.refused });
         reply.raw.end();
         return reply;
       }
       if (failure) throw ApiError.from(failure);
-      return final;
+      return body;
     },
   );
 }

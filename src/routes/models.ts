@@ -1,15 +1,21 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
+import { apiError, HttpErrorCodes } from '../http/errors.ts';
 import { withErrors } from '../http/schemas.ts';
+import type { PackageSummary } from '../inference/model-host.ts';
+import { OPENAI_ROUTE, withOpenAIErrors } from '../openai/errors.ts';
+import { ModelList, ModelObject } from '../openai/schemas.ts';
 
 const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 200 }) });
 
-export const ModelSummary = Type.Object({
-  id: Type.String(),
-  name: Type.String(),
-  created_at: Type.String(),
-  active: Type.Boolean(),
-  provenance: Type.Record(Type.String(), Type.Unknown(), { description: 'Where the weights come from: status (untrained, exported, trained), data, config, metrics' }),
+const modelObject = ({ dir: _dir, id, name, created_at, active, provenance }: PackageSummary) => ({
+  id,
+  object: 'model' as const,
+  created: Math.floor((Date.parse(created_at) || 0) / 1000),
+  owned_by: 'psa-guard',
+  name,
+  active,
+  provenance,
 });
 
 export default async function modelRoutes(app: FastifyInstance) {
@@ -17,18 +23,36 @@ export default async function modelRoutes(app: FastifyInstance) {
     '/v1/models',
     {
       preHandler: app.requireScope('infer'),
+      config: OPENAI_ROUTE,
       schema: {
-        summary: 'Model packages found, and the active one',
-        tags: ['models'],
-        response: withErrors({ 200: Type.Object({ active: Type.String(), models: Type.Array(ModelSummary) }) }, [401, 403, 500]),
+        summary: 'Model packages found, in OpenAI\'s list shape, with the active one, provenance and metrics',
+        tags: ['models', 'openai'],
+        response: withOpenAIErrors({ 200: ModelList }, [401, 403, 500]),
       },
     },
     async () => {
       const models = await app.models.list();
-      return {
-        active: models.find((m) => m.active)?.id ?? '',
-        models: models.map(({ dir: _dir, ...rest }) => rest),
-      };
+      return { object: 'list', data: models.map(modelObject), active: models.find((m) => m.active)?.id ?? '' };
+    },
+  );
+
+  app.get(
+    '/v1/models/:id',
+    {
+      preHandler: app.requireScope('infer'),
+      config: OPENAI_ROUTE,
+      schema: {
+        summary: 'One model package: OpenAI\'s model object with provenance, metrics and whether it is active',
+        tags: ['models', 'openai'],
+        params: IdParams,
+        response: withOpenAIErrors({ 200: ModelObject }, [401, 403, 404, 500]),
+      },
+    },
+    async (request) => {
+      const { id } = request.params as { id: string };
+      const found = (await app.models.list()).find((m) => m.id === id || m.name === id);
+      if (!found) throw apiError(HttpErrorCodes.MODEL_NOT_FOUND, `no model "${id}"; GET /v1/models lists them`, { field: 'id' });
+      return modelObject(found);
     },
   );
 

@@ -1,12 +1,11 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import type { Config } from '../config.ts';
-import { ApiError, apiError, HttpErrorCodes } from '../http/errors.ts';
-import { appliedView, conceptsView, resolveIntervention } from '../http/concepts-view.ts';
+import { apiError, HttpErrorCodes } from '../http/errors.ts';
 import { decodeImageString, jsonField, readMultipart } from '../http/image-input.ts';
-import { AppliedSchema, ConceptsSchema, DecisionSchema, ImageString, InterveneSchema, PolicyInputSchema, withErrors, type InterveneInput } from '../http/schemas.ts';
-import { applyConcepts, hintFor } from '../psa/concepts.ts';
-import { decide, mergePolicy, parsePolicy, type PolicyInput } from '../policy/policy.ts';
+import { moderate, ModerationItemSchema, ModerationTimingsSchema, type ModerationRequest } from '../http/moderation.ts';
+import { ImageString, InterveneSchema, PolicyInputSchema, withErrors, type InterveneInput } from '../http/schemas.ts';
+import type { PolicyInput } from '../policy/policy.ts';
 
 const Item = Type.Object(
   {
@@ -28,29 +27,11 @@ export const ModerateBody = Type.Object(
 );
 type ModerateBody = Static<typeof ModerateBody>;
 
-const ItemResult = Type.Object({
-  index: Type.Integer(),
-  has_image: Type.Boolean({ description: 'False for a text-only item: the model saw its stand-in image (uniform mid-grey) and no OCR ran' }),
-  concepts: ConceptsSchema,
-  applied: AppliedSchema,
-  decision: DecisionSchema,
-  flagged: Type.Boolean(),
-  hint: Type.Union([Type.String(), Type.Null()], { description: 'The safety hint /v1/chat would add, or null' }),
-  image_text: Type.Optional(Type.String({ description: 'Text read in the image by OCR and given to the safety head (models that read images)' })),
-});
-
 const ModerateResponse = Type.Object({
   model: Type.String(),
-  items: Type.Array(ItemResult),
-  timings: Type.Object({ total_ms: Type.Number(), preprocess_ms: Type.Number(), pass1_ms: Type.Number(), batch_size: Type.Integer() }),
+  items: Type.Array(ModerationItemSchema),
+  timings: ModerationTimingsSchema,
 });
-
-interface NormalizedRequest {
-  /** `image` null: a text-only item. */
-  items: { image: Buffer | null; prompt: string }[];
-  policy: PolicyInput | undefined;
-  intervene: InterveneInput | undefined;
-}
 
 /** A text-only item needs text: an empty prompt over the stand-in image would say nothing. */
 function requireContent<T extends { image: Buffer | null; prompt: string }>(item: T, what: string): T {
@@ -60,7 +41,7 @@ function requireContent<T extends { image: Buffer | null; prompt: string }>(item
   return item;
 }
 
-async function normalize(request: FastifyRequest, config: Config): Promise<NormalizedRequest> {
+async function normalize(request: FastifyRequest, config: Config): Promise<ModerationRequest> {
   if (request.isMultipart()) {
     const form = await readMultipart(request, config.MAX_ITEMS);
     const prompts = form.fields.get('prompt') ?? [];
@@ -115,53 +96,9 @@ export default async function moderateRoutes(app: FastifyInstance, opts: { confi
       },
     },
     async (request) => {
-      const started = performance.now();
       const input = await normalize(request, config);
-      input.items.forEach((item, i) => {
-        if (item.prompt.length > config.MAX_PROMPT_CHARS) throw apiError(HttpErrorCodes.BAD_REQUEST, `prompt ${i} has ${item.prompt.length} characters; at most ${config.MAX_PROMPT_CHARS}`);
-      });
-      const policy = mergePolicy(app.policy, input.policy === undefined ? undefined : parsePolicy(input.policy, 'policy'));
-      const intervene = resolveIntervention(input.intervene);
-      const pool = app.models.active;
-      const results = await Promise.all(input.items.map((item) => pool.moderate(item)));
-      const failed = results.findIndex((r) => !r.item.ok);
-      if (failed !== -1) {
-        const f = results[failed]!.item as { code: string; message: string };
-        throw ApiError.from({ code: f.code, message: input.items.length > 1 ? `item ${failed}: ${f.message}` : f.message, details: { item: failed } });
-      }
-      const manifest = pool.pkg.manifest;
-      const items = results.map((r, index) => {
-        const hasImage = input.items[index]!.image !== null;
-        const scores = r.item as { levelProbs: number[]; typeProbs: number[]; imageText?: string };
-        const applied = applyConcepts(scores, intervene);
-        const outcome = decide(policy, scores.levelProbs, applied);
-        return {
-          index,
-          has_image: hasImage,
-          concepts: conceptsView(scores.levelProbs, scores.typeProbs),
-          applied: appliedView(applied, intervene.level !== undefined || intervene.type !== undefined),
-          decision: outcome.decision,
-          flagged: outcome.flagged,
-          hint: hintFor(manifest, { level: outcome.decisionLevel, type: applied.type }),
-          ...(scores.imageText !== undefined && { image_text: scores.imageText }),
-        };
-      });
-      const stats = results.map((r) => r.stats);
-      for (const s of new Set(stats)) {
-        app.metrics.pass1Seconds.observe(s.pass1Ms / 1000);
-        app.metrics.batchSize.observe(s.batchSize);
-      }
-      for (const item of items) app.metrics.decisions.inc({ type: item.applied.type, level: item.applied.level, decision: item.decision });
-      return {
-        model: pool.name,
-        items,
-        timings: {
-          total_ms: performance.now() - started,
-          preprocess_ms: Math.max(...stats.map((s) => s.preprocessMs)),
-          pass1_ms: Math.max(...stats.map((s) => s.pass1Ms)),
-          batch_size: Math.max(...stats.map((s) => s.batchSize)),
-        },
-      };
+      const outcome = await moderate(app, config, app.models.active, input);
+      return { model: outcome.model, items: outcome.items.map((i) => i.view), timings: outcome.timings };
     },
   );
 }

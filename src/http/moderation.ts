@@ -1,0 +1,110 @@
+import type { FastifyInstance } from 'fastify';
+import { Type } from '@sinclair/typebox';
+import type { Config } from '../config.ts';
+import type { InferencePool } from '../inference/pool.ts';
+import { applyConcepts, hintFor } from '../psa/concepts.ts';
+import { decide, mergePolicy, parsePolicy, type Policy, type PolicyInput } from '../policy/policy.ts';
+import { appliedView, conceptsView, resolveIntervention } from './concepts-view.ts';
+import { ApiError, apiError, HttpErrorCodes } from './errors.ts';
+import { AppliedSchema, ConceptsSchema, DecisionSchema, type InterveneInput } from './schemas.ts';
+
+/** One moderated item as /v1/moderate returns it (and /v1/moderations carries under `psa`). */
+export const ModerationItemSchema = Type.Object({
+  index: Type.Integer(),
+  has_image: Type.Boolean({ description: 'False for a text-only item: the model saw its stand-in image (uniform mid-grey) and no OCR ran' }),
+  concepts: ConceptsSchema,
+  applied: AppliedSchema,
+  decision: DecisionSchema,
+  flagged: Type.Boolean(),
+  hint: Type.Union([Type.String(), Type.Null()], { description: 'The safety hint chat would add, or null' }),
+  image_text: Type.Optional(Type.String({ description: 'Text read in the image by OCR and given to the safety head (models that read images)' })),
+});
+
+export const ModerationTimingsSchema = Type.Object({ total_ms: Type.Number(), preprocess_ms: Type.Number(), pass1_ms: Type.Number(), batch_size: Type.Integer() });
+
+export interface ModerationRequest {
+  /** `image` null: a text-only item (scored over the stand-in image). */
+  items: { image: Buffer | null; prompt: string }[];
+  policy: PolicyInput | undefined;
+  intervene: InterveneInput | undefined;
+}
+
+export interface ModeratedItem {
+  view: {
+    index: number;
+    has_image: boolean;
+    concepts: ReturnType<typeof conceptsView>;
+    applied: ReturnType<typeof appliedView>;
+    decision: string;
+    flagged: boolean;
+    hint: string | null;
+    image_text?: string;
+  };
+  levelProbs: number[];
+  typeProbs: number[];
+  applied: { level: number; type: number };
+}
+
+export interface ModerationOutcome {
+  model: string;
+  policy: Policy;
+  items: ModeratedItem[];
+  timings: { total_ms: number; preprocess_ms: number; pass1_ms: number; batch_size: number };
+}
+
+/**
+ * Pass 1 for every item on `pool`, then intervention and the policy (the server's with the
+ * request's overrides): the one moderation path behind /v1/moderate and /v1/moderations.
+ */
+export async function moderate(app: FastifyInstance, config: Config, pool: InferencePool, input: ModerationRequest): Promise<ModerationOutcome> {
+  const started = performance.now();
+  input.items.forEach((item, i) => {
+    if (item.prompt.length > config.MAX_PROMPT_CHARS) throw apiError(HttpErrorCodes.BAD_REQUEST, `prompt ${i} has ${item.prompt.length} characters; at most ${config.MAX_PROMPT_CHARS}`);
+  });
+  const policy = mergePolicy(app.policy, input.policy === undefined ? undefined : parsePolicy(input.policy, 'policy'));
+  const intervene = resolveIntervention(input.intervene);
+  const results = await Promise.all(input.items.map((item) => pool.moderate(item)));
+  const failed = results.findIndex((r) => !r.item.ok);
+  if (failed !== -1) {
+    const f = results[failed]!.item as { code: string; message: string };
+    throw ApiError.from({ code: f.code, message: input.items.length > 1 ? `item ${failed}: ${f.message}` : f.message, details: { item: failed } });
+  }
+  const manifest = pool.pkg.manifest;
+  const items = results.map((r, index): ModeratedItem => {
+    const scores = r.item as { levelProbs: number[]; typeProbs: number[]; imageText?: string };
+    const applied = applyConcepts(scores, intervene);
+    const outcome = decide(policy, scores.levelProbs, applied);
+    return {
+      view: {
+        index,
+        has_image: input.items[index]!.image !== null,
+        concepts: conceptsView(scores.levelProbs, scores.typeProbs),
+        applied: appliedView(applied, intervene.level !== undefined || intervene.type !== undefined),
+        decision: outcome.decision,
+        flagged: outcome.flagged,
+        hint: hintFor(manifest, { level: outcome.decisionLevel, type: applied.type }),
+        ...(scores.imageText !== undefined && { image_text: scores.imageText }),
+      },
+      levelProbs: scores.levelProbs,
+      typeProbs: scores.typeProbs,
+      applied,
+    };
+  });
+  const stats = results.map((r) => r.stats);
+  for (const s of new Set(stats)) {
+    app.metrics.pass1Seconds.observe(s.pass1Ms / 1000);
+    app.metrics.batchSize.observe(s.batchSize);
+  }
+  for (const { view } of items) app.metrics.decisions.inc({ type: view.applied.type, level: view.applied.level, decision: view.decision });
+  return {
+    model: pool.name,
+    policy,
+    items,
+    timings: {
+      total_ms: performance.now() - started,
+      preprocess_ms: Math.max(...stats.map((s) => s.preprocessMs)),
+      pass1_ms: Math.max(...stats.map((s) => s.pass1Ms)),
+      batch_size: Math.max(...stats.map((s) => s.batchSize)),
+    },
+  };
+}
