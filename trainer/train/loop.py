@@ -66,7 +66,7 @@ def loss_terms(model: PsaLlava, b: Batch) -> dict[str, torch.Tensor]:
         lm = F.cross_entropy(logits, targets[keep], reduction="sum")
     else:
         lm = hidden.sum() * 0.0
-    level, kind = model.safety_logits(feats, model.embed(b.query_ids), b.query_mask)
+    level, kind = model.safety_logits(feats, model.query_embeds(b.query_ids, b.query_mask), b.query_mask)
     concept = F.cross_entropy(level.float(), b.safe_level, reduction="sum") \
         + F.cross_entropy(kind.float(), b.safe_type, reduction="sum")
     return {"lm_sum": lm, "concept_sum": concept, "tokens": keep.sum(), "rows": torch.tensor(len(b.safe_level)),
