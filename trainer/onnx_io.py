@@ -92,9 +92,10 @@ def store_half(model: onnx.ModelProto) -> onnx.ModelProto:
         half = values.astype(np.float16)
         if not np.array_equal(half.astype(np.float32), values):
             continue  # e.g. the projection, trained and stored in float32
-        stored = f"{t.name}__fp16"
+        name = t.name  # t is the list entry itself: read its name before replacing it
+        stored = f"{name}__fp16"
         g.initializer[i].CopyFrom(numpy_helper.from_array(half, stored))
-        casts.append(helper.make_node("Cast", [stored], [t.name], name=f"{t.name}__to_fp32", to=TensorProto.FLOAT))
+        casts.append(helper.make_node("Cast", [stored], [name], name=f"{name}__to_fp32", to=TensorProto.FLOAT))
     nodes = casts + list(g.node)
     del g.node[:]
     g.node.extend(nodes)

@@ -14,14 +14,19 @@ export const NSFWJS_MODEL_DIR = join(REPO_ROOT, 'node_modules', 'nsfwjs', 'dist'
  * .cache/packages by a hash of trainer/, so no committed binary can drift from the code.
  * `tiny` (a few MB) is for tests; `small` (tens of MB) gives benchmarks realistic shapes.
  */
-export async function randomPackage(size: RandomSize = 'tiny', seed = 0, vision: RandomVision = 'clip'): Promise<string> {
+export interface RandomOptions {
+  /** A tiny seeded random BERT query encoder (`build-random --query-encoder-random`). */
+  queryEncoder?: boolean;
+}
+
+export async function randomPackage(size: RandomSize = 'tiny', seed = 0, vision: RandomVision = 'clip', options: RandomOptions = {}): Promise<string> {
   const digest = await sourceDigest(join(REPO_ROOT, 'trainer'));
-  const tower = vision === 'clip' ? '' : `-${vision}`;
+  const tower = `${vision === 'clip' ? '' : `-${vision}`}${options.queryEncoder ? '-qenc' : ''}`;
   const dir = join(REPO_ROOT, '.cache', 'packages', `${size}${tower}-s${seed}-${digest.slice(0, 16)}`);
   if (existsSync(join(dir, 'psa.json'))) return dir;
   // Parallel test files may build at once: each builds its own copy and renames it into place.
   const own = `${dir}.build-${process.pid}`;
-  const towerArgs = vision === 'clip' ? [] : ['--vision', vision, '--nsfwjs-model-dir', NSFWJS_MODEL_DIR];
+  const towerArgs = [...(vision === 'clip' ? [] : ['--vision', vision, '--nsfwjs-model-dir', NSFWJS_MODEL_DIR]), ...(options.queryEncoder ? ['--query-encoder-random'] : [])];
   await runTrainer(['build-random', '--size', size, '--out', own, '--seed', String(seed), '--name', `psa-${size}${tower}`, ...towerArgs]);
   try {
     await rename(own, dir);
@@ -32,6 +37,8 @@ export async function randomPackage(size: RandomSize = 'tiny', seed = 0, vision:
 }
 
 export const tinyPackage = (seed = 0) => randomPackage('tiny', seed);
+/** A tiny package whose safety head's query is a random BERT encoder's states. */
+export const tinyEncoderPackage = (seed = 0) => randomPackage('tiny', seed, 'clip', { queryEncoder: true });
 
 async function sourceDigest(root: string): Promise<string> {
   const hash = createHash('sha256');
