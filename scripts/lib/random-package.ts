@@ -15,18 +15,22 @@ export const NSFWJS_MODEL_DIR = join(REPO_ROOT, 'node_modules', 'nsfwjs', 'dist'
  * `tiny` (a few MB) is for tests; `small` (tens of MB) gives benchmarks realistic shapes.
  */
 export interface RandomOptions {
-  /** A tiny seeded random BERT query encoder (`build-random --query-encoder-random`). */
-  queryEncoder?: boolean;
+  /**
+   * `true`: a tiny seeded random BERT query encoder (`build-random --query-encoder-random`); a
+   * directory: that pretrained BERT checkpoint (`--query-encoder DIR`).
+   */
+  queryEncoder?: boolean | string;
 }
 
 export async function randomPackage(size: RandomSize = 'tiny', seed = 0, vision: RandomVision = 'clip', options: RandomOptions = {}): Promise<string> {
   const digest = await sourceDigest(join(REPO_ROOT, 'trainer'));
-  const tower = `${vision === 'clip' ? '' : `-${vision}`}${options.queryEncoder ? '-qenc' : ''}`;
+  const encoder = typeof options.queryEncoder === 'string' ? `-qenc-${createHash('sha256').update(options.queryEncoder).digest('hex').slice(0, 8)}` : options.queryEncoder ? '-qenc' : '';
+  const tower = `${vision === 'clip' ? '' : `-${vision}`}${encoder}`;
   const dir = join(REPO_ROOT, '.cache', 'packages', `${size}${tower}-s${seed}-${digest.slice(0, 16)}`);
   if (existsSync(join(dir, 'psa.json'))) return dir;
   // Parallel test files may build at once: each builds its own copy and renames it into place.
   const own = `${dir}.build-${process.pid}`;
-  const towerArgs = [...(vision === 'clip' ? [] : ['--vision', vision, '--nsfwjs-model-dir', NSFWJS_MODEL_DIR]), ...(options.queryEncoder ? ['--query-encoder-random'] : [])];
+  const towerArgs = [...(vision === 'clip' ? [] : ['--vision', vision, '--nsfwjs-model-dir', NSFWJS_MODEL_DIR]), ...(typeof options.queryEncoder === 'string' ? ['--query-encoder', options.queryEncoder] : options.queryEncoder ? ['--query-encoder-random'] : [])];
   await runTrainer(['build-random', '--size', size, '--out', own, '--seed', String(seed), '--name', `psa-${size}${tower}`, ...towerArgs]);
   try {
     await rename(own, dir);
