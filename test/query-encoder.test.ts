@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { PsaErrorCodes, type PsaErrorCode } from '../src/psa/errors.ts';
 import { PsaRuntime } from '../src/psa/runtime.ts';
+import { QueryTokenizer } from '../src/psa/query-tokenizer.ts';
 import { gradientPng, noiseJpeg, shapesWebp } from './helpers/images.ts';
 import { PYTHON, REPO_ROOT, runTrainer } from '../scripts/lib/trainer-cli.ts';
 import { tinyEncoderPackage, tinyPackage } from '../scripts/lib/random-package.ts';
@@ -70,6 +71,18 @@ for (const [i, c] of cases.entries()) {
     t.ok(typeDiff <= 1e-4, `type probabilities within 1e-4 (${typeDiff})`);
   });
 }
+
+t.test('OCR text goes first, [SEP] between it and the prompt, capped at its own budget', async (t) => {
+  const q = new QueryTokenizer(runtime.pkg);
+  const prompt = q.encode('what does it say');
+  const text = q.encode('step one mix the parts');
+  t.same(q.queryIds('what does it say', 'step one mix the parts', 64, 32), [q.clsId, ...text, q.sepId, ...prompt, q.sepId]);
+  t.same(q.queryIds('what does it say', '  ', 64, 32), [q.clsId, ...prompt, q.sepId], 'blank OCR text adds nothing');
+  t.same(q.queryIds('what does it say', 'step one mix the parts', 64, 2), [q.clsId, ...text.slice(0, 2), q.sepId, ...prompt, q.sepId]);
+  const capped = q.queryIds('what does it say', 'step one mix the parts', 5, 32);
+  t.equal(capped.length, 5);
+  t.equal(capped.at(-1), q.sepId, 'the cap keeps the closing [SEP]');
+});
 
 t.test('the prompt changes the concepts through the encoder, and batching does not', async (t) => {
   const same = images[0]!;
