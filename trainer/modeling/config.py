@@ -244,6 +244,8 @@ class LlavaConfig:
         }
         if self.psa is not None:
             d["psa_config"] = asdict(self.psa)
+            if self.psa.query_encoder is None:
+                del d["psa_config"]["query_encoder"]  # config.json as before for packages without one
         return d
 
     @classmethod
