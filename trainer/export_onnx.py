@@ -76,7 +76,7 @@ class _Decoder(nn.Module):
 
 def export_all(model: PsaLlava, onnx_dir: str, external: onnx_io.ExternalMode = "auto",
                fp16: bool = False) -> list[str]:
-    """Writes the four graphs (and with fp16, their `_fp16` variants); returns the written files'
+    """Writes the four graphs, five with a query encoder (and with fp16, their `_fp16` variants); returns the written files'
     paths relative to the package root, external data files included."""
     os.makedirs(onnx_dir, exist_ok=True)
     model = model.float().eval()
@@ -105,7 +105,8 @@ def export_all(model: PsaLlava, onnx_dir: str, external: onnx_io.ExternalMode = 
             written.append(os.path.join("onnx", fname))
         del graph
         if half is not None:
-            for fname in onnx_io.save(half, os.path.join(onnx_dir, f"{name}_fp16.onnx"), external):
+            for fname in onnx_io.save(half, os.path.join(onnx_dir, f"{name}_fp16.onnx"), external,
+                                      split_bytes=onnx_io.SPLIT_BYTES if half_storage else None):
                 written.append(os.path.join("onnx", fname))
 
     run(_VisionEncoder(model), (pixels,), "vision_encoder", ["pixel_values"],
