@@ -88,6 +88,10 @@ def write_package(model: PsaLlava, tokenizer_dir: str, out_dir: str, *, name: st
     for fname in TOKENIZER_FILES:
         shutil.copyfile(os.path.join(tokenizer_dir, fname), os.path.join(tmp, fname))
     enc = cfg.psa.query_encoder
+    max_query = 64 + (OCR_QUERY_TOKENS if cfg.psa.query_image_text else 0)
+    if enc is not None and max_query > enc.max_position_embeddings:
+        raise ValueError(f"the query takes up to {max_query} tokens but the query encoder has "
+                         f"{enc.max_position_embeddings} positions")
     if enc is not None:
         src = os.path.join(tokenizer_dir, qe.TOKENIZER_FILE)
         if not os.path.isfile(src):
@@ -132,7 +136,7 @@ def write_package(model: PsaLlava, tokenizer_dir: str, out_dir: str, *, name: st
                   "image_token_id": cfg.image_token_index, "image_token_count": image_rows},
         "text": {"tokenizer": "tokenizer.json", "tokenizer_config": "tokenizer_config.json",
                  "chat_template": "chat_template.jinja", "hint_role": "system",
-                 "max_query_tokens": 64 + (OCR_QUERY_TOKENS if cfg.psa.query_image_text else 0),
+                 "max_query_tokens": max_query,
                  "max_context_tokens": tc.max_position_embeddings},
         # The safety head's query starts with the text OCR reads in the image (at most
         # max_text_tokens tokens), then the prompt: typographic attacks are read, not only seen.
