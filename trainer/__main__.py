@@ -3,6 +3,7 @@
   build-random --out PKG [--size tiny|small|default] [--seed N] [--corpus F]   seeded random model, as a package
                [--vocab-size N] [--word-vectors GLOVE.txt --lexicon-words N]   ... token embeddings from word vectors
                [--vision nsfwjs --nsfwjs-dir DIR | --nsfwjs-model-dir DIR]   ... with nsfwjs's pretrained MobileNetV2
+               [--query-encoder DIR | --query-encoder-random]   ... a BERT query encoder (pretrained or tiny random)
   export      --checkpoint DIR --out PKG [--tokens-a N --tokens-b N --seed S]
               [--external-data auto|always|never] [--fp16]
                                                checkpoint directory (ours or a LLaVA one) -> package
@@ -45,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--nsfwjs-model-dir", default=None,
                    help="with --vision nsfwjs: nsfwjs's TF.js files, converted on the fly "
                         "(e.g. node_modules/nsfwjs/dist/models/mobilenet_v2)")
+    p.add_argument("--query-encoder", default=None,
+                   help="a BERT checkpoint directory (config.json, model.safetensors, tokenizer.json, e.g. all-MiniLM-L6-v2): "
+                        "its token states are the safety head's query")
+    p.add_argument("--query-encoder-random", action="store_true", help="a tiny seeded random BERT query encoder (tests)")
     p = sub.add_parser("export", help="export a checkpoint directory as a model package")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--out", required=True)
@@ -94,12 +99,16 @@ def main(argv: list[str] | None = None) -> int:
         from .word_vectors import WordVectorsError
         if args.lexicon_words and not args.word_vectors:
             parser.error("--lexicon-words needs --word-vectors")
+        if args.query_encoder and args.query_encoder_random:
+            parser.error("--query-encoder and --query-encoder-random exclude each other")
+        from .query_encoder import QueryEncoderError
         try:
             out = build_random(args.out, size=args.size, seed=args.seed, name=args.name, corpus=corpus,
                                vision=args.vision, nsfwjs_dir=args.nsfwjs_dir, nsfwjs_model_dir=args.nsfwjs_model_dir,
                                query_ocr=args.query_ocr, vocab_size=args.vocab_size, word_vectors=args.word_vectors,
-                               lexicon_words=args.lexicon_words, word_vectors_source=args.word_vectors_source)
-        except (ConversionError, TfjsError, ConfigError, WordVectorsError, OSError) as e:
+                               lexicon_words=args.lexicon_words, word_vectors_source=args.word_vectors_source,
+                               query_encoder="random" if args.query_encoder_random else args.query_encoder)
+        except (ConversionError, TfjsError, ConfigError, WordVectorsError, QueryEncoderError, OSError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
         print(json.dumps({"package": out}))

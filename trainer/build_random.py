@@ -3,6 +3,10 @@
 With `vision="nsfwjs"` the vision tower is nsfwjs's pretrained MobileNetV2 instead of a random
 CLIP ViT (from a `convert-nsfwjs` output directory, or converted here from nsfwjs's TF.js files);
 everything else is seeded random as for the other packages.
+
+With a query encoder (`query_encoder="random"` or a BERT checkpoint directory) the safety head's
+query is that encoder's projected token states (trainer/query_encoder.py); a pretrained one keeps
+its weights (rounded to float16 for storage), a random one is tiny with its own WordPiece vocabulary.
 """
 from __future__ import annotations
 
@@ -11,9 +15,12 @@ import os
 import tempfile
 from typing import Any, Optional
 
+import torch
+
 from .modeling.config import default_config, mobilenet_variant, small_config, tiny_config
 from .modeling.llava import PsaLlava, init_weights
 from .modeling.mobilenet import NsfwMobileNetV2
+from . import query_encoder as qe
 from .package import CHAT_TEMPLATE, write_package
 from .taxonomy import hint_sentences
 from .bpe_encoder import BpeTokenizer
@@ -44,7 +51,8 @@ def pretrained_mobilenet(nsfwjs_dir: Optional[str], nsfwjs_model_dir: Optional[s
 def build_random(out_dir: str, size: str = "tiny", seed: int = 0, name: str = "psa-tiny", corpus: list[str] | None = None,
                  vision: str = "clip", nsfwjs_dir: Optional[str] = None, nsfwjs_model_dir: Optional[str] = None,
                  query_ocr: bool = False, vocab_size: Optional[int] = None, word_vectors: Optional[str] = None,
-                 lexicon_words: int = 0, word_vectors_source: Optional[str] = None) -> str:
+                 lexicon_words: int = 0, word_vectors_source: Optional[str] = None,
+                 query_encoder: Optional[str] = None) -> str:
     """`word_vectors`: a GloVe text file; its `lexicon_words` most frequent words join the tokenizer's
     training text and its vectors start the token embeddings (trainer/word_vectors.py)."""
     if vision not in VISIONS:
@@ -69,8 +77,25 @@ def build_random(out_dir: str, size: str = "tiny", seed: int = 0, name: str = "p
             "source": source}
     if query_ocr:
         cfg.psa.query_image_text = "ocr"
+    encoder_state, encoder_tokenizer = None, None
+    if query_encoder == "random":
+        encoder_tokenizer = qe.wordpiece_tokenizer(texts, 512)
+        cfg.psa.query_encoder = qe.random_config(len(encoder_tokenizer["model"]["vocab"]))
+        provenance["query_encoder"] = {"weights": "random (tests)", "tokenizer": "WordPiece built from the corpus"}
+    elif query_encoder is not None:
+        cfg.psa.query_encoder, encoder_state, encoder_tokenizer, enc_source = qe.load_pretrained(query_encoder)
+        provenance["query_encoder"] = {
+            "weights": "pretrained BERT encoder, frozen in stage 1 unless a job trains its top layers; projection random",
+            "storage_dtype": cfg.psa.query_encoder.storage_dtype, "source": enc_source}
     model = PsaLlava(cfg)
     init_weights(model, std=std, seed=seed)
+    if model.psa.query_encoder is not None:
+        with torch.no_grad():
+            if encoder_state is not None:
+                qe.load_into(model.psa.query_encoder, encoder_state, query_encoder)
+            elif cfg.psa.query_encoder.storage_dtype == "float16":
+                for p in model.psa.query_encoder.parameters():
+                    p.copy_(p.half().float())  # the values the package stores
     if tower is not None:
         model.vision_tower.load_state_dict(tower.state_dict())
     if wv is not None:
@@ -81,4 +106,8 @@ def build_random(out_dir: str, size: str = "tiny", seed: int = 0, name: str = "p
     with tempfile.TemporaryDirectory() as tmp:
         save_tokenizer(tmp, tok, tokenizer_config(model_max_length=model.config.text_config.max_position_embeddings,
                                                   chat_template=CHAT_TEMPLATE))
+        if encoder_tokenizer is not None:
+            os.makedirs(os.path.join(tmp, os.path.dirname(qe.TOKENIZER_FILE)))
+            with open(os.path.join(tmp, qe.TOKENIZER_FILE), "w", encoding="utf-8") as f:
+                json.dump(encoder_tokenizer, f, ensure_ascii=False)
         return write_package(model.eval(), tmp, os.path.abspath(out_dir), name=name, provenance=provenance)

@@ -3,6 +3,8 @@
   vision_encoder:        pixel_values -> image_features (tokens B prepended), vision_features
   safety_head:           vision_features, query_embeds, query_mask -> level_logits, type_logits
   embed_tokens:          input_ids -> inputs_embeds
+  query_encoder:         input_ids, attention_mask -> last_hidden_state, query_embeds (only with
+                         psa_config.query_encoder; query_embeds is the projection to the head width)
   decoder_model_merged:  inputs_embeds, attention_mask, position_ids, past_key_values.N.{key,value}
                          -> logits, present.N.{key,value}
 Graphs are traced in fp32 on CPU; dynamic axes cover batch, sequence and past length.
@@ -52,6 +54,15 @@ class _EmbedTokens(nn.Module):
         return self.model.embed(input_ids)
 
 
+class _QueryEncoder(nn.Module):
+    def __init__(self, model: PsaLlava):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, attention_mask):
+        return self.model.psa.encode_query(input_ids, attention_mask)
+
+
 class _Decoder(nn.Module):
     def __init__(self, model: PsaLlava):
         super().__init__()
@@ -65,7 +76,7 @@ class _Decoder(nn.Module):
 
 def export_all(model: PsaLlava, onnx_dir: str, external: onnx_io.ExternalMode = "auto",
                fp16: bool = False) -> list[str]:
-    """Writes the four graphs (and with fp16, their `_fp16` variants); returns the written files'
+    """Writes the four graphs, five with a query encoder (and with fp16, their `_fp16` variants); returns the written files'
     paths relative to the package root, external data files included."""
     os.makedirs(onnx_dir, exist_ok=True)
     model = model.float().eval()
@@ -76,7 +87,7 @@ def export_all(model: PsaLlava, onnx_dir: str, external: onnx_io.ExternalMode = 
         vision = model.vision_features(pixels)
     written = []
 
-    def run(module, args, name, inputs, outputs, axes):
+    def run(module, args, name, inputs, outputs, axes, half_storage=False):
         # Exported to a scratch directory first: above 2 GB torch writes one file per tensor there.
         with tempfile.TemporaryDirectory(dir=onnx_dir) as scratch:
             traced = os.path.join(scratch, f"{name}.onnx")
@@ -85,13 +96,17 @@ def export_all(model: PsaLlava, onnx_dir: str, external: onnx_io.ExternalMode = 
                 torch.onnx.export(module, args, traced, input_names=inputs, output_names=outputs,
                                   dynamic_axes=axes, opset_version=OPSET, do_constant_folding=True)
             graph = onnx.load(traced)
+        if half_storage:
+            graph = onnx_io.store_half(graph)
         # Saving with external data moves the weights out of the proto: convert before saving.
         half = onnx_io.to_fp16(graph) if fp16 else None
-        for fname in onnx_io.save(graph, os.path.join(onnx_dir, f"{name}.onnx"), external):
+        for fname in onnx_io.save(graph, os.path.join(onnx_dir, f"{name}.onnx"), external,
+                                   split_bytes=onnx_io.SPLIT_BYTES if half_storage else None):
             written.append(os.path.join("onnx", fname))
         del graph
         if half is not None:
-            for fname in onnx_io.save(half, os.path.join(onnx_dir, f"{name}_fp16.onnx"), external):
+            for fname in onnx_io.save(half, os.path.join(onnx_dir, f"{name}_fp16.onnx"), external,
+                                      split_bytes=onnx_io.SPLIT_BYTES if half_storage else None):
                 written.append(os.path.join("onnx", fname))
 
     run(_VisionEncoder(model), (pixels,), "vision_encoder", ["pixel_values"],
@@ -107,6 +122,15 @@ def export_all(model: PsaLlava, onnx_dir: str, external: onnx_io.ExternalMode = 
             {"vision_features": {0: "batch_size"}, "query_embeds": {0: "batch_size", 1: "query_length"},
              "query_mask": {0: "batch_size", 1: "query_length"}, "level_logits": {0: "batch_size"},
              "type_logits": {0: "batch_size"}})
+
+    enc = cfg.psa.query_encoder if cfg.psa is not None else None
+    if enc is not None:
+        qids = torch.tensor([[2, 5, 6, 3, 0], [2, 7, 8, 9, 3]], dtype=torch.int64)
+        qmask = (qids != 0).to(torch.int64)
+        axes = {"input_ids": {0: "batch_size", 1: "query_length"}, "attention_mask": {0: "batch_size", 1: "query_length"},
+                "last_hidden_state": {0: "batch_size", 1: "query_length"}, "query_embeds": {0: "batch_size", 1: "query_length"}}
+        run(_QueryEncoder(model), (qids, qmask), "query_encoder", ["input_ids", "attention_mask"],
+            ["last_hidden_state", "query_embeds"], axes, half_storage=enc.storage_dtype == "float16")
 
     ids = torch.tensor([[1, 5, 6], [1, 7, 8]], dtype=torch.int64)
     run(_EmbedTokens(model), (ids,), "embed_tokens", ["input_ids"], ["inputs_embeds"],

@@ -30,8 +30,15 @@ def weight_bytes(model: onnx.ModelProto) -> int:
     return total
 
 
-def save(model: onnx.ModelProto, path: str, external: ExternalMode = "auto") -> list[str]:
-    """Writes `path` (and `path` + '_data' when the weights go outside); returns the file names."""
+SPLIT_BYTES = 20 * 2 ** 20
+
+
+def save(model: onnx.ModelProto, path: str, external: ExternalMode = "auto", split_bytes: int | None = None) -> list[str]:
+    """Writes `path` (and `path` + '_data' when the weights go outside); returns the file names.
+    With split_bytes, weights above that size in all go to `path` + '_data.N' files of at most
+    split_bytes each (a single larger tensor gets a file of its own), so no file is large."""
+    if split_bytes is not None and external != "never" and weight_bytes(model) > split_bytes:
+        return _save_split(model, path, split_bytes)
     data_name = os.path.basename(path) + "_data"
     data_path = os.path.join(os.path.dirname(path), data_name)
     if os.path.exists(data_path):
@@ -43,6 +50,56 @@ def save(model: onnx.ModelProto, path: str, external: ExternalMode = "auto") -> 
         return [os.path.basename(path), data_name]
     onnx.save_model(model, path)
     return [os.path.basename(path)]
+
+
+def _save_split(model: onnx.ModelProto, path: str, limit: int) -> list[str]:
+    from onnx.external_data_helper import set_external_data
+    base = os.path.basename(path)
+    names: list[str] = []
+    handle, filled = None, 0
+    try:
+        for t in model.graph.initializer:
+            if not t.HasField("raw_data") or len(t.raw_data) < 1024:
+                continue
+            data = t.raw_data
+            if handle is None or (filled and filled + len(data) > limit):
+                if handle is not None:
+                    handle.close()
+                names.append(f"{base}_data.{len(names)}")
+                handle, filled = open(os.path.join(os.path.dirname(path), names[-1]), "wb"), 0
+            set_external_data(t, location=names[-1], offset=filled, length=len(data))
+            handle.write(data)
+            filled += len(data)
+            t.ClearField("raw_data")
+            t.data_location = TensorProto.EXTERNAL
+    finally:
+        if handle is not None:
+            handle.close()
+    onnx.save_model(model, path)
+    return [base, *names]
+
+
+def store_half(model: onnx.ModelProto) -> onnx.ModelProto:
+    """float32 initializers whose values float16 holds exactly (a query encoder stored in float16)
+    are stored as float16 and cast back at the graph's start: half the file, the same results.
+    onnxruntime folds the casts when it loads the graph, so it computes in float32 as before."""
+    g = model.graph
+    casts = []
+    for i, t in enumerate(g.initializer):
+        if t.data_type != TensorProto.FLOAT or int(np.prod(t.dims)) < 1024:
+            continue
+        values = numpy_helper.to_array(t)
+        half = values.astype(np.float16)
+        if not np.array_equal(half.astype(np.float32), values):
+            continue  # e.g. the projection, trained and stored in float32
+        name = t.name  # t is the list entry itself: read its name before replacing it
+        stored = f"{name}__fp16"
+        g.initializer[i].CopyFrom(numpy_helper.from_array(half, stored))
+        casts.append(helper.make_node("Cast", [stored], [name], name=f"{name}__to_fp32", to=TensorProto.FLOAT))
+    nodes = casts + list(g.node)
+    del g.node[:]
+    g.node.extend(nodes)
+    return model
 
 
 def _half(t: TensorProto) -> TensorProto:

@@ -20,6 +20,7 @@ from .onnx_io import ExternalMode
 from .modeling.config import MobileNetConfig
 from .modeling.llava import PsaLlava
 from .taxonomy import default_hints, taxonomy
+from . import query_encoder as qe
 
 FORMAT = "psa-guard.model-package"
 FORMAT_VERSION = 1
@@ -38,6 +39,7 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 OCR_QUERY_TOKENS = 64
 GRAPHS = {"vision_encoder": "onnx/vision_encoder.onnx", "safety_head": "onnx/safety_head.onnx",
           "embed_tokens": "onnx/embed_tokens.onnx", "decoder": "onnx/decoder_model_merged.onnx"}
+QUERY_ENCODER_GRAPH = "onnx/query_encoder.onnx"
 
 
 def image_processor(image_size: int) -> dict[str, Any]:
@@ -85,6 +87,17 @@ def write_package(model: PsaLlava, tokenizer_dir: str, out_dir: str, *, name: st
 
     for fname in TOKENIZER_FILES:
         shutil.copyfile(os.path.join(tokenizer_dir, fname), os.path.join(tmp, fname))
+    enc = cfg.psa.query_encoder
+    max_query = 64 + (OCR_QUERY_TOKENS if cfg.psa.query_image_text else 0)
+    if enc is not None and max_query > enc.max_position_embeddings:
+        raise ValueError(f"the query takes up to {max_query} tokens but the query encoder has "
+                         f"{enc.max_position_embeddings} positions")
+    if enc is not None:
+        src = os.path.join(tokenizer_dir, qe.TOKENIZER_FILE)
+        if not os.path.isfile(src):
+            raise ValueError(f"{tokenizer_dir}: the model has a query encoder but no {qe.TOKENIZER_FILE}")
+        os.makedirs(os.path.join(tmp, os.path.dirname(qe.TOKENIZER_FILE)))
+        shutil.copyfile(src, os.path.join(tmp, qe.TOKENIZER_FILE))
     tok_cfg_path = os.path.join(tmp, "tokenizer_config.json")
     with open(tok_cfg_path, encoding="utf-8") as f:
         tok_cfg = json.load(f)
@@ -105,9 +118,10 @@ def write_package(model: PsaLlava, tokenizer_dir: str, out_dir: str, *, name: st
         "processor_class": "LlavaProcessor", "image_token": "<image>", "patch_size": cfg.vision_config.patch_size,
         "num_additional_image_tokens": image_rows - grid,
         "vision_feature_select_strategy": cfg.vision_feature_select_strategy, "image_processor": preprocessor})
-    write_weights(tmp, model.state_dict())
+    write_weights(tmp, qe.stored_state(model.state_dict(), enc))
     onnx_files = export_all(model, os.path.join(tmp, "onnx"), external=external_data, fp16=fp16)
 
+    graphs = {**GRAPHS, **({"query_encoder": QUERY_ENCODER_GRAPH} if enc is not None else {})}
     files = sorted(os.path.relpath(os.path.join(root, f), tmp)
                    for root, _, names in os.walk(tmp) for f in names)
     manifest = {
@@ -122,15 +136,20 @@ def write_package(model: PsaLlava, tokenizer_dir: str, out_dir: str, *, name: st
                   "image_token_id": cfg.image_token_index, "image_token_count": image_rows},
         "text": {"tokenizer": "tokenizer.json", "tokenizer_config": "tokenizer_config.json",
                  "chat_template": "chat_template.jinja", "hint_role": "system",
-                 "max_query_tokens": 64 + (OCR_QUERY_TOKENS if cfg.psa.query_image_text else 0),
+                 "max_query_tokens": max_query,
                  "max_context_tokens": tc.max_position_embeddings},
         # The safety head's query starts with the text OCR reads in the image (at most
         # max_text_tokens tokens), then the prompt: typographic attacks are read, not only seen.
         **({"ocr": {"engine": "pp-ocrv4", "max_text_tokens": OCR_QUERY_TOKENS}} if cfg.psa.query_image_text else {}),
         "generation": {"max_new_tokens": 256, "temperature": 0.0, "top_k": 0, "top_p": 1.0,
                        "eos_token_id": tc.eos_token_id, "stop": []},
-        "onnx": GRAPHS,
-        **({"onnx_fp16": {k: v.replace(".onnx", "_fp16.onnx") for k, v in GRAPHS.items()}} if fp16 else {}),
+        # The safety head's query is a BERT encoder's token states, projected to the head width
+        # inside query_encoder.onnx (output query_embeds; last_hidden_state is the encoder's own).
+        **({"query_encoder": {"tokenizer": qe.TOKENIZER_FILE, "cls_token": "[CLS]", "sep_token": "[SEP]",
+                              "pad_token": "[PAD]", "hidden_size": enc.hidden_size, "num_layers": enc.num_hidden_layers,
+                              "storage_dtype": enc.storage_dtype}} if enc is not None else {}),
+        "onnx": graphs,
+        **({"onnx_fp16": {k: v.replace(".onnx", "_fp16.onnx") for k, v in graphs.items()}} if fp16 else {}),
         "model": {"num_layers": tc.num_hidden_layers, "num_key_value_heads": tc.num_key_value_heads,
                   "head_dim": tc.head_dim, "hidden_size": tc.hidden_size, "vocab_size": tc.vocab_size},
         "provenance": provenance,

@@ -32,7 +32,8 @@ def run_reference(package_dir: str, request: dict[str, Any]) -> dict[str, Any]:
         pixels = _f32(case["pixel_values"]).reshape(1, 3, size, size)
         vision = model.vision_features(pixels)
         query_ids = torch.tensor([case["query_ids"]], dtype=torch.long)
-        level, kind = model.safety_logits(vision, model.embed(query_ids), torch.ones_like(query_ids))
+        mask = torch.ones_like(query_ids)
+        level, kind = model.safety_logits(vision, model.query_embeds(query_ids, mask), mask)
         embeds = model.merge_image_features(torch.tensor([case["input_ids"]]), model.image_features(vision))
         eos = model.config.text_config.eos_token_id
         tokens, logits = model.greedy(embeds, int(case.get("max_new_tokens", 20)), eos_token_id=eos)

@@ -14,17 +14,31 @@ export const NSFWJS_MODEL_DIR = join(REPO_ROOT, 'node_modules', 'nsfwjs', 'dist'
  * .cache/packages by a hash of trainer/, so no committed binary can drift from the code.
  * `tiny` (a few MB) is for tests; `small` (tens of MB) gives benchmarks realistic shapes.
  */
-export async function randomPackage(size: RandomSize = 'tiny', seed = 0, vision: RandomVision = 'clip', options: { queryOcr?: boolean } = {}): Promise<string> {
+export interface RandomOptions {
+  /**
+   * `true`: a tiny seeded random BERT query encoder (`build-random --query-encoder-random`); a
+   * directory: that pretrained BERT checkpoint (`--query-encoder DIR`).
+   */
+  queryEncoder?: boolean | string;
+  /** The OCR text joins the safety query (`build-random --query-ocr`). */
+  queryOcr?: boolean;
+}
+
+export async function randomPackage(size: RandomSize = 'tiny', seed = 0, vision: RandomVision = 'clip', options: RandomOptions = {}): Promise<string> {
   const digest = await sourceDigest(join(REPO_ROOT, 'trainer'));
-  const tower = vision === 'clip' ? '' : `-${vision}`;
+  const encoder = typeof options.queryEncoder === 'string' ? `-qenc-${createHash('sha256').update(options.queryEncoder).digest('hex').slice(0, 8)}` : options.queryEncoder ? '-qenc' : '';
   const ocr = options.queryOcr ? '-ocr' : '';
-  const dir = join(REPO_ROOT, '.cache', 'packages', `${size}${tower}${ocr}-s${seed}-${digest.slice(0, 16)}`);
+  const tower = `${vision === 'clip' ? '' : `-${vision}`}${encoder}${ocr}`;
+  const dir = join(REPO_ROOT, '.cache', 'packages', `${size}${tower}-s${seed}-${digest.slice(0, 16)}`);
   if (existsSync(join(dir, 'psa.json'))) return dir;
   // Parallel test files may build at once: each builds its own copy and renames it into place.
   const own = `${dir}.build-${process.pid}`;
-  const towerArgs = vision === 'clip' ? [] : ['--vision', vision, '--nsfwjs-model-dir', NSFWJS_MODEL_DIR];
-  const ocrArgs = options.queryOcr ? ['--query-ocr'] : [];
-  await runTrainer(['build-random', '--size', size, '--out', own, '--seed', String(seed), '--name', `psa-${size}${tower}${ocr}`, ...towerArgs, ...ocrArgs]);
+  const towerArgs = [
+    ...(vision === 'clip' ? [] : ['--vision', vision, '--nsfwjs-model-dir', NSFWJS_MODEL_DIR]),
+    ...(typeof options.queryEncoder === 'string' ? ['--query-encoder', options.queryEncoder] : options.queryEncoder ? ['--query-encoder-random'] : []),
+    ...(options.queryOcr ? ['--query-ocr'] : []),
+  ];
+  await runTrainer(['build-random', '--size', size, '--out', own, '--seed', String(seed), '--name', `psa-${size}${tower}`, ...towerArgs]);
   try {
     await rename(own, dir);
   } catch {
@@ -34,6 +48,8 @@ export async function randomPackage(size: RandomSize = 'tiny', seed = 0, vision:
 }
 
 export const tinyPackage = (seed = 0) => randomPackage('tiny', seed);
+/** A tiny package whose safety head's query is a random BERT encoder's states. */
+export const tinyEncoderPackage = (seed = 0) => randomPackage('tiny', seed, 'clip', { queryEncoder: true });
 
 async function sourceDigest(root: string): Promise<string> {
   const hash = createHash('sha256');

@@ -18,6 +18,8 @@ const OnnxGraphs = Type.Object({
   safety_head: RelPath,
   embed_tokens: RelPath,
   decoder: RelPath,
+  /** With a `query_encoder` section: the BERT encoder whose projected states are the safety head's query. */
+  query_encoder: Type.Optional(RelPath),
 });
 const TaxonomyEntry = Type.Object({ index: Count, label: Type.String(), name: Type.String() }, { additionalProperties: true });
 
@@ -43,6 +45,21 @@ export const ManifestSchema = Type.Object({
     max_query_tokens: Type.Integer({ minimum: 1 }),
     max_context_tokens: Type.Integer({ minimum: 1 }),
   }),
+  /**
+   * Present when the safety head's query is a BERT encoder's token states ([CLS] OCR text [SEP]
+   * prompt [SEP], through its own WordPiece tokenizer) instead of the LLM's token embeddings.
+   */
+  query_encoder: Type.Optional(
+    Type.Object({
+      tokenizer: RelPath,
+      cls_token: Type.String({ minLength: 1 }),
+      sep_token: Type.String({ minLength: 1 }),
+      pad_token: Type.String({ minLength: 1 }),
+      hidden_size: Type.Integer({ minimum: 1 }),
+      num_layers: Type.Integer({ minimum: 1 }),
+      storage_dtype: Type.Union([Type.Literal('float32'), Type.Literal('float16')]),
+    }),
+  ),
   /** Present when the safety head's query starts with the text OCR reads in the image. */
   ocr: Type.Optional(Type.Object({ engine: Type.Literal('pp-ocrv4'), max_text_tokens: Type.Integer({ minimum: 1 }) })),
   generation: Type.Object({
@@ -94,6 +111,11 @@ export async function readManifest(dir: string): Promise<Manifest> {
   }
   if (data.format_version > SUPPORTED_FORMAT_VERSION) {
     throw invalid(dir, `format_version ${data.format_version} is newer than this server supports (${SUPPORTED_FORMAT_VERSION})`);
+  }
+  for (const [key, graphs] of [['onnx', data.onnx], ['onnx_fp16', data.onnx_fp16]] as const) {
+    if (graphs && Boolean(graphs.query_encoder) !== Boolean(data.query_encoder)) {
+      throw invalid(dir, data.query_encoder ? `/${key}/query_encoder is missing: "query_encoder" needs its graph` : `/${key}/query_encoder needs a "query_encoder" section (its tokenizer)`);
+    }
   }
   checkLabels(dir, 'taxonomy.types', data.taxonomy.types, TYPE_LABELS);
   checkLabels(dir, 'taxonomy.levels', data.taxonomy.levels, LEVEL_LABELS);

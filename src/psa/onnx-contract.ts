@@ -14,6 +14,8 @@ export interface GraphContract {
 }
 
 export type GraphName = keyof Manifest['onnx'];
+/** The graphs every package has; `query_encoder` only with psa.json's "query_encoder". */
+export const CORE_GRAPHS = ['vision_encoder', 'safety_head', 'embed_tokens', 'decoder'] as const;
 
 export function graphContracts(m: Manifest): Record<GraphName, GraphContract> {
   const { hidden_size: d, num_key_value_heads: kvHeads, head_dim: headDim, vocab_size: vocab } = m.model;
@@ -46,6 +48,16 @@ export function graphContracts(m: Manifest): Record<GraphName, GraphContract> {
       outputs: [
         { name: 'level_logits', type: 'float32', dims: { 1: m.taxonomy.levels.length } },
         { name: 'type_logits', type: 'float32', dims: { 1: m.taxonomy.types.length } },
+      ],
+    },
+    query_encoder: {
+      inputs: [
+        { name: 'input_ids', type: 'int64' },
+        { name: 'attention_mask', type: 'int64' },
+      ],
+      outputs: [
+        { name: 'last_hidden_state', type: 'float32', dims: m.query_encoder ? { 2: m.query_encoder.hidden_size } : {} },
+        { name: 'query_embeds', type: 'float32', dims: { 2: d } },
       ],
     },
     embed_tokens: {

@@ -14,7 +14,9 @@ export interface ModelPackage {
   tokenizerJson: object;
   tokenizerConfig: Record<string, unknown>;
   chatTemplate: string;
-  /** Absolute paths of the four graphs. */
+  /** The query encoder's tokenizer.json, for packages with one. */
+  queryTokenizerJson?: object;
+  /** Absolute paths of the graphs (four, five with a query encoder). */
   onnx: Record<keyof Manifest['onnx'], string>;
 }
 
@@ -42,6 +44,7 @@ export async function loadPackage(dir: string, options: LoadPackageOptions = {})
     manifest.text.tokenizer,
     manifest.text.tokenizer_config,
     manifest.text.chat_template,
+    ...(manifest.query_encoder ? [manifest.query_encoder.tokenizer] : []),
   ];
   for (const file of required) {
     if (!(file in manifest.files)) {
@@ -65,6 +68,7 @@ export async function loadPackage(dir: string, options: LoadPackageOptions = {})
     readJson(root, manifest.text.tokenizer_config),
     readFile(join(root, manifest.text.chat_template), 'utf8'),
   ]);
+  const queryTokenizerJson = manifest.query_encoder ? ((await readJson(root, manifest.query_encoder.tokenizer)) as object) : undefined;
   const onnx = Object.fromEntries(Object.entries(graphs).map(([k, v]) => [k, join(root, v)])) as ModelPackage['onnx'];
   return {
     dir: root,
@@ -73,6 +77,7 @@ export async function loadPackage(dir: string, options: LoadPackageOptions = {})
     tokenizerJson: tokenizerJson as object,
     tokenizerConfig: tokenizerConfig as Record<string, unknown>,
     chatTemplate,
+    ...(queryTokenizerJson && { queryTokenizerJson }),
     onnx,
   };
 }

@@ -2,7 +2,7 @@ import { applyConcepts, hintFor, type AppliedConcepts, type ConceptScores } from
 import { generate, type DecoderShape, type GenerationEvent, type GenerationOptions } from './generator.ts';
 import { preprocessImage, type ImageLimits, type PreprocessedImage } from './image-preprocess.ts';
 import { silentLogger, type RuntimeLogger } from './logger.ts';
-import { graphContracts, type GraphName } from './onnx-contract.ts';
+import { CORE_GRAPHS, graphContracts, type GraphName } from './onnx-contract.ts';
 import { OnnxGraph, type DeviceOptions } from './onnx-session.ts';
 import { loadPackage, type ModelPackage } from './package-loader.ts';
 import { validateSampling } from './sampling.ts';
@@ -46,7 +46,7 @@ export class PsaRuntime {
   private constructor(
     readonly pkg: ModelPackage,
     readonly text: TextCodec,
-    private readonly graphs: Record<GraphName, OnnxGraph>,
+    private readonly graphs: Record<(typeof CORE_GRAPHS)[number], OnnxGraph> & Partial<Record<GraphName, OnnxGraph>>,
     readonly provider: 'cpu' | 'cuda',
     private readonly limits: ImageLimits,
     private readonly decoderShape: DecoderShape,
@@ -65,13 +65,13 @@ export class PsaRuntime {
     const opened: OnnxGraph[] = [first];
     try {
       const rest = await Promise.all(
-        (['safety_head', 'embed_tokens', 'decoder'] as const).map(async (name) => {
-          const graph = await OnnxGraph.open(pkg.onnx[name], contracts[name], device, log);
+        ([...CORE_GRAPHS.slice(1), ...(pkg.onnx.query_encoder ? (['query_encoder'] as const) : [])] as GraphName[]).map(async (name) => {
+          const graph = await OnnxGraph.open(pkg.onnx[name]!, contracts[name], device, log);
           opened.push(graph);
           return [name, graph] as const;
         }),
       );
-      const graphs = { vision_encoder: first, ...Object.fromEntries(rest) } as Record<GraphName, OnnxGraph>;
+      const graphs = { vision_encoder: first, ...Object.fromEntries(rest) } as PsaRuntime['graphs'];
       const m = pkg.manifest;
       const shape: DecoderShape = {
         numLayers: m.model.num_layers,
@@ -119,7 +119,7 @@ export class PsaRuntime {
     if (items.length === 0) return Promise.resolve([]);
     const { height, width } = this.pkg.preprocess.cropSize;
     return runPass1(
-      { vision: this.graphs.vision_encoder, head: this.graphs.safety_head, embed: this.graphs.embed_tokens },
+      { vision: this.graphs.vision_encoder, head: this.graphs.safety_head, embed: this.graphs.embed_tokens, ...(this.graphs.query_encoder && { query: this.graphs.query_encoder }) },
       items.map((i) => ({ pixels: i.image.pixels, queryIds: this.text.queryIds(i.prompt, i.image.text) })),
       [height, width],
       this.pkg.manifest.model.hidden_size,
@@ -160,7 +160,7 @@ export class PsaRuntime {
 
   /** Releases every session; safe to call more than once. */
   close(): Promise<void> {
-    this.closing ??= Promise.allSettled([...Object.values(this.graphs).map((g) => g.release()), this.ocr?.close()]).then(() => undefined);
+    this.closing ??= Promise.allSettled([...Object.values(this.graphs).map((g) => g?.release()), this.ocr?.close()]).then(() => undefined);
     return this.closing;
   }
 }

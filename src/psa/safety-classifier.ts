@@ -5,7 +5,7 @@ import type { OnnxGraph } from './onnx-session.ts';
 export interface Pass1Item {
   /** CHW pixels from the package's preprocessing. */
   pixels: Float32Array;
-  /** Safety-head query ids (BOS + prompt). */
+  /** Safety-head query ids (BOS + prompt, or the query encoder's [CLS] ... [SEP]). */
   queryIds: number[];
 }
 
@@ -18,6 +18,8 @@ export interface Pass1Graphs {
   vision: OnnxGraph;
   head: OnnxGraph;
   embed: OnnxGraph;
+  /** The query encoder, for packages with one: its projected states replace the token embeddings. */
+  query?: OnnxGraph;
 }
 
 /**
@@ -39,14 +41,18 @@ export async function runPass1(graphs: Pass1Graphs, items: Pass1Item[], imageSha
       mask[i * qLen + j] = 1n;
     }),
   );
-  const [vision, embedded] = await Promise.all([
+  const queryIds = new ort.Tensor('int64', ids, [b, qLen]);
+  const queryMask = new ort.Tensor('int64', mask, [b, qLen]);
+  const [vision, query] = await Promise.all([
     graphs.vision.run({ pixel_values: new ort.Tensor('float32', pixels, [b, 3, h, w]) }),
-    graphs.embed.run({ input_ids: new ort.Tensor('int64', ids, [b, qLen]) }),
+    graphs.query
+      ? graphs.query.run({ input_ids: queryIds, attention_mask: queryMask }).then((out) => out.query_embeds!)
+      : graphs.embed.run({ input_ids: queryIds }).then((out) => out.inputs_embeds!),
   ]);
   const head = await graphs.head.run({
     vision_features: vision.vision_features!,
-    query_embeds: new ort.Tensor('float32', embedded.inputs_embeds!.data as Float32Array, [b, qLen, hidden]),
-    query_mask: new ort.Tensor('int64', mask, [b, qLen]),
+    query_embeds: new ort.Tensor('float32', query.data as Float32Array, [b, qLen, hidden]),
+    query_mask: queryMask,
   });
   const levels = head.level_logits!;
   const types = head.type_logits!;

@@ -2,6 +2,7 @@ import { Template } from '@huggingface/jinja';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { PsaError, PsaErrorCodes } from './errors.ts';
 import type { ModelPackage } from './package-loader.ts';
+import { QueryTokenizer } from './query-tokenizer.ts';
 
 export interface ChatPrompt {
   text: string;
@@ -22,6 +23,8 @@ export class TextCodec {
   readonly eosId: number;
   readonly padId: number;
   readonly imageTokenId: number;
+  /** The query encoder's tokenizer, for packages with one (psa.json "query_encoder"). */
+  private readonly query: QueryTokenizer | null;
 
   constructor(private readonly pkg: ModelPackage) {
     const { manifest, tokenizerConfig } = pkg;
@@ -38,6 +41,7 @@ export class TextCodec {
     const pad = tokenText(tokenizerConfig.pad_token);
     this.padId = (pad !== undefined ? this.tokenizer.token_to_id(pad) : undefined) ?? this.eosId;
     this.imageTokenId = this.requireId(manifest.image.image_token);
+    this.query = manifest.query_encoder ? new QueryTokenizer(pkg) : null;
     if (this.imageTokenId !== manifest.image.image_token_id) {
       throw new PsaError(PsaErrorCodes.PACKAGE_CONFIG_INVALID, `${pkg.dir}: image token "${manifest.image.image_token}" is id ${this.imageTokenId} in tokenizer.json but ${manifest.image.image_token_id} in psa.json`);
     }
@@ -62,12 +66,19 @@ export class TextCodec {
   /**
    * Query ids for the safety head: BOS, then (for packages that read images) the text OCR found
    * in the image, at most ocr.max_text_tokens of it, then the prompt; max_query_tokens in all.
+   * With a query encoder, its own ids: [CLS] OCR text [SEP] prompt [SEP] (QueryTokenizer).
    */
   queryIds(prompt: string, imageText?: string): number[] {
     const max = this.pkg.manifest.text.max_query_tokens;
     const ocr = this.pkg.manifest.ocr;
+    if (this.query) return this.query.queryIds(prompt, ocr ? imageText : undefined, max, ocr?.max_text_tokens ?? 0);
     const read = ocr && imageText?.trim() ? this.encode(`${imageText.trim()}\n`).slice(0, ocr.max_text_tokens) : [];
     return [this.bosId, ...read, ...this.encode(prompt)].slice(0, max);
+  }
+
+  /** The id that pads query rows (masked out): the query encoder's [PAD], else the LLM's pad. */
+  get queryPadId(): number {
+    return this.query ? this.query.padId : this.padId;
   }
 
   /** The generation prompt for one image and a user prompt, with an optional safety hint. */

@@ -9,6 +9,9 @@ const StageSettings = {
   batch_size: Type.Optional(Type.Integer({ minimum: 1, maximum: 4096 })),
   concept_weight: Type.Optional(Type.Number({ minimum: 0, maximum: 1000, description: 'Weight w of the concept loss: LM + w * (CE(level) + CE(type)); default 10' })),
   type_head_lr_scale: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1000, description: 'Learning-rate multiplier of the type classifier (the safety head\'s last linear layer for types); default 1' })),
+  query_encoder_train_layers: Type.Optional(
+    Type.Integer({ minimum: 0, maximum: 64, description: "Top layers of the base model's query encoder trained in this stage (at most its layer count; only for bases with a query encoder); default 0, frozen" }),
+  ),
 };
 
 export const TrainRequestSchema = Type.Object(
@@ -55,8 +58,8 @@ export interface TrainJobData {
   base: { id: string; dir: string; kind?: 'package' | 'checkpoint' };
   stages: (typeof STAGES)[number][];
   trainer: {
-    stage1: { epochs: number; lr: number; batch_size: number; concept_weight: number; type_head_lr_scale: number };
-    stage2: { epochs: number; lr: number; batch_size: number; concept_weight: number; type_head_lr_scale: number; lora: { r: number; alpha: number; dropout: number } };
+    stage1: { epochs: number; lr: number; batch_size: number; concept_weight: number; type_head_lr_scale: number; query_encoder_train_layers?: number };
+    stage2: { epochs: number; lr: number; batch_size: number; concept_weight: number; type_head_lr_scale: number; query_encoder_train_layers?: number; lora: { r: number; alpha: number; dropout: number } };
     seed: number;
     checkpoint_every_steps: number;
     activation_checkpointing: boolean;
@@ -92,17 +95,23 @@ export function resolveTrainer(request: TrainRequest): TrainJobData['trainer'] {
   const s1 = request.stage1 ?? {};
   const s2 = request.stage2 ?? {};
   return {
-    stage1: { epochs: s1.epochs ?? 3, lr: s1.lr ?? 1e-4, batch_size: s1.batch_size ?? 8, concept_weight: s1.concept_weight ?? 10, type_head_lr_scale: s1.type_head_lr_scale ?? 1 },
+    stage1: { epochs: s1.epochs ?? 3, lr: s1.lr ?? 1e-4, batch_size: s1.batch_size ?? 8, concept_weight: s1.concept_weight ?? 10, type_head_lr_scale: s1.type_head_lr_scale ?? 1, ...encoderLayers(s1) },
     stage2: {
       epochs: s2.epochs ?? 3,
       lr: s2.lr ?? 1e-4,
       batch_size: s2.batch_size ?? 8,
       concept_weight: s2.concept_weight ?? 10,
       type_head_lr_scale: s2.type_head_lr_scale ?? 1,
+      ...encoderLayers(s2),
       lora: { r: s2.lora?.r ?? 16, alpha: s2.lora?.alpha ?? 16, dropout: s2.lora?.dropout ?? 0.05 },
     },
     seed: request.seed ?? 0,
     checkpoint_every_steps: request.checkpoint_every_steps ?? 50,
     activation_checkpointing: request.activation_checkpointing ?? false,
   };
+}
+
+/** Set only when asked for, so jobs queued before the field existed resolve exactly as they did. */
+function encoderLayers(stage: { query_encoder_train_layers?: number }): { query_encoder_train_layers?: number } {
+  return stage.query_encoder_train_layers ? { query_encoder_train_layers: stage.query_encoder_train_layers } : {};
 }

@@ -98,7 +98,7 @@ export async function prepareDataset(pkg: ModelPackage, datasetRoot: string, spl
       const flush = async () => {
         if (batch.length === 0) return;
         const name = `${split}-${String(shards.length).padStart(5, '0')}.safetensors`;
-        await writeShard(join(tmp, name), batch, codec.padId, pkg);
+        await writeShard(join(tmp, name), batch, codec.padId, codec.queryPadId, pkg);
         shards.push(name);
         count += batch.length;
         batch = [];
@@ -143,7 +143,7 @@ export async function prepareDataset(pkg: ModelPackage, datasetRoot: string, spl
   return { counts: Object.fromEntries(Object.entries(manifestSplits).map(([k, v]) => [k, v.count])), skipped };
 }
 
-async function writeShard(path: string, batch: Encoded[], padId: number, pkg: ModelPackage): Promise<void> {
+async function writeShard(path: string, batch: Encoded[], padId: number, queryPadId: number, pkg: ModelPackage): Promise<void> {
   const n = batch.length;
   const L = Math.max(...batch.map((b) => b.ids.length));
   const Q = Math.max(...batch.map((b) => b.query.length));
@@ -153,7 +153,7 @@ async function writeShard(path: string, batch: Encoded[], padId: number, pkg: Mo
   const ids = new BigInt64Array(n * L).fill(BigInt(padId));
   const mask = new BigInt64Array(n * L);
   const labels = new BigInt64Array(n * L).fill(-100n);
-  const query = new BigInt64Array(n * Q).fill(BigInt(padId));
+  const query = new BigInt64Array(n * Q).fill(BigInt(queryPadId));
   const qmask = new BigInt64Array(n * Q);
   batch.forEach((b, i) => {
     pixels.set(b.pixels, i * plane);

@@ -47,12 +47,17 @@ def make_shard(n: int, extra_pad: int, gen: torch.Generator, spec: dict) -> dict
         ids = [spec["bos"]] + [spec["image_id"]] * spec["image_count"] + prompt + answer + [spec["eos"]]
         labels = [-100] * (len(ids) - len(answer) - 1) + answer + [spec["eos"]]
         rows.append((ids, labels))
-        queries.append([spec["bos"]] + prompt)
+        q = spec.get("query")
+        if q is None:
+            queries.append([spec["bos"]] + prompt)
+        else:  # the query encoder's own ids: [CLS] prompt [SEP]
+            ids_q = torch.randint(first_free, q["vocab"], (len(prompt),), generator=gen).tolist()
+            queries.append([q["cls"]] + ids_q + [q["sep"]])
     seq = max(len(ids) for ids, _ in rows) + extra_pad
     qlen = max(len(q) for q in queries) + extra_pad
     out = {k: torch.full((n, seq), v, dtype=torch.int64) for k, v in
            (("input_ids", spec["pad"]), ("attention_mask", 0), ("labels", -100))}
-    out["query_ids"] = torch.full((n, qlen), spec["pad"], dtype=torch.int64)
+    out["query_ids"] = torch.full((n, qlen), spec["query"]["pad"] if spec.get("query") else spec["pad"], dtype=torch.int64)
     out["query_mask"] = torch.zeros(n, qlen, dtype=torch.int64)
     for i, ((ids, labels), q) in enumerate(zip(rows, queries)):
         out["input_ids"][i, :len(ids)] = torch.tensor(ids)
@@ -81,6 +86,11 @@ def main() -> None:
             "vocab": text["vocab_size"], "bos": text["bos_token_id"], "eos": text["eos_token_id"],
             "pad": text.get("pad_token_id") or 0, "image_id": psa["image"]["image_token_id"],
             "image_count": psa["image"]["image_token_count"]}
+    if "query_encoder" in psa:
+        vocab = load_json(os.path.join(args.package, psa["query_encoder"]["tokenizer"]))["model"]["vocab"]
+        qe = psa["query_encoder"]
+        spec["query"] = {"vocab": len(vocab), "cls": vocab[qe["cls_token"]], "sep": vocab[qe["sep_token"]],
+                         "pad": vocab[qe["pad_token"]]}
     gen = torch.Generator().manual_seed(args.seed)
     os.makedirs(args.out, exist_ok=True)
     splits = {}

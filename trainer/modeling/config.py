@@ -139,6 +139,50 @@ class TextConfig:
                 f"num_key_value_heads ({self.num_key_value_heads})")
 
 
+BERT_TYPE = "bert"
+QUERY_STORAGE = ("float32", "float16")
+
+
+@dataclass
+class QueryEncoderConfig:
+    """psa_config.query_encoder: a BERT encoder (transformers' BertConfig keys) whose token states,
+    projected to the head width, are the safety head's query. `storage_dtype` is how the package
+    stores its weights (safetensors and ONNX); float16 halves the files and the model computes in
+    float32 on the float16 values, so PyTorch and ONNX see exactly the same weights."""
+    vocab_size: int = 30522
+    hidden_size: int = 384
+    num_hidden_layers: int = 6
+    num_attention_heads: int = 12
+    intermediate_size: int = 1536
+    hidden_act: str = "gelu"
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    layer_norm_eps: float = 1e-12
+    pad_token_id: int = 0
+    storage_dtype: str = "float32"
+    model_type: str = BERT_TYPE
+
+    def __post_init__(self) -> None:
+        if self.model_type != BERT_TYPE:
+            raise ConfigError(f"psa_config.query_encoder.model_type {self.model_type!r} is not supported (only 'bert')")
+        if self.hidden_act != "gelu":
+            raise ConfigError(f"psa_config.query_encoder.hidden_act {self.hidden_act!r} is not supported (only 'gelu')")
+        if self.hidden_size % self.num_attention_heads:
+            raise ConfigError(f"psa_config.query_encoder.num_attention_heads {self.num_attention_heads} must divide "
+                              f"hidden_size {self.hidden_size}")
+        if self.storage_dtype not in QUERY_STORAGE:
+            raise ConfigError(f"psa_config.query_encoder.storage_dtype {self.storage_dtype!r} must be one of "
+                              f"{', '.join(QUERY_STORAGE)}")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "QueryEncoderConfig":
+        """From a BERT config.json too: transformers' other keys (dropout, architectures) are ignored."""
+        if d.get("position_embedding_type", "absolute") != "absolute":
+            raise ConfigError(f"query encoder position_embedding_type {d['position_embedding_type']!r} is not "
+                              "supported (only 'absolute')")
+        return _pick(cls, d)
+
+
 @dataclass
 class PsaConfig:
     """Safety modules. `projector` 'conv' keeps spatial locality (a C-Abstractor stand-in)."""
@@ -151,6 +195,12 @@ class PsaConfig:
     # Text read from the image (OCR) joins the safety head's query: "ocr" or None. The runtime
     # and the data preparation supply it; the modules themselves only see query tokens.
     query_image_text: Optional[str] = None
+    # A BERT encoder for the query in place of the LLM's token embeddings (None: the paper's query).
+    query_encoder: Optional[QueryEncoderConfig] = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.query_encoder, dict):
+            self.query_encoder = QueryEncoderConfig.from_dict(self.query_encoder)
 
 
 @dataclass
@@ -194,6 +244,8 @@ class LlavaConfig:
         }
         if self.psa is not None:
             d["psa_config"] = asdict(self.psa)
+            if self.psa.query_encoder is None:
+                del d["psa_config"]["query_encoder"]  # config.json as before for packages without one
         return d
 
     @classmethod

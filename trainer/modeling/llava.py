@@ -71,6 +71,13 @@ class PsaLlava(nn.Module):
             raise ValueError("this model has no safety modules (psa_config is missing)")
         return self.psa.classify(vision_features, query_embeds, query_mask)
 
+    def query_embeds(self, query_ids: torch.Tensor, query_mask: torch.Tensor) -> torch.Tensor:
+        """The safety head's query: the query encoder's projected states when the model has one,
+        else the LLM's token embeddings of the query ids."""
+        if self.psa is not None and self.psa.query_encoder is not None:
+            return self.psa.encode_query(query_ids, query_mask)[1]
+        return self.embed(query_ids)
+
     # --- language side -----------------------------------------------------------------------
     def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
         return self.language_model.model.embed_tokens(input_ids)

@@ -2,7 +2,9 @@
 
 The head's keys/values are [tokens A ; safety-projected vision features]; its queries are the
 prompt's token embeddings, so the prompt text counts as well as the image. A query of a single
-BOS token reproduces the image-only head of the paper.
+BOS token reproduces the image-only head of the paper. With psa_config.query_encoder the query is
+instead a BERT encoder's token states (`query_encoder.*`, BertModel names) through a trained
+linear layer to the head width (`query_proj`).
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .bert import BertModel
 from .clip import attention
 from .config import PsaConfig
 
@@ -74,6 +77,14 @@ class SafetyModules(nn.Module):
         self.tokens_a = nn.Parameter(torch.randn(cfg.num_tokens_a, dim) * 0.02)
         self.tokens_b = nn.Parameter(torch.randn(cfg.num_tokens_b, dim) * 0.02)
         self.head = SafetyHead(dim, cfg)
+        enc = cfg.query_encoder
+        self.query_encoder = BertModel(enc) if enc is not None else None
+        self.query_proj = nn.Linear(enc.hidden_size, dim) if enc is not None else None
+
+    def encode_query(self, query_ids: torch.Tensor, query_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The encoder's last hidden states and their projection to the head width."""
+        states = self.query_encoder(query_ids, query_mask)
+        return states, self.query_proj(states)
 
     def classify(self, vision_features, query_embeds, query_mask):
         """Level and type logits from pre-projector vision features and the masked prompt query."""

@@ -17,6 +17,7 @@ from typing import Any, Optional
 import torch
 
 from .. import safetensors_io
+from ..query_encoder import TOKENIZER_FILE as QUERY_TOKENIZER, stored_state
 
 STAGE_INDEX = {"stage1": 0, "stage2": 1}
 NAME = re.compile(r"^(stage[12])-step(\d+)$")
@@ -203,9 +204,11 @@ def write_final(model: torch.nn.Module, base: str, workdir: str, training: dict[
     os.makedirs(tmp)
     with open(os.path.join(tmp, "config.json"), "w", encoding="utf-8") as f:
         json.dump(model.config.to_dict(), f, indent=2)
-    safetensors_io.save(os.path.join(tmp, "model.safetensors"), model.state_dict(), {"format": "pt"})
-    for name in FINAL_COPIES:
+    enc = model.config.psa.query_encoder if model.config.psa is not None else None
+    safetensors_io.save(os.path.join(tmp, "model.safetensors"), stored_state(model.state_dict(), enc), {"format": "pt"})
+    for name in FINAL_COPIES + (QUERY_TOKENIZER,):
         if os.path.isfile(os.path.join(base, name)):
+            os.makedirs(os.path.dirname(os.path.join(tmp, name)), exist_ok=True)
             shutil.copyfile(os.path.join(base, name), os.path.join(tmp, name))
     with open(os.path.join(tmp, "training.json"), "w", encoding="utf-8") as f:
         json.dump(training, f, indent=2)

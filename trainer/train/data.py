@@ -47,9 +47,10 @@ class Batch:
 class Split:
     """One split (train or val): the shards' tensors, indexed by a global row number."""
 
-    def __init__(self, shards: list[dict[str, torch.Tensor]], image: dict, pad_id: int):
+    def __init__(self, shards: list[dict[str, torch.Tensor]], image: dict, pad_id: int, query_pad_id: int):
         self.shards = shards
         self.pad_id = pad_id
+        self.query_pad_id = query_pad_id
         self.offsets = [0]
         for s in shards:
             self.offsets.append(self.offsets[-1] + s["safe_type"].shape[0])
@@ -83,7 +84,7 @@ class Split:
             input_ids=_pad(picked["input_ids"], seq, self.pad_id),
             attention_mask=_pad(picked["attention_mask"], seq, 0),
             labels=_pad(picked["labels"], seq, -100),
-            query_ids=_pad(picked["query_ids"], qlen, self.pad_id),
+            query_ids=_pad(picked["query_ids"], qlen, self.query_pad_id),
             query_mask=_pad(picked["query_mask"], qlen, 0),
             safe_type=torch.stack(picked["safe_type"]),
             safe_level=torch.stack(picked["safe_level"]),
@@ -117,8 +118,10 @@ def _check_shard(path: str, t: dict[str, torch.Tensor], cfg: LlavaConfig, image_
             raise DatasetError(f"{path}: {b!r} shape {list(t[b].shape)} differs from {a!r} {list(t[a].shape)}")
     vocab = cfg.text_config.vocab_size
     psa = cfg.psa
+    # With a query encoder the query ids are its tokenizer's (data preparation writes them so).
+    qvocab = psa.query_encoder.vocab_size if psa.query_encoder is not None else vocab
     checks = [("input_ids", (t["input_ids"] < 0) | (t["input_ids"] >= vocab), f"is outside the vocabulary 0..{vocab - 1}"),
-              ("query_ids", (t["query_ids"] < 0) | (t["query_ids"] >= vocab), f"is outside the vocabulary 0..{vocab - 1}"),
+              ("query_ids", (t["query_ids"] < 0) | (t["query_ids"] >= qvocab), f"is outside the query vocabulary 0..{qvocab - 1}"),
               ("labels", ((t["labels"] < 0) & (t["labels"] != -100)) | (t["labels"] >= vocab), "is neither -100 nor a token id"),
               ("safe_type", (t["safe_type"] < 0) | (t["safe_type"] >= psa.num_types), f"is outside 0..{psa.num_types - 1}"),
               ("safe_level", (t["safe_level"] < 0) | (t["safe_level"] >= psa.num_levels), f"is outside 0..{psa.num_levels - 1}"),
@@ -150,7 +153,8 @@ def open_split(root: str, manifest: dict, split: str, cfg: LlavaConfig, image_to
         _check_shard(path, tensors, cfg, image_tokens, hw)
         shards.append(tensors)
     pad = cfg.text_config.pad_token_id if cfg.text_config.pad_token_id is not None else 0
-    out = Split(shards, image, pad)
+    query_pad = cfg.psa.query_encoder.pad_token_id if cfg.psa.query_encoder is not None else pad
+    out = Split(shards, image, pad, query_pad)
     if info.get("count") is not None and info["count"] != len(out):
         raise DatasetError(f"{root}/manifest.json: splits.{split}.count is {info['count']} but the shards hold {len(out)}")
     return out

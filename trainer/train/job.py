@@ -41,6 +41,8 @@ class StageSpec:
     weight_decay: float = 0.0
     # Learning-rate multiplier of the type classifier (the safety head's last linear layer for types).
     type_head_lr_scale: float = 1.0
+    # Top layers of the query encoder (psa_config.query_encoder) trained in this stage; 0: frozen.
+    query_encoder_train_layers: int = 0
     lora: Optional[LoraSpec] = None
 
 
@@ -68,6 +70,9 @@ class Job:
         d = asdict(self)
         for k in ("workdir", "device", "checkpoint_every_steps", "activation_checkpointing"):
             d.pop(k)
+        for stage in STAGES:  # at its default it is left out, as checkpoints written before it existed have it
+            if d[stage]["query_encoder_train_layers"] == 0:
+                d[stage].pop("query_encoder_train_layers")
         return d
 
 
@@ -93,7 +98,8 @@ def _check_keys(obj: Any, allowed: set[str], where: str) -> dict:
 
 
 def _stage(obj: Any, name: str) -> StageSpec:
-    keys = {"epochs", "lr", "batch_size", "concept_weight", "weight_decay", "type_head_lr_scale"} | ({"lora"} if name == "stage2" else set())
+    keys = {"epochs", "lr", "batch_size", "concept_weight", "weight_decay", "type_head_lr_scale",
+            "query_encoder_train_layers"} | ({"lora"} if name == "stage2" else set())
     o = _check_keys({} if obj is None else obj, keys, f"{name}.")
     w = f"{name}."
     spec = StageSpec(
@@ -103,6 +109,7 @@ def _stage(obj: Any, name: str) -> StageSpec:
         concept_weight=_number(o, "concept_weight", w, float, 10.0, 0),
         weight_decay=_number(o, "weight_decay", w, float, 0.0, 0),
         type_head_lr_scale=_number(o, "type_head_lr_scale", w, float, 1.0, 0, exclusive=True),
+        query_encoder_train_layers=_number(o, "query_encoder_train_layers", w, int, 0, 0),
     )
     if name == "stage2":
         lo = _check_keys(o.get("lora") or {}, {"r", "alpha", "dropout"}, "stage2.lora.")

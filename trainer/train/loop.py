@@ -1,7 +1,8 @@
 """The two PSA-VLM stages: losses, optimizer, schedule, checkpoints and progress events.
 
 Stage 1 trains psa.* with the vision tower, projector and LLM frozen; stage 2 adds LoRA on every
-decoder linear layer. Loss = LM loss + concept_weight * (CE(level) + CE(type)).
+decoder linear layer. A query encoder (psa.query_encoder.*) stays frozen in both unless the
+stage's query_encoder_train_layers names its top layers; its projection (psa.query_proj) trains. Loss = LM loss + concept_weight * (CE(level) + CE(type)).
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ class Interrupted(Exception):
 
 
 TYPE_HEAD_PREFIXES = ("psa.head.type_head.",)
+QUERY_ENCODER_PREFIX = "psa.query_encoder."
 
 
 def lr_factor(step: int, total: int) -> float:
@@ -66,7 +68,7 @@ def loss_terms(model: PsaLlava, b: Batch) -> dict[str, torch.Tensor]:
         lm = F.cross_entropy(logits, targets[keep], reduction="sum")
     else:
         lm = hidden.sum() * 0.0
-    level, kind = model.safety_logits(feats, model.embed(b.query_ids), b.query_mask)
+    level, kind = model.safety_logits(feats, model.query_embeds(b.query_ids, b.query_mask), b.query_mask)
     concept = F.cross_entropy(level.float(), b.safe_level, reduction="sum") \
         + F.cross_entropy(kind.float(), b.safe_type, reduction="sum")
     return {"lm_sum": lm, "concept_sum": concept, "tokens": keep.sum(), "rows": torch.tensor(len(b.safe_level)),
@@ -113,6 +115,8 @@ class Trainer:
         except CheckpointError as e:
             raise JobError("base", str(e)) from None
         self.model.language_model.gradient_checkpointing = job.activation_checkpointing
+        for stage in job.stages:  # a bad query_encoder_train_layers fails before any data is read
+            self._encoder_trainable(stage, job.stage(stage))
         self.train, self.val, _ = open_dataset(job.data, cfg, self.model.image_token_count)
         self.model.to(self.device)
         init_world(self.world, self.device)
@@ -169,8 +173,11 @@ class Trainer:
     def _stage(self, stage: str, spec: StageSpec, resume: Optional[ckpt.Checkpoint], completed: list[str]) -> None:
         job, model, world = self.job, self.model, self.world
         lora = set(self._lora()) if stage == "stage2" else set()
+        encoder_trained = self._encoder_trainable(stage, spec)
         for name, p in model.named_parameters():
-            p.requires_grad_(name.startswith("psa.") or name in lora)
+            in_encoder = name.startswith(QUERY_ENCODER_PREFIX)
+            p.requires_grad_((name.startswith("psa.") and not in_encoder) or name in lora
+                             or (in_encoder and name.startswith(encoder_trained)))
         named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         params = [p for _, p in named]
         if spec.batch_size < world.size:
@@ -263,6 +270,18 @@ class Trainer:
             self.summary["stages"][stage]["val"] = metrics
             self.emit(event="eval", stage=stage, split="val", **metrics)
         world.barrier()
+
+    def _encoder_trainable(self, stage: str, spec: StageSpec) -> tuple[str, ...]:
+        """Name prefixes of the query encoder's layers this stage trains (its top N)."""
+        n = spec.query_encoder_train_layers
+        enc = self.model.config.psa.query_encoder
+        if n == 0:
+            return ()
+        if enc is None:
+            raise JobError(f"{stage}.query_encoder_train_layers", "the base model has no query encoder (psa_config.query_encoder)")
+        if n > enc.num_hidden_layers:
+            raise JobError(f"{stage}.query_encoder_train_layers", f"must be at most the encoder's {enc.num_hidden_layers} layers, got {n}")
+        return tuple(f"{QUERY_ENCODER_PREFIX}encoder.layer.{i}." for i in range(enc.num_hidden_layers - n, enc.num_hidden_layers))
 
     @torch.no_grad()
     def evaluate(self, split: Split, batch_size: int) -> dict[str, float]:
