@@ -132,22 +132,18 @@ export async function chatStream(image, request, { signal, onConcepts, onDelta }
 }
 
 /**
- * GET /v1/models in either of its shapes: this service's `{active, models: [...]}` or OpenAI's
- * list `{object: "list", data: [{id, object: "model", created, owned_by, ...}]}` with the
- * service's fields (active, provenance, metrics) beside OpenAI's. Reading both keeps the page
- * working whichever one the server speaks.
+ * GET /v1/models: OpenAI's list `{object: "list", data: [{id, object: "model", created, owned_by,
+ * ...}]}` with this service's fields (name, active, provenance) beside OpenAI's.
  */
 export function readModelList(body) {
-  const openai = body?.object === 'list' && Array.isArray(body.data);
-  const rows = openai ? body.data : Array.isArray(body?.models) ? body.models : [];
+  const rows = body?.object === 'list' && Array.isArray(body.data) ? body.data : [];
   return rows.map((m) => {
     const provenance = m.provenance && typeof m.provenance === 'object' ? m.provenance : {};
-    const created = m.created_at ?? (typeof m.created === 'number' ? new Date(m.created * 1000).toISOString() : null);
     return {
       id: String(m.id),
       name: String(m.name ?? m.id),
-      created,
-      active: m.active === true || (!openai && body.active === m.id),
+      created: typeof m.created === 'number' ? new Date(m.created * 1000).toISOString() : null,
+      active: m.active === true,
       status: typeof provenance.status === 'string' ? provenance.status : null,
       metrics: (m.metrics && typeof m.metrics === 'object' ? m.metrics : provenance.metrics) ?? null,
     };
