@@ -16,7 +16,7 @@ export default async function modelRoutes(app: FastifyInstance) {
   app.get(
     '/v1/models',
     {
-      preHandler: app.requireScope('infer'),
+      config: { scope: 'infer' },
       schema: {
         summary: 'Model packages found, and the active one',
         tags: ['models'],
@@ -35,7 +35,7 @@ export default async function modelRoutes(app: FastifyInstance) {
   app.post(
     '/v1/models/:id/activate',
     {
-      preHandler: app.requireScope('admin'),
+      config: { scope: 'admin' },
       schema: {
         summary: 'Serve this package; every replica switches (requests in flight finish on the old model)',
         tags: ['models'],

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import type { Config } from '../config.ts';
+import { inferenceBodyLimit } from '../http/body-limits.ts';
 import { ApiError, apiError, HttpErrorCodes } from '../http/errors.ts';
 import { appliedView, conceptsView, resolveIntervention } from '../http/concepts-view.ts';
 import { decodeImageString, jsonField, readMultipart } from '../http/image-input.ts';
@@ -75,7 +76,8 @@ export default async function moderateRoutes(app: FastifyInstance, opts: { confi
   app.post(
     '/v1/moderate',
     {
-      preHandler: app.requireScope('infer'),
+      config: { scope: 'infer' },
+      bodyLimit: inferenceBodyLimit(config),
       schema: {
         summary: 'Safety concepts for images and prompts (pass 1 only)',
         description: 'JSON (image or items) or multipart/form-data (file fields "image", text field "prompt", JSON fields "policy" and "intervene").',
