@@ -8,6 +8,7 @@ import { multipartFieldBytes } from './http/body-limits.ts';
 import { ApiError, HttpErrorCodes } from './http/errors.ts';
 import { clientErrorHandler, clientRequestId, frameworkErrors } from './http/framework-errors.ts';
 import { registerJsonParser } from './http/json-body.ts';
+import { allowList } from './http/remote-image.ts';
 import authPlugin from './plugins/auth.ts';
 import errorHandler from './plugins/error-handler.ts';
 import inferencePlugin from './plugins/inference.ts';
@@ -58,6 +59,11 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
   });
   app.server.maxConnections = config.MAX_CONNECTIONS;
+  try {
+    allowList(splitList(config.ALLOWED_IMAGE_NETWORKS));
+  } catch (err) {
+    throw new Error(`ALLOWED_IMAGE_NETWORKS: ${(err as Error).message}; write CIDRs such as 10.0.0.0/8,fd00::/8`);
+  }
 
   // Only JSON and multipart bodies are accepted; anything else is 415.
   app.removeContentTypeParser('text/plain');

@@ -1,8 +1,8 @@
 import type { FastifyRequest } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
-import type { Config } from '../config.ts';
+import { splitList, type Config } from '../config.ts';
 import { apiError, HttpErrorCodes } from './errors.ts';
-import { decodeImageString, jsonField, readMultipart } from './image-input.ts';
+import { decodeImageString, jsonField, readMultipart, validateLikeJson } from './image-input.ts';
 import { fetchRemoteImage } from './remote-image.ts';
 import { ImageString, InterveneSchema, PolicyInputSchema, type InterveneInput } from './schemas.ts';
 import type { PolicyInput } from '../policy/policy.ts';
@@ -59,18 +59,23 @@ export interface ChatInput {
 
 /** One image and the last user turn's text, from image+prompt, messages, or a multipart form. */
 export async function readChatInput(request: FastifyRequest, config: Config): Promise<ChatInput> {
-  const hosts = config.ALLOWED_IMAGE_HOSTS.split(',').map((h) => h.trim()).filter(Boolean);
+  const remote = {
+    hosts: splitList(config.ALLOWED_IMAGE_HOSTS).map((h) => h.toLowerCase().replace(/^\[|\]$/g, '')),
+    ports: splitList(config.ALLOWED_IMAGE_PORTS).map(Number),
+    allowedNetworks: splitList(config.ALLOWED_IMAGE_NETWORKS),
+    timeoutMs: config.REMOTE_IMAGE_TIMEOUT_MS,
+  };
   if (request.isMultipart()) {
     const form = await readMultipart(request, 1);
     if (form.images.length === 0) throw apiError(HttpErrorCodes.MISSING_IMAGE, 'the form has no file field "image"');
     const options = (jsonField(form.fields, 'options') ?? {}) as ChatInput['options'];
-    return {
-      image: form.images[0]!,
-      prompt: form.fields.get('prompt')?.[0] ?? '',
-      options,
-      policy: jsonField(form.fields, 'policy') as PolicyInput | undefined,
-      intervene: jsonField(form.fields, 'intervene') as InterveneInput | undefined,
-    };
+    if (typeof options !== 'object' || options === null || Array.isArray(options)) throw apiError(HttpErrorCodes.BAD_REQUEST, 'form field "options" must be a JSON object of generation options');
+    const prompt = form.fields.get('prompt')?.[0];
+    const policy = jsonField(form.fields, 'policy') as PolicyInput | undefined;
+    const intervene = jsonField(form.fields, 'intervene') as InterveneInput | undefined;
+    const { image: _i, prompt: _p, messages: _m, policy: _po, intervene: _in, ...generation } = options as Record<string, unknown>;
+    validateLikeJson(request, { ...generation, ...(prompt !== undefined && { prompt }), ...(policy !== undefined && { policy }), ...(intervene !== undefined && { intervene }) });
+    return { image: form.images[0]!, prompt: prompt ?? '', options, policy, intervene };
   }
   const body = request.body as ChatBody;
   const { image: _i, prompt: _p, messages, policy, intervene, ...options } = body;
@@ -96,6 +101,6 @@ export async function readChatInput(request: FastifyRequest, config: Config): Pr
   if (!lastUser) throw apiError(HttpErrorCodes.BAD_REQUEST, 'messages need a user message');
   const prompt = typeof lastUser.content === 'string' ? lastUser.content : lastUser.content.flatMap((p) => (p.type === 'text' ? [p.text] : [])).join('\n');
   const { url, where } = urls[0]!;
-  const image = url.startsWith('data:') ? decodeImageString(url, config.MAX_IMAGE_BYTES, where) : await fetchRemoteImage(url, hosts, config.MAX_IMAGE_BYTES, where);
+  const image = url.startsWith('data:') ? decodeImageString(url, config.MAX_IMAGE_BYTES, where) : await fetchRemoteImage(url, remote, config.MAX_IMAGE_BYTES, where);
   return { image, prompt, options, policy, intervene };
 }

@@ -43,8 +43,12 @@ export async function readMultipart(request: FastifyRequest, maxImages: number):
       const data = await part.toBuffer();
       images.push(data);
     } else {
+      // The form limit cuts a field silently; a cut prompt or policy must not be used as if whole.
+      if (part.valueTruncated || part.fieldnameTruncated) {
+        throw apiError(HttpErrorCodes.PAYLOAD_TOO_LARGE, `form field "${part.fieldname.slice(0, 100)}" is too long for this server; send a shorter prompt or policy`);
+      }
       const list = fields.get(part.fieldname) ?? [];
-      list.push(String(part.value));
+      list.push(typeof part.value === 'string' ? part.value : JSON.stringify(part.value));
       fields.set(part.fieldname, list);
     }
   }
@@ -60,4 +64,16 @@ export function jsonField(fields: Map<string, string[]>, name: string): unknown 
   } catch {
     throw apiError(HttpErrorCodes.BAD_REQUEST, `form field "${name}" must be JSON`);
   }
+}
+
+/**
+ * Checks a body assembled from a form with the route's own JSON body schema, and fails exactly as
+ * a JSON request would (same codes, same messages): multipart is another encoding, not a way past
+ * validation.
+ */
+export function validateLikeJson(request: FastifyRequest, body: Record<string, unknown>): void {
+  const validate = request.getValidationFunction('body');
+  if (!validate || validate(body)) return;
+  const err = Object.assign(new Error('body is invalid'), { validation: validate.errors ?? [], validationContext: 'body', statusCode: 400, code: 'FST_ERR_VALIDATION' });
+  throw err;
 }

@@ -4,7 +4,7 @@ import type { Config } from '../config.ts';
 import { inferenceBodyLimit } from '../http/body-limits.ts';
 import { ApiError, apiError, HttpErrorCodes } from '../http/errors.ts';
 import { appliedView, conceptsView, resolveIntervention } from '../http/concepts-view.ts';
-import { decodeImageString, jsonField, readMultipart } from '../http/image-input.ts';
+import { decodeImageString, jsonField, readMultipart, validateLikeJson } from '../http/image-input.ts';
 import { AppliedSchema, ConceptsSchema, DecisionSchema, ImageString, InterveneSchema, PolicyInputSchema, withErrors, type InterveneInput } from '../http/schemas.ts';
 import { applyConcepts, hintFor } from '../psa/concepts.ts';
 import { decide, mergePolicy, parsePolicy, type PolicyInput } from '../policy/policy.ts';
@@ -53,10 +53,13 @@ async function normalize(request: FastifyRequest, config: Config): Promise<Norma
     if (prompts.length > 1 && prompts.length !== form.images.length) {
       throw apiError(HttpErrorCodes.BAD_REQUEST, `send one "prompt" field for all images or one per image (got ${prompts.length} for ${form.images.length})`);
     }
+    const policy = jsonField(form.fields, 'policy') as PolicyInput | undefined;
+    const intervene = jsonField(form.fields, 'intervene') as InterveneInput | undefined;
+    validateLikeJson(request, { ...(prompts.length === 1 && { prompt: prompts[0] }), ...(policy !== undefined && { policy }), ...(intervene !== undefined && { intervene }) });
     return {
       items: form.images.map((image, i) => ({ image, prompt: prompts[prompts.length > 1 ? i : 0] ?? '' })),
-      policy: jsonField(form.fields, 'policy') as PolicyInput | undefined,
-      intervene: jsonField(form.fields, 'intervene') as InterveneInput | undefined,
+      policy,
+      intervene,
     };
   }
   const body = request.body as ModerateBody;
