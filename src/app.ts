@@ -102,7 +102,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(metricsPlugin);
 
   await app.register(healthRoutes);
-  await app.register(modelRoutes);
+  await app.register(modelRoutes, { config });
   await app.register(moderateRoutes, { config });
   await app.register(chatRoutes, { config });
   await app.register(datasetRoutes, { config });

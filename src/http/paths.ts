@@ -14,3 +14,17 @@ export function hidePaths(text: string, roots: Record<string, string>): string {
   }
   return out;
 }
+
+/**
+ * A JSON value (provenance, a job result) with every absolute path in its strings made relative to
+ * a root, or cut to its last component when it is under none of them.
+ */
+export function hidePathsDeep(value: unknown, roots: Record<string, string>): unknown {
+  if (typeof value === 'string') {
+    const shown = hidePaths(value, roots);
+    return path.isAbsolute(shown) && !/\s/.test(shown) ? path.basename(shown) : shown;
+  }
+  if (Array.isArray(value)) return value.map((v) => hidePathsDeep(v, roots));
+  if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, hidePathsDeep(v, roots)]));
+  return value;
+}

@@ -1,5 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
+import type { Config } from '../config.ts';
+import { hidePathsDeep } from '../http/paths.ts';
 import { withErrors } from '../http/schemas.ts';
 
 const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 200 }) });
@@ -12,7 +14,8 @@ export const ModelSummary = Type.Object({
   provenance: Type.Record(Type.String(), Type.Unknown(), { description: 'Where the weights come from: status (untrained, exported, trained), data, config, metrics' }),
 });
 
-export default async function modelRoutes(app: FastifyInstance) {
+export default async function modelRoutes(app: FastifyInstance, opts: { config: Config }) {
+  const roots = { DATA_DIR: opts.config.DATA_DIR, MODELS_DIR: opts.config.MODELS_DIR };
   app.get(
     '/v1/models',
     {
@@ -27,7 +30,7 @@ export default async function modelRoutes(app: FastifyInstance) {
       const models = await app.models.list();
       return {
         active: models.find((m) => m.active)?.id ?? '',
-        models: models.map(({ dir: _dir, ...rest }) => rest),
+        models: models.map(({ dir: _dir, provenance, ...rest }) => ({ ...rest, provenance: hidePathsDeep(provenance, roots) as Record<string, unknown> })),
       };
     },
   );

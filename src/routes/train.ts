@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { Config } from '../config.ts';
 import { ApiError, HttpErrorCodes } from '../http/errors.ts';
-import { hidePaths } from '../http/paths.ts';
+import { hidePaths, hidePathsDeep } from '../http/paths.ts';
 import { withErrors } from '../http/schemas.ts';
 import { resolveTrainer, STAGES, TrainRequestSchema, type TrainJobData, type TrainRequest } from '../training/job-types.ts';
 import { resolveBaseModel } from '../training/base-model.ts';
@@ -45,7 +45,7 @@ const visibleTo = (view: JobView, request: FastifyRequest) => request.principal.
 /** What a client sees of a job: no server paths, no owner ids. */
 function clientView({ owner: _owner, ...view }: JobView, roots: Record<string, string>) {
   const { model_dir: _dir, ...result } = view.result ?? ({} as NonNullable<JobView['result']>);
-  return { ...view, result: view.result ? result : null, error: view.error === null ? null : hidePaths(view.error, roots), logs: view.logs.map((l) => hidePaths(l, roots)) };
+  return { ...view, result: view.result ? (hidePathsDeep(result, roots) as typeof result) : null, error: view.error === null ? null : hidePaths(view.error, roots), logs: view.logs.map((l) => hidePaths(l, roots)) };
 }
 
 export default async function trainRoutes(app: FastifyInstance, opts: { config: Config }) {
