@@ -106,7 +106,7 @@ export class DatasetStore {
     const release = this.scratch.hold(tmp);
     try {
       try {
-        await extractArchive(uploadedFile, tmp, { maxBytes, maxFiles: this.limits.maxFiles, maxFileBytes: Math.min(this.limits.maxFileBytes, maxBytes), ...(reservation && { checkSpace: reservation.check }) });
+        await extractArchive(uploadedFile, tmp, { maxBytes, maxFiles: this.limits.maxFiles, maxFileBytes: this.limits.maxFileBytes, ...(reservation && { checkSpace: reservation.check }) });
       } catch (err) {
         if (maxBytes < this.limits.maxBytes && isDatasetError(err, DatasetErrorCodes.ARCHIVE_TOO_LARGE) && / bytes uncompressed/.test(err.message)) {
           throw new DatasetError(DatasetErrorCodes.ARCHIVE_TOO_LARGE, `the archive expands to more than ${maxBytes} bytes, over ${this.limits.maxExpansion} times its own ${archiveBytes} bytes; this looks like a decompression bomb (datasets of images compress far less)`);
