@@ -123,7 +123,8 @@ t.test('zip entries with a wrong CRC and over-long names are refused (4xx)', asy
   });
   const good = await zip([['train.jsonl', Buffer.from('{"id": "crc-check-payload"}\n')]]);
   const corrupt = Buffer.from(good);
-  corrupt[corrupt.indexOf('crc-check-payload')] ^= 0x01;
+  const at = corrupt.indexOf('crc-check-payload');
+  corrupt.writeUInt8(corrupt.readUInt8(at) ^ 0x01, at);
   const res = await upload(a, corrupt, A, 'ds.zip');
   t.equal(res.statusCode, 400);
   t.match(res.json().error.message, /CRC-32/);
@@ -146,7 +147,7 @@ t.test('bounded ingests: a second upload of one key is 429, past the total 503, 
   await new Promise((r) => setTimeout(r, 500));
   const archive = await datasetArchive('slots');
   const form = multipartBody([{ name: 'file', value: archive, filename: 'a.tgz' }]);
-  const post = (key: string) => fetch(`http://127.0.0.1:${port}/v1/datasets`, { method: 'POST', body: form.body, headers: { 'content-type': form.contentType, ...auth(key) } });
+  const post = (key: string) => fetch(`http://127.0.0.1:${port}/v1/datasets`, { method: 'POST', body: new Uint8Array(form.body), headers: { 'content-type': form.contentType, ...auth(key) } });
   const again = await post(A);
   t.equal(again.status, 429);
   t.ok(again.headers.get('retry-after'));
