@@ -83,7 +83,8 @@ export class DatasetStore {
 
   /** The most an archive of `archiveBytes` may extract to. */
   extractionBudget(archiveBytes: number): number {
-    const ratio = this.limits.maxExpansion ?? Infinity;
+    const ratio = this.limits.maxExpansion;
+    if (ratio === undefined) return this.limits.maxBytes;
     return Math.min(this.limits.maxBytes, Math.max(EXPANSION_FLOOR_BYTES, Math.ceil(archiveBytes * ratio)));
   }
 

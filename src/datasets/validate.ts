@@ -177,7 +177,7 @@ class Checker {
     const rel = clip(name);
     const max = this.opts.maxImagePixels;
     const real = await realpath(abs).catch(() => undefined);
-    if (real === undefined) return `image not found: ${echo(rel)}`;
+    if (real === undefined) return `image not found: ${rel}`;
     // A symlink in a directory dataset could otherwise make us read (and train on) any file.
     if (!inside(real, this.root)) return `image ${rel} is a link to a file outside the dataset`;
     const st = await stat(real);
