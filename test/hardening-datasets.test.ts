@@ -212,3 +212,25 @@ for name in json.loads(sys.argv[2]):
   for (const line of lines) t.match(line, /^refused: /);
   t.notMatch(run.stdout, /root:x:0/, 'no bytes of the named file');
 });
+
+t.test('finding 6: free space is read again during extraction; a filling disk stops it and leaves nothing', async (t) => {
+  const { extractArchive } = await import('../src/datasets/archive.ts');
+  const { DatasetError, DatasetErrorCodes } = await import('../src/datasets/errors.ts');
+  const dir = join(root, 'filling');
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'train.jsonl'), lumpy(8 * 1024 * 1024));
+  const archive = await tarGz(dir, join(root, 'filling.tar.gz'));
+  const checks: number[] = [];
+  const dest = join(root, 'filling-out');
+  // The volume "fills up" once 3 MiB are written, as another writer on it would make it.
+  const err = await extractArchive(archive, dest, {
+    maxBytes: 1e9, maxFiles: 10, maxFileBytes: 1e9, checkSpaceEvery: 1024 * 1024,
+    checkSpace: async (written) => {
+      checks.push(written);
+      if (written > 3 * 1024 * 1024) throw new DatasetError(DatasetErrorCodes.INSUFFICIENT_STORAGE, 'the disk filled up');
+    },
+  }).then(() => null, (e: Error & { code?: string }) => e);
+  t.equal(err?.code, 'PSA_INSUFFICIENT_STORAGE', 'the extraction stopped with 507');
+  t.ok(checks.length >= 2 && checks[0] === 0, `free space read before the first byte and again while writing (at ${checks.join(', ')} bytes)`);
+  t.notOk((await readdir(root)).includes('filling-out'), 'the partial extraction is removed');
+});

@@ -25,6 +25,8 @@ export interface ArchiveLimits {
    * so far; throws to stop the extraction (the disk is filling up).
    */
   checkSpace?: (written: number) => Promise<void>;
+  /** Bytes between two checkSpace calls (default SPACE_CHECK_BYTES). */
+  checkSpaceEvery?: number;
 }
 
 const SPACE_CHECK_BYTES = 64 * 1024 * 1024;
@@ -103,7 +105,7 @@ class Writer {
 
   private async space(): Promise<void> {
     const check = this.limits.checkSpace;
-    if (!check || (this.checkedAt >= 0 && this.bytes - this.checkedAt < SPACE_CHECK_BYTES)) return;
+    if (!check || (this.checkedAt >= 0 && this.bytes - this.checkedAt < (this.limits.checkSpaceEvery ?? SPACE_CHECK_BYTES))) return;
     this.checkedAt = this.bytes;
     await check(this.bytes);
   }
