@@ -23,11 +23,11 @@ export function checkBrowserOrigin(request: FastifyRequest, allowedHosts: string
   if (origin !== undefined) {
     let originHost = '';
     try {
-      originHost = new URL(origin).host;
+      originHost = new URL(origin).hostname.replace(/^\[|\]$/g, '').toLowerCase();
     } catch {
       // "null" (sandboxed pages, file://) and garbage are foreign by definition
     }
-    if (originHost.toLowerCase() !== host.toLowerCase()) {
+    if (!allowedHosts.includes(originHost)) {
       throw new ApiError(HttpErrorCodes.FORBIDDEN, `cross-origin requests (Origin ${origin.slice(0, 100)}) are refused without API keys; configure API_KEYS for browser clients`, { origin: origin.slice(0, 100) });
     }
   }
