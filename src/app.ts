@@ -74,7 +74,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     const client = clientRequestId(request.headers['x-request-id']);
     if (client !== undefined) {
       request.clientRequestId = client;
+      // Both: Fastify logs "request completed" through the reply's logger.
       request.log = request.log.child({ client_request_id: client });
+      reply.log = request.log;
       reply.header('x-client-request-id', client);
     }
   });

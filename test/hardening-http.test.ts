@@ -134,6 +134,7 @@ t.test('finding 4: keys never reach the log; request ids are the server\'s', asy
   t.equal(res.json().request_id, res.headers['x-request-id']);
   t.equal(res.headers['x-client-request-id'], 'client-7');
   t.match(log, /"client_request_id":"client-7"/);
+  t.ok(lines.some((l) => l.includes('"msg":"request completed"') && l.includes('"client_request_id":"client-7"')), 'Fastify\'s own request log carries the client id');
   const long = await app.inject({ url: '/healthz', headers: { 'x-request-id': 'x'.repeat(15_000) } });
   t.notOk(long.headers['x-client-request-id'], 'a 15 KB client id is not kept');
   const ids = new Set(await Promise.all([1, 2, 3].map(async () => (await app.inject({ url: '/healthz', headers: { 'x-request-id': 'same' } })).headers['x-request-id'])));
