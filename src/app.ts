@@ -3,8 +3,12 @@ import { readFileSync } from 'node:fs';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import multipart from '@fastify/multipart';
 import underPressure from '@fastify/under-pressure';
-import type { Config } from './config.ts';
+import { splitList, type Config } from './config.ts';
+import { multipartFieldBytes } from './http/body-limits.ts';
 import { ApiError, HttpErrorCodes } from './http/errors.ts';
+import { clientErrorHandler, clientRequestId, frameworkErrors } from './http/framework-errors.ts';
+import { registerJsonParser } from './http/json-body.ts';
+import { allowList } from './http/remote-image.ts';
 import authPlugin from './plugins/auth.ts';
 import errorHandler from './plugins/error-handler.ts';
 import inferencePlugin from './plugins/inference.ts';
@@ -29,30 +33,62 @@ export interface BuildOptions {
   logger?: FastifyServerOptions['logger'];
 }
 
+/** Header values never logged: keys, cookies, and anything named like a token or secret. */
+export const REDACTED_HEADERS = ['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'x-api-key', 'api-key', 'x-auth-token', 'x-access-token'];
+const REDACT_PATHS = ['req.headers', 'request.headers', 'headers', 'err.headers'].flatMap((base) => REDACTED_HEADERS.map((h) => `${base}["${h}"]`));
+
+function withRedaction(logger: FastifyServerOptions['logger']): FastifyServerOptions['logger'] {
+  if (typeof logger !== 'object' || logger === null) return logger;
+  return { ...logger, redact: { paths: REDACT_PATHS, censor: '[redacted]' } };
+}
+
 /** Builds the service; never listens (src/server.ts does). Tests build it the same way. */
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: options.logger ?? { level: config.LOG_LEVEL },
-    requestIdHeader: 'x-request-id',
+    logger: withRedaction(options.logger ?? { level: config.LOG_LEVEL }),
+    // Request ids are ours: a client's x-request-id is kept apart (request.clientRequestId), checked and short.
+    requestIdHeader: false,
+    genReqId: () => randomUUID(),
     // Loading a model package (workers, onnxruntime sessions) can take minutes for large models.
     pluginTimeout: 600_000,
-    genReqId: () => randomUUID(),
-    // base64 images are 4/3 of their bytes; leave room for several items and the JSON around them.
-    bodyLimit: Math.ceil((config.MAX_IMAGE_BYTES * 4) / 3) * Math.min(config.MAX_ITEMS, 4) + 1024 * 1024,
+    // The default for every route; inference routes raise it for images (inferenceBodyLimit).
+    bodyLimit: config.MAX_JSON_BODY_BYTES,
+    requestTimeout: config.REQUEST_TIMEOUT_MS,
+    keepAliveTimeout: config.KEEP_ALIVE_TIMEOUT_MS,
+    // Node checks request timeouts on this interval (30 s by default): a tenth of the timeout, 1-30 s.
+    http: { headersTimeout: Math.min(config.HEADERS_TIMEOUT_MS, config.REQUEST_TIMEOUT_MS), connectionsCheckingInterval: Math.min(30_000, Math.max(1000, config.REQUEST_TIMEOUT_MS / 10)) },
+    clientErrorHandler,
+    frameworkErrors,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
   });
+  app.server.maxConnections = config.MAX_CONNECTIONS;
+  try {
+    allowList(splitList(config.ALLOWED_IMAGE_NETWORKS));
+  } catch (err) {
+    throw new Error(`ALLOWED_IMAGE_NETWORKS: ${(err as Error).message}; write CIDRs such as 10.0.0.0/8,fd00::/8`);
+  }
 
   // Only JSON and multipart bodies are accepted; anything else is 415.
   app.removeContentTypeParser('text/plain');
+  registerJsonParser(app, config.MAX_JSON_DEPTH);
+  app.decorateRequest('clientRequestId', undefined);
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    const client = clientRequestId(request.headers['x-request-id']);
+    if (client !== undefined) {
+      request.clientRequestId = client;
+      // Both: Fastify logs "request completed" through the reply's logger.
+      request.log = request.log.child({ client_request_id: client });
+      reply.log = request.log;
+      reply.header('x-client-request-id', client);
+    }
   });
   // Multipart bodies are read by the handlers; give the JSON-schema validation an empty object.
   app.addHook('preValidation', async (request) => {
     if (request.isMultipart()) request.body = {};
   });
 
-  await app.register(errorHandler);
+  await app.register(errorHandler, { roots: { DATA_DIR: config.DATA_DIR, MODELS_DIR: config.MODELS_DIR } });
   await app.register(underPressure, {
     maxEventLoopDelay: config.EVENT_LOOP_MAX_DELAY_MS,
     retryAfter: 1,
@@ -61,17 +97,17 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     },
   });
   await app.register(multipart, {
-    limits: { fileSize: config.MAX_IMAGE_BYTES, files: config.MAX_ITEMS, fields: 2 * config.MAX_ITEMS + 8, fieldSize: Math.max(config.MAX_PROMPT_CHARS * 4, 64 * 1024), parts: 3 * config.MAX_ITEMS + 8 },
+    limits: { fileSize: config.MAX_IMAGE_BYTES, files: config.MAX_ITEMS, fields: 2 * config.MAX_ITEMS + 8, fieldSize: multipartFieldBytes(config), parts: 3 * config.MAX_ITEMS + 8 },
   });
-  await app.register(openapiPlugin, { version: VERSION });
-  await app.register(authPlugin, { apiKeys: config.API_KEYS });
+  await app.register(authPlugin, { apiKeys: config.API_KEYS, allowedHosts: splitList(config.ALLOWED_HOSTS).map((h) => h.toLowerCase().replace(/^\[|\]$/g, '')) });
+  await app.register(openapiPlugin, { version: VERSION, docs: config.DOCS });
   await app.register(policyPlugin, { policyFile: config.POLICY_FILE });
   await app.register(inferencePlugin, { config });
   await app.register(trainingPlugin, { config });
   await app.register(metricsPlugin);
 
   await app.register(healthRoutes);
-  await app.register(modelRoutes);
+  await app.register(modelRoutes, { config });
   await app.register(moderateRoutes, { config });
   await app.register(chatRoutes, { config });
   await app.register(openaiModerationRoutes, { config });

@@ -34,7 +34,7 @@ export const ConfigSchema = Type.Object({
   POLICY_FILE: Type.String({ default: '', description: 'JSON policy file; empty uses the built-in default policy' }),
   API_KEYS: Type.String({
     default: '',
-    description: 'Comma-separated KEY=SCOPE[+SCOPE] entries, scopes infer, train, admin (admin implies all); empty disables auth and binds 127.0.0.1',
+    description: 'Comma-separated KEY=SCOPE[+SCOPE] entries, scopes infer, train, metrics, admin (admin implies all); each key once, no spaces; empty disables auth and binds 127.0.0.1',
   }),
   ALLOW_NO_AUTH: Type.Boolean({
     default: false,
@@ -44,12 +44,28 @@ export const ConfigSchema = Type.Object({
     default: 'auto',
     description: 'The web page at /playground (and / redirecting to it); auto serves it only when the server listens on 127.0.0.1 or localhost',
   }),
+  ALLOWED_HOSTS: Type.String({ default: 'localhost,127.0.0.1,::1', description: 'Without API_KEYS: comma-separated Host names the server answers (others get 403, against DNS rebinding); cross-site browser requests are refused too' }),
+  DOCS: Type.Union([Type.Literal('key'), Type.Literal('public'), Type.Literal('off')], { default: 'key', description: '/openapi.json and /docs: "key" needs any valid API key (open when API_KEYS is empty), "public" is open, "off" removes them' }),
   ALLOWED_IMAGE_HOSTS: Type.String({ default: '', description: 'Comma-separated hosts whose https image URLs /v1/chat may fetch; empty refuses remote URLs' }),
+  ALLOWED_IMAGE_PORTS: Type.String({ default: '443', pattern: '^[0-9]+(,[0-9]+)*$', description: 'Comma-separated ports remote image URLs may use' }),
+  ALLOWED_IMAGE_NETWORKS: Type.String({ default: '', description: 'Comma-separated CIDRs (10.0.0.0/8, fd00::/8) of private, loopback or link-local addresses remote images may come from; by default an allowed host that resolves to one is refused' }),
+  REMOTE_IMAGE_TIMEOUT_MS: Type.Integer({ default: 10000, minimum: 100, description: 'How long fetching one remote image may take, connection to last byte' }),
+  REQUEST_TIMEOUT_MS: Type.Integer({ default: 300000, minimum: 1000, description: 'Most time a client may take to send a whole request (headers and body); slower ones get 408 and are disconnected' }),
+  HEADERS_TIMEOUT_MS: Type.Integer({ default: 30000, minimum: 1000, description: 'Most time a client may take to send the request headers' }),
+  KEEP_ALIVE_TIMEOUT_MS: Type.Integer({ default: 72000, minimum: 0, description: 'How long an idle keep-alive connection stays open' }),
+  MAX_CONNECTIONS: Type.Integer({ default: 1024, minimum: 1, description: 'Most open client connections; more are refused at accept' }),
+  MAX_JSON_BODY_BYTES: Type.Integer({ default: 65536, minimum: 1024, description: 'Largest JSON body of control routes (training, datasets by path, activation); inference routes take images up to MAX_IMAGE_BYTES' }),
+  MAX_JSON_DEPTH: Type.Integer({ default: 32, minimum: 2, maximum: 1000, description: 'Deepest nesting of arrays and objects accepted in a JSON body' }),
   REDIS_URL: Type.String({ default: '', description: 'Redis for training jobs and model-activation events; empty disables them' }),
   REDIS_PREFIX: Type.String({ default: 'psa', pattern: '^[A-Za-z0-9_{}:-]+$', description: 'Key prefix for queues and events; use a hash tag such as {psa} with Redis Cluster' }),
   DATA_DIR: Type.String({ default: 'data', description: 'Datasets, training work directories and checkpoints (shared storage in a cluster)' }),
   MAX_DATASET_BYTES: Type.Integer({ default: 2147483648, minimum: 1024, description: 'Largest dataset, bytes after extraction (archive-bomb guard)' }),
   MAX_DATASET_FILES: Type.Integer({ default: 200000, minimum: 1, description: 'Most files in one dataset' }),
+  MAX_DATASET_LINE_BYTES: Type.Integer({ default: 1048576, minimum: 1024, description: 'Longest line of a dataset .jsonl file, bytes' }),
+  MAX_ARCHIVE_EXPANSION: Type.Integer({ default: 100, minimum: 1, description: 'An uploaded archive may extract to at most this many times its size (at least 16 MiB, at most MAX_DATASET_BYTES)' }),
+  MIN_FREE_DISK_BYTES: Type.Integer({ default: 1073741824, minimum: 0, description: 'Free space dataset uploads leave on the DATA_DIR volume; an upload that could take more answers 507' }),
+  MAX_CONCURRENT_INGESTS: Type.Integer({ default: 2, minimum: 1, description: 'Dataset uploads or registrations processed at once by this replica; more answer 503 with Retry-After' }),
+  MAX_CONCURRENT_INGESTS_PER_KEY: Type.Integer({ default: 1, minimum: 1, description: 'Dataset uploads or registrations at once per API key; more answer 429 with Retry-After' }),
   GPUS: Type.String({ default: '', description: 'Worker: comma-separated CUDA device ids, grouped into training slots of GPUS_PER_SLOT; empty runs one CPU slot' }),
   GPUS_PER_SLOT: Type.Integer({ default: 1, minimum: 1, maximum: 64, description: 'Worker: GPUs per training slot, the most a job on this worker may ask for (on a CPU worker: trainer processes, gloo)' }),
   MAX_JOB_GPUS: Type.Integer({ default: 1, minimum: 1, maximum: 64, description: 'API: the most GPUs a training job may ask for, the GPUS_PER_SLOT of the largest worker; more is refused with 422' }),
@@ -67,3 +83,6 @@ export type Config = Static<typeof ConfigSchema>;
 export function loadConfig(data: Record<string, unknown> = process.env): Config {
   return envSchema<Config>({ schema: ConfigSchema, data, env: false, dotenv: false });
 }
+
+/** A comma-separated setting as its trimmed, non-empty entries. */
+export const splitList = (value: string) => value.split(',').map((v) => v.trim()).filter(Boolean);

@@ -44,7 +44,8 @@ t.test('API keys and scopes', async (t) => {
   t.equal((await call(ADMIN)).statusCode, 200, 'admin implies every scope');
   t.equal((await app.inject({ url: '/v1/models' })).statusCode, 401, 'every /v1 route needs a key');
   t.equal((await app.inject({ url: '/healthz' })).statusCode, 200, 'health stays open');
-  t.equal((await app.inject({ url: '/openapi.json' })).statusCode, 200, 'the API description stays open');
+  t.equal((await app.inject({ url: '/openapi.json' })).statusCode, 401, 'the API description needs a key (DOCS=key)');
+  t.equal((await app.inject({ url: '/openapi.json', headers: { authorization: `Bearer ${INFER}` } })).statusCode, 200, 'any valid key reads it');
 });
 
 t.test('API_KEYS that are malformed stop the server at start', async (t) => {

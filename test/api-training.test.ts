@@ -141,7 +141,10 @@ t.test('the queue dashboard is at /admin/queues, admin scope only', async (t) =>
   const api = await secured.inject({ url: '/admin/queues/api/queues', headers: { authorization: `Bearer ${ADMIN}` } });
   t.equal(api.statusCode, 200);
   t.match(api.body, /psa-train/, 'the training queue is on the board');
-  const doc = (await secured.inject('/openapi.json')).json();
+  const missing = await secured.inject({ url: '/admin/queues/api/queues/no-such-queue', headers: { authorization: `Bearer ${ADMIN}` } });
+  t.ok(missing.statusCode >= 400, `an unknown queue is an error (${missing.statusCode})`);
+  t.match(missing.json().error.code, /^PSA_/, 'the board\'s own errors come in the PSA_* shape');
+  const doc = (await secured.inject({ url: '/openapi.json', headers: { authorization: `Bearer ${ADMIN}` } })).json();
   t.notOk(Object.keys(doc.paths).some((p) => p.startsWith('/admin')), 'dashboard routes stay out of the API document');
 });
 

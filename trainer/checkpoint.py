@@ -85,11 +85,33 @@ def write_weights(directory: str, tensors: dict[str, torch.Tensor], max_shard_by
     return [*files, WEIGHTS_INDEX]
 
 
+def _shard_path(directory: str, name: object) -> str:
+    """A shard named by the index: a plain relative file name that stays inside `directory`
+    (links included), so an index cannot make the trainer read any other file on the machine."""
+    shown = repr(name)[:100]
+    if not isinstance(name, str) or name == "" or "\0" in name or "\\" in name:
+        raise CheckpointError(f"{WEIGHTS_INDEX}: shard name {shown} is not a file name")
+    if os.path.isabs(name) or ".." in name.split("/"):
+        raise CheckpointError(f"{WEIGHTS_INDEX}: shard name {shown} must be relative to the checkpoint, without '..'")
+    root = os.path.realpath(directory)
+    real = os.path.realpath(os.path.join(root, name))
+    if not real.startswith(root + os.sep):
+        raise CheckpointError(f"{WEIGHTS_INDEX}: shard {shown} resolves outside the checkpoint directory")
+    return real
+
+
 def weight_files(directory: str) -> list[str]:
     index = os.path.join(directory, WEIGHTS_INDEX)
     if os.path.isfile(index):
         with open(index, encoding="utf-8") as f:
-            weight_map = json.load(f).get("weight_map") or {}
+            try:
+                weight_map = json.load(f).get("weight_map") or {}
+            except (ValueError, AttributeError):
+                raise CheckpointError(f"{WEIGHTS_INDEX} is not a JSON object with a weight_map") from None
+        if not isinstance(weight_map, dict):
+            raise CheckpointError(f"{WEIGHTS_INDEX}: weight_map must be an object of tensor name -> shard file")
+        for name in weight_map.values():
+            _shard_path(directory, name)
         files = sorted(set(weight_map.values()))
         missing = [n for n in files if not os.path.isfile(os.path.join(directory, n))]
         if missing:

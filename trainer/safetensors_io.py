@@ -32,7 +32,7 @@ def read_header(path: str) -> tuple[dict[str, Any], int]:
             raise SafetensorsError(f"{path}: too short to be a safetensors file")
         (size,) = struct.unpack("<Q", raw)
         if size > 100_000_000:
-            raise SafetensorsError(f"{path}: header size {size} is implausible; not a safetensors file?")
+            raise SafetensorsError(f"{path}: the header size is implausible; not a safetensors file?")
         try:
             header = json.loads(f.read(size))
         except ValueError as e:

@@ -8,9 +8,10 @@
 import { createReadStream } from 'node:fs';
 import { mkdir, open, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { crc32 } from 'node:zlib';
 import { Parser, type ReadEntry } from 'tar';
 import yauzl, { type ZipFile } from 'yauzl';
-import { DatasetError, DatasetErrorCodes, isDatasetError } from './errors.ts';
+import { clip, DatasetError, DatasetErrorCodes, isDatasetError } from './errors.ts';
 
 export interface ArchiveLimits {
   /** Total uncompressed bytes of all files. */
@@ -19,7 +20,19 @@ export interface ArchiveLimits {
   maxFiles: number;
   /** Uncompressed bytes of any one file. */
   maxFileBytes: number;
+  /**
+   * Called before the first byte and then every SPACE_CHECK_BYTES written, with the bytes written
+   * so far; throws to stop the extraction (the disk is filling up).
+   */
+  checkSpace?: (written: number) => Promise<void>;
+  /** Bytes between two checkSpace calls (default SPACE_CHECK_BYTES). */
+  checkSpaceEvery?: number;
 }
+
+const SPACE_CHECK_BYTES = 64 * 1024 * 1024;
+// Linux's NAME_MAX, and a bound on whole names well under PATH_MAX once joined to DATA_DIR.
+const MAX_NAME_PART_BYTES = 255;
+const MAX_NAME_BYTES = 1024;
 
 const unsafe = (message: string) => new DatasetError(DatasetErrorCodes.ARCHIVE_UNSAFE, message);
 const invalid = (message: string, cause?: unknown) => new DatasetError(DatasetErrorCodes.ARCHIVE_INVALID, message, { cause });
@@ -32,7 +45,7 @@ const S_IFDIR = 0o040000;
 
 /** Extracts `file` into `dest`, which must not exist yet; on any failure `dest` is removed. */
 export async function extractArchive(file: string, dest: string, limits: ArchiveLimits): Promise<void> {
-  for (const [k, v] of Object.entries(limits)) if (!(Number.isSafeInteger(v) && v > 0)) throw new RangeError(`archive limit ${k} must be a positive integer`);
+  for (const [k, v] of Object.entries(limits)) if (typeof v !== 'function' && !(Number.isSafeInteger(v) && v > 0)) throw new RangeError(`archive limit ${k} must be a positive integer`);
   const format = await sniff(file);
   const root = path.resolve(dest);
   await mkdir(path.dirname(root), { recursive: true });
@@ -66,24 +79,35 @@ async function sniff(file: string): Promise<'tar' | 'zip'> {
 class Writer {
   private entries = 0;
   private bytes = 0;
+  private checkedAt = -1;
 
   constructor(private readonly root: string, private readonly limits: ArchiveLimits) {}
 
   /** Absolute target for an archive entry name, or null for the archive root itself ("./"). */
   private target(name: string): string | null {
-    if (name.includes('\0') || name.includes('\\')) throw unsafe(`archive entry name has a NUL or backslash: ${JSON.stringify(name)}`);
-    if (name.startsWith('/') || /^[a-zA-Z]:/.test(name)) throw unsafe(`archive entry has an absolute path: ${name}`);
+    if (name.includes('\0') || name.includes('\\')) throw unsafe(`archive entry name has a NUL or backslash: ${clip(JSON.stringify(name))}`);
+    if (name.startsWith('/') || /^[a-zA-Z]:/.test(name)) throw unsafe(`archive entry has an absolute path: ${clip(name)}`);
     const parts = name.split('/').filter((p) => p !== '' && p !== '.');
-    if (parts.includes('..')) throw unsafe(`archive entry path escapes the archive with "..": ${name}`);
+    if (parts.includes('..')) throw unsafe(`archive entry path escapes the archive with "..": ${clip(name)}`);
+    if (Buffer.byteLength(name) > MAX_NAME_BYTES || parts.some((p) => Buffer.byteLength(p) > MAX_NAME_PART_BYTES)) {
+      throw invalid(`archive entry name ${clip(name)} is too long: at most ${MAX_NAME_PART_BYTES} bytes per folder or file name and ${MAX_NAME_BYTES} bytes in all`);
+    }
     if (parts.length === 0) return null;
     const abs = path.resolve(this.root, ...parts);
     // Belt and braces after the checks above: nothing is ever written outside the root.
-    if (!abs.startsWith(this.root + path.sep)) throw unsafe(`archive entry resolves outside the archive: ${name}`);
+    if (!abs.startsWith(this.root + path.sep)) throw unsafe(`archive entry resolves outside the archive: ${clip(name)}`);
     return abs;
   }
 
   private count(name: string): void {
-    if (++this.entries > this.limits.maxFiles) throw tooLarge(`the archive has more than ${this.limits.maxFiles} entries (at ${name})`);
+    if (++this.entries > this.limits.maxFiles) throw tooLarge(`the archive has more than ${this.limits.maxFiles} entries (at ${clip(name)})`);
+  }
+
+  private async space(): Promise<void> {
+    const check = this.limits.checkSpace;
+    if (!check || (this.checkedAt >= 0 && this.bytes - this.checkedAt < (this.limits.checkSpaceEvery ?? SPACE_CHECK_BYTES))) return;
+    this.checkedAt = this.bytes;
+    await check(this.bytes);
   }
 
   async directory(name: string): Promise<void> {
@@ -98,25 +122,31 @@ class Writer {
    * `data` is opened only once the file is ready, and iterated at once: a zip entry stream left
    * unread across an await can fail (size check, zlib) with no listener and crash the process.
    */
-  async file(name: string, declared: number, data: () => Promise<AsyncIterable<Buffer>>): Promise<void> {
+  async file(name: string, declared: number, data: () => Promise<AsyncIterable<Buffer>>, expectedCrc?: number): Promise<void> {
     const abs = this.target(name);
-    if (abs === null) throw invalid(`archive entry "${name}" is a file without a name`);
+    const shown = clip(name);
+    if (abs === null) throw invalid(`archive entry "${shown}" is a file without a name`);
     this.count(name);
     const { maxBytes, maxFileBytes } = this.limits;
-    if (declared > maxFileBytes) throw tooLarge(`${name} is ${declared} bytes; at most ${maxFileBytes} per file are accepted`);
-    if (this.bytes + declared > maxBytes) throw tooLarge(`the archive holds more than ${maxBytes} bytes uncompressed (at ${name})`);
+    if (declared > maxFileBytes) throw tooLarge(`${shown} is ${declared} bytes; at most ${maxFileBytes} per file are accepted`);
+    if (this.bytes + declared > maxBytes) throw tooLarge(`the archive holds more than ${maxBytes} bytes uncompressed (at ${shown})`);
+    await this.space();
     await mkdir(path.dirname(abs), { recursive: true }).catch((err) => { throw conflict(name, err); });
     // 'wx' (O_EXCL): a duplicate entry cannot overwrite an earlier file, and no link is followed.
     const fh = await open(abs, 'wx', 0o644).catch((err) => { throw conflict(name, err); });
     try {
       let size = 0;
+      let crc = 0;
       for await (const chunk of await data()) {
         size += chunk.length;
         this.bytes += chunk.length;
-        if (size > maxFileBytes) throw tooLarge(`${name} is over ${maxFileBytes} bytes uncompressed`);
-        if (this.bytes > maxBytes) throw tooLarge(`the archive holds more than ${maxBytes} bytes uncompressed (at ${name})`);
+        if (size > maxFileBytes) throw tooLarge(`${shown} is over ${maxFileBytes} bytes uncompressed`);
+        if (this.bytes > maxBytes) throw tooLarge(`the archive holds more than ${maxBytes} bytes uncompressed (at ${shown})`);
+        if (expectedCrc !== undefined) crc = crc32(chunk, crc);
+        await this.space();
         await fh.write(chunk);
       }
+      if (expectedCrc !== undefined && crc !== expectedCrc) throw invalid(`archive entry ${shown} is corrupt: its CRC-32 does not match the zip directory`);
     } finally {
       await fh.close();
     }
@@ -125,7 +155,8 @@ class Writer {
 
 function conflict(name: string, err: unknown): unknown {
   const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'EEXIST' || code === 'ENOTDIR' || code === 'EISDIR') return invalid(`archive entry ${name} appears twice or clashes with another entry`, err);
+  if (code === 'EEXIST' || code === 'ENOTDIR' || code === 'EISDIR') return invalid(`archive entry ${clip(name)} appears twice or clashes with another entry`, err);
+  if (code === 'ENAMETOOLONG') return invalid(`archive entry name ${clip(name)} is too long for the file system`, err);
   return err; // disk full, permissions: the server's problem, not the upload's
 }
 
@@ -164,7 +195,7 @@ function extractTar(file: string, writer: Writer): Promise<void> {
           later(() => writer.file(entry.path, entry.size ?? 0, async () => untilAborted(entry, aborted)));
         } else {
           entry.resume();
-          fail(unsafe(`archive entry ${entry.path} is a ${type}; only regular files and directories are accepted`));
+          fail(unsafe(`archive entry ${clip(entry.path)} is a ${type}; only regular files and directories are accepted`));
         }
       },
     });
@@ -188,7 +219,7 @@ async function* untilAborted(entry: ReadEntry, aborted: Promise<never>): AsyncGe
 function tarError(err: Error & { code?: string }): unknown {
   if (isDatasetError(err)) return err;
   if (/max decompression ratio exceeded/.test(err.message)) return tooLarge(`the archive decompresses to far more than it stores (${err.message}); this looks like a decompression bomb`);
-  return invalid(`the archive is not a readable tar/tar.gz file (${err.message.split('\n')[0]})`, err);
+  return invalid(`the archive is not a readable tar/tar.gz file (${clip(err.message.split('\n')[0]!)})`, err);
 }
 
 async function extractZip(file: string, writer: Writer): Promise<void> {
@@ -204,15 +235,15 @@ async function extractZip(file: string, writer: Writer): Promise<void> {
       const name = entry.fileName;
       const fileType = (entry.externalFileAttributes >>> 16) & S_IFMT; // Unix mode, 0 if the zipper did not record one
       if (fileType !== 0 && fileType !== S_IFREG && fileType !== S_IFDIR) {
-        throw unsafe(`archive entry ${name} is a ${fileType === 0o120000 ? 'symbolic link' : 'special file'}; only regular files and directories are accepted`);
+        throw unsafe(`archive entry ${clip(name)} is a ${fileType === 0o120000 ? 'symbolic link' : 'special file'}; only regular files and directories are accepted`);
       }
       if (name.endsWith('/')) {
         await writer.directory(name);
         continue;
       }
-      if (entry.isEncrypted()) throw invalid(`archive entry ${name} is encrypted`);
-      if (!entry.canDecodeFileData()) throw invalid(`archive entry ${name} uses unsupported compression method ${entry.compressionMethod}`);
-      await writer.file(name, entry.uncompressedSize, () => zip.openReadStreamPromise(entry));
+      if (entry.isEncrypted()) throw invalid(`archive entry ${clip(name)} is encrypted`);
+      if (!entry.canDecodeFileData()) throw invalid(`archive entry ${clip(name)} uses unsupported compression method ${entry.compressionMethod}`);
+      await writer.file(name, entry.uncompressedSize, () => zip.openReadStreamPromise(entry), entry.crc32);
     }
   } catch (err) {
     throw zipError(err);
@@ -225,6 +256,6 @@ function zipError(err: unknown): unknown {
   if (isDatasetError(err) || (err as NodeJS.ErrnoException).syscall !== undefined) return err;
   const message = err instanceof Error ? err.message : String(err);
   // yauzl itself refuses these names before we see the entry; they are unsafe, not unreadable.
-  if (/^(absolute path|invalid relative path|invalid characters in fileName)/.test(message)) return unsafe(`zip entry refused: ${message}`);
-  return invalid(`the archive is not a readable zip file (${message})`, err);
+  if (/^(absolute path|invalid relative path|invalid characters in fileName)/.test(message)) return unsafe(`zip entry refused: ${clip(message)}`);
+  return invalid(`the archive is not a readable zip file (${clip(message)})`, err);
 }

@@ -13,6 +13,8 @@ export const DatasetErrorCodes = {
   /** Over the file-count or byte limits (including decompression bombs). */
   ARCHIVE_TOO_LARGE: 'PSA_ARCHIVE_TOO_LARGE',
   DATASET_NOT_FOUND: 'PSA_DATASET_NOT_FOUND',
+  /** Not enough free disk for the extraction (507). */
+  INSUFFICIENT_STORAGE: 'PSA_INSUFFICIENT_STORAGE',
 } as const;
 
 export type DatasetErrorCode = (typeof DatasetErrorCodes)[keyof typeof DatasetErrorCodes];
@@ -52,4 +54,17 @@ export function isDatasetError(err: unknown, code?: DatasetErrorCode): err is Da
 /** "train.jsonl:12: message" lines for logs and error messages. */
 export function formatProblem(p: DatasetProblem): string {
   return `${p.file}${p.line === undefined ? '' : `:${p.line}`}: ${p.message}`;
+}
+
+/** The most characters of a client's value that a message repeats back. */
+export const ECHO_CHARS = 200;
+
+/** Text cut to ECHO_CHARS, saying how long it was: error messages never repeat a whole upload. */
+export function clip(text: string): string {
+  return text.length > ECHO_CHARS ? `${text.slice(0, ECHO_CHARS)}... (${text.length} characters)` : text;
+}
+
+/** A client's value as JSON, cut to ECHO_CHARS. */
+export function echo(value: unknown): string {
+  return clip(JSON.stringify(value) ?? String(value));
 }

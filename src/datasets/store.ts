@@ -19,13 +19,29 @@ import { mkdir, readdir, readFile, readlink, realpath, rename, rm, stat, writeFi
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { extractArchive, type ArchiveLimits } from './archive.ts';
-import { DatasetError, DatasetErrorCodes } from './errors.ts';
+import { DiskBudget } from './disk-budget.ts';
+import { DatasetError, DatasetErrorCodes, isDatasetError } from './errors.ts';
+import { Scratch } from './scratch.ts';
 import { validateDataset, type DatasetSummary } from './validate.ts';
 
 export interface DatasetStoreLimits extends ArchiveLimits {
   maxImagePixels: number;
   maxExamples?: number;
+  /** Longest .jsonl line, bytes. */
+  maxLineBytes?: number;
+  /** An archive may extract to at most this many times its own size (at least EXPANSION_FLOOR_BYTES). */
+  maxExpansion?: number;
+  /** Free space every ingest leaves on DATA_DIR's volume; without it free space is not checked. */
+  minFreeBytes?: number;
 }
+
+/** Who asks: the owner id of an API key; admins (and servers without keys) see every dataset. */
+export interface Requester {
+  owner: string;
+  admin: boolean;
+}
+
+const EXPANSION_FLOOR_BYTES = 16 * 1024 * 1024;
 
 export interface StoredDataset {
   id: string;
@@ -40,7 +56,11 @@ export interface StoredDataset {
   bytes: number;
   files: number;
   splits: DatasetSummary['splits'];
+  /** Owner ids of the keys that stored this content (records from before ownership lack it: admin only). */
+  owners?: string[];
 }
+
+const visible = (record: StoredDataset, who?: Requester) => who === undefined || who.admin || (record.owners ?? []).includes(who.owner);
 
 const ID_PATTERN = /^ds-[0-9a-f]{16}$/;
 const RECORD = 'dataset.json';
@@ -51,18 +71,49 @@ export class DatasetStore {
   private readonly datasetsDir: string;
   /** Per-id queue: two concurrent uploads of the same content must not both move into datasets/<id>. */
   private readonly locks = new Map<string, Promise<unknown>>();
+  readonly scratch: Scratch;
+  private readonly budget: DiskBudget | undefined;
 
   constructor(dataDir: string, private readonly limits: DatasetStoreLimits) {
     this.dataDir = path.resolve(dataDir);
     this.datasetsDir = path.join(this.dataDir, 'datasets');
+    this.scratch = new Scratch(this.dataDir);
+    this.budget = limits.minFreeBytes === undefined ? undefined : new DiskBudget(this.dataDir, { minFreeBytes: limits.minFreeBytes });
+  }
+
+  /** The most an archive of `archiveBytes` may extract to. */
+  extractionBudget(archiveBytes: number): number {
+    const ratio = this.limits.maxExpansion;
+    if (ratio === undefined) return this.limits.maxBytes;
+    return Math.min(this.limits.maxBytes, Math.max(EXPANSION_FLOOR_BYTES, Math.ceil(archiveBytes * ratio)));
+  }
+
+  /** Reserves disk for an upload of at most `bytes` before it is received (PSA_INSUFFICIENT_STORAGE when it cannot fit). */
+  async reserveUpload(bytes: number): Promise<() => void> {
+    if (!this.budget) return () => {};
+    await mkdir(this.dataDir, { recursive: true });
+    const r = await this.budget.reserve(bytes);
+    return r.release;
   }
 
   /** Extracts, validates and stores an uploaded archive; the same content already stored is returned as is. */
-  async ingestArchive(uploadedFile: string, sourceName: string): Promise<StoredDataset> {
+  async ingestArchive(uploadedFile: string, sourceName: string, owner?: string): Promise<StoredDataset> {
     // Scratch lives under dataDir so the final move is a same-filesystem rename.
-    const tmp = path.join(this.dataDir, 'tmp', randomUUID());
+    const tmp = path.join(this.scratch.dir, randomUUID());
+    const archiveBytes = (await stat(uploadedFile)).size;
+    const maxBytes = this.extractionBudget(archiveBytes);
+    await mkdir(this.dataDir, { recursive: true });
+    const reservation = this.budget ? await this.budget.reserve(maxBytes) : undefined;
+    const release = this.scratch.hold(tmp);
     try {
-      await extractArchive(uploadedFile, tmp, this.limits);
+      try {
+        await extractArchive(uploadedFile, tmp, { maxBytes, maxFiles: this.limits.maxFiles, maxFileBytes: this.limits.maxFileBytes, ...(reservation && { checkSpace: reservation.check }) });
+      } catch (err) {
+        if (maxBytes < this.limits.maxBytes && isDatasetError(err, DatasetErrorCodes.ARCHIVE_TOO_LARGE) && / bytes uncompressed/.test(err.message)) {
+          throw new DatasetError(DatasetErrorCodes.ARCHIVE_TOO_LARGE, `the archive expands to more than ${maxBytes} bytes, over ${this.limits.maxExpansion} times its own ${archiveBytes} bytes; this looks like a decompression bomb (datasets of images compress far less)`);
+        }
+        throw err;
+      }
       const summary = await validateDataset(tmp, this.limits);
       const content = await hashTree(summary.root);
       if (content.paths.has(RECORD)) {
@@ -72,12 +123,12 @@ export class DatasetStore {
       }
       return await this.locked(content.id, async () => {
         const existing = await this.read(content.id);
-        if (existing) return existing;
+        if (existing) return this.own(existing, owner, path.join(this.datasetsDir, content.id, RECORD));
         const dir = path.join(this.datasetsDir, content.id);
         await rm(dir, { recursive: true, force: true }); // an interrupted earlier ingest of this content
         await mkdir(this.datasetsDir, { recursive: true });
         await rename(summary.root, dir);
-        const record: StoredDataset = { id: content.id, path: dir, source: sourceName, kind: 'archive', created_at: new Date().toISOString(), bytes: content.bytes, files: content.files, splits: summary.splits };
+        const record: StoredDataset = { id: content.id, path: dir, source: sourceName, kind: 'archive', created_at: new Date().toISOString(), bytes: content.bytes, files: content.files, splits: summary.splits, ...(owner !== undefined && { owners: [owner] }) };
         try {
           await writeJsonAtomic(path.join(dir, RECORD), record);
         } catch (err) {
@@ -87,12 +138,22 @@ export class DatasetStore {
         return record;
       });
     } finally {
+      release();
+      reservation?.release();
       await rm(tmp, { recursive: true, force: true });
     }
   }
 
+  /** Adds `owner` to a stored record (the same content uploaded by another key). */
+  private async own(record: StoredDataset, owner: string | undefined, file: string): Promise<StoredDataset> {
+    if (owner === undefined || record.owners?.includes(owner)) return record;
+    const updated = { ...record, owners: [...(record.owners ?? []), owner] };
+    await writeJsonAtomic(file, updated);
+    return updated;
+  }
+
   /** Validates a dataset already on shared storage (a path relative to dataDir) and registers it in place. */
-  async ingestDirectory(pathUnderDataDir: string): Promise<StoredDataset> {
+  async ingestDirectory(pathUnderDataDir: string, owner?: string): Promise<StoredDataset> {
     const refuse = (message: string) => new DatasetError(DatasetErrorCodes.DATASET_INVALID, message, { problems: [{ file: pathUnderDataDir, message }] });
     const abs = path.resolve(this.dataDir, pathUnderDataDir);
     if (!inside(abs, this.dataDir)) throw refuse('a dataset directory must be inside the data directory');
@@ -101,33 +162,34 @@ export class DatasetStore {
     // Checked again on the real path: a symlink under dataDir must not register /etc or a home directory.
     const realData = await realpath(this.dataDir);
     if (!inside(real, realData)) throw refuse('a dataset directory must be inside the data directory (it is a link to elsewhere)');
-    if (['datasets', 'tmp'].map((d) => path.join(realData, d)).some((d) => real === d || inside(real, d))) {
-      throw refuse('the store\'s own datasets/ and tmp/ folders cannot be registered as a dataset');
+    if (['datasets', 'tmp', 'jobs'].map((d) => path.join(realData, d)).some((d) => real === d || inside(real, d))) {
+      throw refuse('the store\'s own datasets/, tmp/ and jobs/ folders cannot be registered as a dataset');
     }
     const summary = await validateDataset(real, this.limits);
     const content = await hashTree(summary.root);
     return this.locked(content.id, async () => {
       const existing = await this.read(content.id);
-      if (existing) return existing;
-      const record: StoredDataset = { id: content.id, path: summary.root, source: pathUnderDataDir, kind: 'directory', created_at: new Date().toISOString(), bytes: content.bytes, files: content.files, splits: summary.splits };
+      if (existing) return this.own(existing, owner, existing.kind === 'archive' ? path.join(this.datasetsDir, content.id, RECORD) : path.join(this.datasetsDir, `${content.id}.json`));
+      const record: StoredDataset = { id: content.id, path: summary.root, source: pathUnderDataDir, kind: 'directory', created_at: new Date().toISOString(), bytes: content.bytes, files: content.files, splits: summary.splits, ...(owner !== undefined && { owners: [owner] }) };
       await mkdir(this.datasetsDir, { recursive: true });
       await writeJsonAtomic(path.join(this.datasetsDir, `${content.id}.json`), record);
       return record;
     });
   }
 
-  async get(id: string): Promise<StoredDataset> {
+  /** A dataset by id; one `who` may not see is not found, exactly like one that does not exist. */
+  async get(id: string, who?: Requester): Promise<StoredDataset> {
     const record = ID_PATTERN.test(id) ? await this.read(id) : undefined;
-    if (!record) throw new DatasetError(DatasetErrorCodes.DATASET_NOT_FOUND, `no dataset with id ${JSON.stringify(id)}`);
+    if (!record || !visible(record, who)) throw new DatasetError(DatasetErrorCodes.DATASET_NOT_FOUND, `no dataset with id ${JSON.stringify(id.slice(0, 40))}`);
     return record;
   }
 
-  /** Complete datasets, oldest first. */
-  async list(): Promise<StoredDataset[]> {
+  /** Complete datasets `who` may see, oldest first. */
+  async list(who?: Requester): Promise<StoredDataset[]> {
     const names = await readdir(this.datasetsDir).catch(() => [] as string[]);
     const ids = new Set(names.map((n) => n.replace(/\.json$/, '')).filter((n) => ID_PATTERN.test(n)));
     const records = await Promise.all([...ids].map((id) => this.read(id)));
-    return records.filter((r): r is StoredDataset => r !== undefined).sort((a, b) => a.created_at.localeCompare(b.created_at) || a.id.localeCompare(b.id));
+    return records.filter((r): r is StoredDataset => r !== undefined && visible(r, who)).sort((a, b) => a.created_at.localeCompare(b.created_at) || a.id.localeCompare(b.id));
   }
 
   private async read(id: string): Promise<StoredDataset | undefined> {

@@ -5,13 +5,12 @@
  * field whose human turn has no <image> is a text-only example; `"image": null` is refused, so a
  * path lost upstream is not silently trained as text-only.
  */
-import { createReadStream } from 'node:fs';
 import { readdir, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import sharp, { type Metadata } from 'sharp';
 import { LEVEL_LABELS, TYPE_LABELS, type LevelLabel, type TypeLabel } from '../psa/taxonomy.ts';
-import { DatasetError, DatasetErrorCodes, formatProblem, type DatasetProblem } from './errors.ts';
+import { DatasetError, DatasetErrorCodes, clip, echo, formatProblem, MAX_LISTED_PROBLEMS, type DatasetProblem } from './errors.ts';
+import { DEFAULT_MAX_LINE_BYTES, readJsonlLines } from './lines.ts';
 
 export interface SplitSummary {
   count: number;
@@ -31,6 +30,8 @@ export interface ValidateOptions {
   maxImagePixels: number;
   /** Across all splits. */
   maxExamples?: number;
+  /** Longest accepted line of a .jsonl file, bytes (default 1 MiB). */
+  maxLineBytes?: number;
 }
 
 // The formats the serving path decodes (src/psa/image-preprocess.ts): training on an image the
@@ -39,6 +40,9 @@ const IMAGE_FORMATS = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff', 'heif', 'av
 // sharp decodes on its own thread pool; more than a few decodes at once only adds memory.
 const DECODE_CONCURRENCY = 4;
 const SPLITS = ['train.jsonl', 'val.jsonl'] as const;
+// Image checks finish out of order, so more than the listed problems are kept before sorting.
+const KEPT_PROBLEMS = 10 * MAX_LISTED_PROBLEMS;
+const MAX_MESSAGE_CHARS = 400;
 
 type Problem = DatasetProblem & { order: number };
 
@@ -55,10 +59,10 @@ export async function validateDataset(dir: string, opts: ValidateOptions): Promi
   const checker = new Checker(root, opts);
   const train = (await checker.split('train.jsonl', 0))!;
   const val = await checker.split('val.jsonl', 1);
-  const problems = await checker.finish();
-  if (problems.length > 0) {
+  const { problems, total } = await checker.finish();
+  if (total > 0) {
     const shown = problems.slice(0, 3).map(formatProblem).join('; ');
-    throw new DatasetError(DatasetErrorCodes.DATASET_INVALID, `the dataset has ${problems.length} problem(s): ${shown}${problems.length > 3 ? '; ...' : ''}`, { problems });
+    throw new DatasetError(DatasetErrorCodes.DATASET_INVALID, `the dataset has ${total} problem(s): ${shown}${total > 3 ? '; ...' : ''}`, { problems, totalProblems: total });
   }
   return { root, splits: val === undefined ? { train } : { train, val } };
 }
@@ -77,10 +81,12 @@ const exists = (p: string) => stat(p).then(() => true, () => false);
 const inside = (p: string, root: string) => p.startsWith(root + path.sep);
 const isInt = (v: unknown, max: number): v is number => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= max;
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const errText = (err: unknown) => (err instanceof Error ? err.message : String(err)).split('\n')[0]!.trim();
+const errText = (err: unknown) => clip((err instanceof Error ? err.message : String(err)).split('\n')[0]!.trim());
 
 class Checker {
   private readonly problems: Problem[] = [];
+  /** Problems found in all; only the first few are kept (a million bad lines must not fill memory). */
+  private total = 0;
   private readonly ids = new Map<string, string>();
   /** Image check per resolved path: the same picture used by many lines is decoded once. */
   private readonly images = new Map<string, Promise<string | undefined>>();
@@ -92,6 +98,8 @@ class Checker {
   constructor(private readonly root: string, private readonly opts: ValidateOptions) {}
 
   private add(order: number, file: string, line: number | undefined, message: string): void {
+    if (++this.total > KEPT_PROBLEMS) return;
+    message = message.length > MAX_MESSAGE_CHARS ? `${message.slice(0, MAX_MESSAGE_CHARS)}...` : message;
     this.problems.push(line === undefined ? { order, file, message } : { order, file, line, message });
   }
 
@@ -113,16 +121,12 @@ class Checker {
       this.add(order, name, undefined, refusal);
       return summary;
     }
-    let lineNo = 0;
-    const lines = createInterface({ input: createReadStream(real, 'utf8'), crlfDelay: Infinity });
-    for await (const raw of lines) {
-      lineNo++;
+    for await (const { lineNo, text: raw } of readJsonlLines(real, name, this.opts.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES)) {
       const text = (lineNo === 1 ? raw.replace(/^\uFEFF/, '') : raw).trim();
       if (text === '') continue; // blank lines are allowed, but still count for line numbers
       if (this.opts.maxExamples !== undefined && this.examples >= this.opts.maxExamples) {
         this.add(order, name, lineNo, `the dataset has more than ${this.opts.maxExamples} examples; split it or raise the limit`);
         this.overLimit = true;
-        lines.close();
         break;
       }
       this.examples++;
@@ -146,13 +150,13 @@ class Checker {
     if (typeof ex.id !== 'string' || ex.id.trim() === '') add('"id" must be a non-empty string');
     else {
       const first = this.ids.get(ex.id);
-      if (first !== undefined) add(`duplicate id ${JSON.stringify(ex.id)} (first used at ${first})`);
+      if (first !== undefined) add(`duplicate id ${echo(ex.id)} (first used at ${first})`);
       else this.ids.set(ex.id, `${file}:${lineNo}`);
     }
 
     const { safe_type: type, safe_level: level } = ex;
-    if (!isInt(type, TYPE_LABELS.length - 1)) add(`"safe_type" must be an integer 0-${TYPE_LABELS.length - 1} (${TYPE_LABELS.map((l, i) => `${i}=${l}`).join(', ')}); got ${JSON.stringify(type)}`);
-    if (!isInt(level, LEVEL_LABELS.length - 1)) add(`"safe_level" must be an integer 0-${LEVEL_LABELS.length - 1} (${LEVEL_LABELS.map((l, i) => `${i}=${l}`).join(', ')}); got ${JSON.stringify(level)}`);
+    if (!isInt(type, TYPE_LABELS.length - 1)) add(`"safe_type" must be an integer 0-${TYPE_LABELS.length - 1} (${TYPE_LABELS.map((l, i) => `${i}=${l}`).join(', ')}); got ${echo(type)}`);
+    if (!isInt(level, LEVEL_LABELS.length - 1)) add(`"safe_level" must be an integer 0-${LEVEL_LABELS.length - 1} (${LEVEL_LABELS.map((l, i) => `${i}=${l}`).join(', ')}); got ${echo(level)}`);
     if (isInt(type, TYPE_LABELS.length - 1) && isInt(level, LEVEL_LABELS.length - 1)) {
       summary.by_type[TYPE_LABELS[type]!]++;
       summary.by_level[LEVEL_LABELS[level]!]++;
@@ -170,9 +174,9 @@ class Checker {
     const image = ex.image;
     if (image === null) return add('"image" is null; leave the field out for a text-only example (and no <image> in the human turn), or give a relative path');
     if (typeof image !== 'string' || image === '' || image.includes('\0')) return add('"image" must be a non-empty relative path, e.g. "images/0001.png"');
-    if (path.posix.isAbsolute(image) || path.win32.isAbsolute(image)) return add(`"image" must be a path relative to the dataset; got the absolute path ${JSON.stringify(image)}`);
+    if (path.posix.isAbsolute(image) || path.win32.isAbsolute(image)) return add(`"image" must be a path relative to the dataset; got the absolute path ${echo(image)}`);
     const abs = path.resolve(this.root, image);
-    if (!inside(abs, this.root)) return add(`"image" ${JSON.stringify(image)} points outside the dataset directory`);
+    if (!inside(abs, this.root)) return add(`"image" ${echo(image)} points outside the dataset directory`);
     let check = this.images.get(abs);
     if (check === undefined) {
       check = this.limit(() => this.image(abs, image));
@@ -182,7 +186,8 @@ class Checker {
   }
 
   /** An error message, or undefined when the image exists inside the dataset and decodes. */
-  private async image(abs: string, rel: string): Promise<string | undefined> {
+  private async image(abs: string, name: string): Promise<string | undefined> {
+    const rel = clip(name);
     const max = this.opts.maxImagePixels;
     const real = await realpath(abs).catch(() => undefined);
     if (real === undefined) return `image not found: ${rel}`;
@@ -212,10 +217,10 @@ class Checker {
   }
 
   /** Waits for the image checks; problems in file order, then line order. */
-  async finish(): Promise<DatasetProblem[]> {
+  async finish(): Promise<{ problems: DatasetProblem[]; total: number }> {
     await Promise.all(this.pending);
     this.problems.sort((a, b) => a.order - b.order || (a.line ?? 0) - (b.line ?? 0));
-    return this.problems.map(({ order: _order, ...p }) => p);
+    return { problems: this.problems.slice(0, MAX_LISTED_PROBLEMS).map(({ order: _order, ...p }) => p), total: this.total };
   }
 }
 
@@ -225,7 +230,7 @@ function conversationProblems(turns: unknown, hasImage: boolean): string[] {
   turns.forEach((turn: unknown, i) => {
     const want = i % 2 === 0 ? 'human' : 'gpt';
     if (!isObject(turn)) return void out.push(`conversations[${i}] must be an object {"from": "${want}", "value": "..."}`);
-    if (turn.from !== want) out.push(`conversations[${i}].from must be "${want}" (turns alternate human, gpt); got ${JSON.stringify(turn.from)}`);
+    if (turn.from !== want) out.push(`conversations[${i}].from must be "${want}" (turns alternate human, gpt); got ${echo(turn.from)}`);
     if (typeof turn.value !== 'string') return void out.push(`conversations[${i}].value must be a string`);
     const images = turn.value.split('<image>').length - 1;
     if (i === 0 && !hasImage && images > 0) out.push('the first human turn contains <image> but the line has no "image"; add "image": "images/..." or, for a text-only example, remove <image>');

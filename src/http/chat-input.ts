@@ -2,7 +2,7 @@ import type { FastifyRequest } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import type { Config } from '../config.ts';
 import { apiError, HttpErrorCodes } from './errors.ts';
-import { decodeImageString, imageFromUrl, jsonField, readMultipart } from './image-input.ts';
+import { decodeImageString, imageFromUrl, jsonField, readMultipart, validateLikeJson } from './image-input.ts';
 import { ImageString, InterveneSchema, PolicyInputSchema, type InterveneInput } from './schemas.ts';
 import type { PolicyInput } from '../policy/policy.ts';
 
@@ -65,12 +65,13 @@ export async function readChatInput(request: FastifyRequest, config: Config): Pr
   if (request.isMultipart()) {
     const form = await readMultipart(request, 1);
     const options = (jsonField(form.fields, 'options') ?? {}) as ChatInput['options'];
-    return {
-      ...withContent(form.images[0] ?? null, form.fields.get('prompt')?.[0] ?? '', 'the form has no file field "image" and its "prompt" field is missing or empty'),
-      options,
-      policy: jsonField(form.fields, 'policy') as PolicyInput | undefined,
-      intervene: jsonField(form.fields, 'intervene') as InterveneInput | undefined,
-    };
+    if (typeof options !== 'object' || options === null || Array.isArray(options)) throw apiError(HttpErrorCodes.BAD_REQUEST, 'form field "options" must be a JSON object of generation options');
+    const prompt = form.fields.get('prompt')?.[0];
+    const policy = jsonField(form.fields, 'policy') as PolicyInput | undefined;
+    const intervene = jsonField(form.fields, 'intervene') as InterveneInput | undefined;
+    const { image: _i, prompt: _p, messages: _m, policy: _po, intervene: _in, ...generation } = options as Record<string, unknown>;
+    validateLikeJson(request, { ...generation, ...(prompt !== undefined && { prompt }), ...(policy !== undefined && { policy }), ...(intervene !== undefined && { intervene }) });
+    return { ...withContent(form.images[0] ?? null, prompt ?? '', 'the form has no file field "image" and its "prompt" field is missing or empty'), options, policy, intervene };
   }
   const body = request.body as ChatBody;
   const { image: _i, prompt: _p, messages, policy, intervene, ...options } = body;

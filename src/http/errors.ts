@@ -20,6 +20,10 @@ export const HttpErrorCodes = {
   MODEL_NOT_FOUND: 'PSA_MODEL_NOT_FOUND',
   JOB_NOT_FOUND: 'PSA_JOB_NOT_FOUND',
   GPUS_UNAVAILABLE: 'PSA_GPUS_UNAVAILABLE',
+  TOO_MANY_REQUESTS: 'PSA_TOO_MANY_REQUESTS',
+  REQUEST_TIMEOUT: 'PSA_REQUEST_TIMEOUT',
+  URI_TOO_LONG: 'PSA_URI_TOO_LONG',
+  HEADERS_TOO_LARGE: 'PSA_HEADERS_TOO_LARGE',
 } as const;
 
 export type HttpErrorCode = (typeof HttpErrorCodes)[keyof typeof HttpErrorCodes];
@@ -44,6 +48,11 @@ export const ERROR_STATUS: Record<ErrorCode, number> = {
   [HttpErrorCodes.MODEL_NOT_FOUND]: 404,
   [HttpErrorCodes.JOB_NOT_FOUND]: 404,
   [HttpErrorCodes.GPUS_UNAVAILABLE]: 422,
+  [HttpErrorCodes.TOO_MANY_REQUESTS]: 429,
+  [HttpErrorCodes.REQUEST_TIMEOUT]: 408,
+  [HttpErrorCodes.URI_TOO_LONG]: 414,
+  [HttpErrorCodes.HEADERS_TOO_LARGE]: 431,
+  [DatasetErrorCodes.INSUFFICIENT_STORAGE]: 507,
   [DatasetErrorCodes.DATASET_INVALID]: 422,
   [DatasetErrorCodes.ARCHIVE_INVALID]: 400,
   [DatasetErrorCodes.ARCHIVE_UNSAFE]: 400,

@@ -2,7 +2,8 @@ import type {} from '@fastify/multipart';
 import type { FastifyRequest } from 'fastify';
 import { PsaError, PsaErrorCodes } from '../psa/errors.ts';
 import { apiError, HttpErrorCodes } from './errors.ts';
-import { fetchRemoteImage } from './remote-image.ts';
+import { splitList, type Config } from '../config.ts';
+import { fetchRemoteImage, type RemoteImagePolicy } from './remote-image.ts';
 
 const DATA_URL = /^data:([\w.+-]+\/[\w.+-]+)?(;[\w-]+=[^;,]*)*;base64,/i;
 const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
@@ -23,10 +24,19 @@ export function decodeImageString(value: string, maxBytes: number, where: string
 }
 
 /** Image bytes from an image_url: a base64 data: URL, or https on ALLOWED_IMAGE_HOSTS. */
-export async function imageFromUrl(url: string, config: { ALLOWED_IMAGE_HOSTS: string; MAX_IMAGE_BYTES: number }, where: string): Promise<Buffer> {
+export async function imageFromUrl(url: string, config: Config, where: string): Promise<Buffer> {
   if (url.startsWith('data:')) return decodeImageString(url, config.MAX_IMAGE_BYTES, where);
-  const hosts = config.ALLOWED_IMAGE_HOSTS.split(',').map((h) => h.trim()).filter(Boolean);
-  return fetchRemoteImage(url, hosts, config.MAX_IMAGE_BYTES, where);
+  return fetchRemoteImage(url, remoteImagePolicy(config), config.MAX_IMAGE_BYTES, where);
+}
+
+/** Where remote image URLs may point, from the server's configuration. */
+export function remoteImagePolicy(config: Config): RemoteImagePolicy {
+  return {
+    hosts: splitList(config.ALLOWED_IMAGE_HOSTS).map((h) => h.toLowerCase().replace(/^\[|\]$/g, '')),
+    ports: splitList(config.ALLOWED_IMAGE_PORTS).map(Number),
+    allowedNetworks: splitList(config.ALLOWED_IMAGE_NETWORKS),
+    timeoutMs: config.REMOTE_IMAGE_TIMEOUT_MS,
+  };
 }
 
 export interface MultipartInput {
@@ -51,8 +61,12 @@ export async function readMultipart(request: FastifyRequest, maxImages: number):
       const data = await part.toBuffer();
       images.push(data);
     } else {
+      // The form limit cuts a field silently; a cut prompt or policy must not be used as if whole.
+      if (part.valueTruncated || part.fieldnameTruncated) {
+        throw apiError(HttpErrorCodes.PAYLOAD_TOO_LARGE, `form field "${part.fieldname.slice(0, 100)}" is too long for this server; send a shorter prompt or policy`);
+      }
       const list = fields.get(part.fieldname) ?? [];
-      list.push(String(part.value));
+      list.push(typeof part.value === 'string' ? part.value : JSON.stringify(part.value));
       fields.set(part.fieldname, list);
     }
   }
@@ -68,4 +82,16 @@ export function jsonField(fields: Map<string, string[]>, name: string): unknown 
   } catch {
     throw apiError(HttpErrorCodes.BAD_REQUEST, `form field "${name}" must be JSON`);
   }
+}
+
+/**
+ * Checks a body assembled from a form with the route's own JSON body schema, and fails exactly as
+ * a JSON request would (same codes, same messages): multipart is another encoding, not a way past
+ * validation.
+ */
+export function validateLikeJson(request: FastifyRequest, body: Record<string, unknown>): void {
+  const validate = request.getValidationFunction('body');
+  if (!validate || validate(body)) return;
+  const err = Object.assign(new Error('body is invalid'), { validation: validate.errors ?? [], validationContext: 'body', statusCode: 400, code: 'FST_ERR_VALIDATION' });
+  throw err;
 }

@@ -65,6 +65,6 @@ async function decode(bytes: Uint8Array, limits: InputLimits): Promise<RgbPixels
     return { data, width: info.width, height: info.height };
   } catch (err) {
     if (/pixel limit/i.test(errorText(err))) throw imageTooLarge(meta.width, height, limits.maxInputPixels);
-    throw invalidImage(`the ${meta.format} image could not be decoded; it may be truncated or corrupt (${errorText(err)})`, err);
+    throw invalidImage(`the ${meta.format} image could not be decoded; it may be truncated or corrupt; re-encode or re-upload the complete file`, err);
   }
 }

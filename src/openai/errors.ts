@@ -32,7 +32,7 @@ function param(details: Record<string, unknown> | undefined): string | null {
 }
 
 /** `{error: {message, type, param, code}}` with the service's stable code as `code`. */
-export function openaiErrorBody(err: ApiError) {
+export function openaiErrorBody(err: Pick<ApiError, 'statusCode' | 'code' | 'message' | 'details'>) {
   return {
     error: {
       message: err.message,

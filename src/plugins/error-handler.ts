@@ -5,6 +5,8 @@ import { isPsaError, PsaErrorCodes } from '../psa/errors.ts';
 import { LEVEL_LABELS, TYPE_LABELS } from '../psa/taxonomy.ts';
 import { DECISIONS } from '../policy/policy.ts';
 import { ApiError, HttpErrorCodes, type ErrorCode } from '../http/errors.ts';
+import { errorBody } from '../http/framework-errors.ts';
+import { hidePaths } from '../http/paths.ts';
 import { openaiErrorBody } from '../openai/errors.ts';
 
 /** Fastify's own error codes, mapped onto ours so a client always sees a PSA_* code. */
@@ -69,42 +71,73 @@ function toApiError(err: FastifyError | Error): ApiError {
     const hints: Partial<Record<ErrorCode, string>> = {
       [HttpErrorCodes.MALFORMED_JSON]: 'the body is not valid JSON; send a JSON object',
       [HttpErrorCodes.UNSUPPORTED_MEDIA_TYPE]: 'send application/json or multipart/form-data',
-      [HttpErrorCodes.PAYLOAD_TOO_LARGE]: 'the request body or a file is larger than this server accepts; send a smaller image',
+      [HttpErrorCodes.PAYLOAD_TOO_LARGE]: 'the request body or a file is larger than this server accepts for this route; send a smaller image or body',
       [HttpErrorCodes.TOO_MANY_ITEMS]: 'too many files or fields in the form; send fewer images per request',
     };
     return new ApiError(mapped, `${hints[mapped] ?? fastifyErr.message} (${fastifyErr.message})`);
   }
   if (typeof fastifyErr.statusCode === 'number' && fastifyErr.statusCode >= 400 && fastifyErr.statusCode < 500) {
-    return new ApiError(HttpErrorCodes.BAD_REQUEST, fastifyErr.message);
+    return new ApiError(codeForStatus(fastifyErr.statusCode), fastifyErr.message.slice(0, 300));
   }
   return new ApiError(HttpErrorCodes.INTERNAL, 'internal error; the request id identifies it in the server log');
 }
 
-/** One error handler: coded JSON errors, 5xx internals logged and hidden from clients. */
+/** A code for an error another component answered in its own shape (a plugin, the router). */
+function codeForStatus(status: number): ErrorCode {
+  const byStatus: Record<number, ErrorCode> = {
+    401: HttpErrorCodes.UNAUTHORIZED, 403: HttpErrorCodes.FORBIDDEN, 404: HttpErrorCodes.NOT_FOUND, 408: HttpErrorCodes.REQUEST_TIMEOUT,
+    413: HttpErrorCodes.PAYLOAD_TOO_LARGE, 414: HttpErrorCodes.URI_TOO_LONG, 415: HttpErrorCodes.UNSUPPORTED_MEDIA_TYPE, 429: HttpErrorCodes.TOO_MANY_REQUESTS,
+  };
+  return byStatus[status] ?? (status >= 500 ? HttpErrorCodes.INTERNAL : HttpErrorCodes.BAD_REQUEST);
+}
+
+const isPsaShaped = (payload: string) => /^\{"error":\{"code":"PSA_/.test(payload);
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The route answers errors in a documented shape of its own (readiness), left as it is. */
+    ownErrorShape?: boolean;
+  }
+}
+
+/**
+ * One error handler: coded JSON errors, 5xx internals logged and hidden from clients. Bodies are
+ * serialised here, not by the response schemas, so no error can fail to serialise; server paths
+ * in messages are shown relative to DATA_DIR / MODELS_DIR.
+ */
 export default fp(
-  async function errorHandler(app: FastifyInstance) {
+  async function errorHandler(app: FastifyInstance, opts: { roots?: Record<string, string> }) {
+    const roots = opts.roots ?? {};
     app.setErrorHandler((err: FastifyError, request, reply) => {
       const apiErr = toApiError(err);
-      if (apiErr.statusCode >= 500) request.log.error({ err, request }, 'request failed');
-      else request.log.info({ code: apiErr.code, message: apiErr.message }, 'request rejected');
+      // Never the request itself: its headers carry the API key.
+      if (apiErr.statusCode >= 500) request.log.error({ err }, 'request failed');
+      else request.log.info({ code: apiErr.code, message: apiErr.message.slice(0, 500) }, 'request rejected');
       if (apiErr.headers) reply.headers(apiErr.headers);
+      const details = apiErr.details && (JSON.parse(hidePaths(JSON.stringify(apiErr.details), roots)) as Record<string, unknown>);
+      const message = hidePaths(apiErr.message, roots);
+      reply.code(apiErr.statusCode).type('application/json; charset=utf-8');
       if (request.routeOptions.config.errorFormat === 'openai') {
         // SDKs retry 429 and 5xx by default; say which of them are worth retrying.
         if (apiErr.statusCode >= 500 || apiErr.statusCode === 429) reply.header('x-should-retry', apiErr.headers?.['retry-after'] !== undefined ? 'true' : 'false');
-        return reply.code(apiErr.statusCode).send(openaiErrorBody(apiErr));
+        return reply.send(JSON.stringify(openaiErrorBody({ statusCode: apiErr.statusCode, code: apiErr.code, message, details })));
       }
-      return reply.code(apiErr.statusCode).send({
-        error: { code: apiErr.code, message: apiErr.message, ...(apiErr.details && { details: apiErr.details }) },
-        request_id: request.id,
-      });
+      return reply.send(errorBody(apiErr.code, message, request.id, details));
     });
     app.setNotFoundHandler((request, reply) =>
-      reply.code(404).send({
-        error: { code: HttpErrorCodes.NOT_FOUND, message: `no route ${request.method} ${request.url.split('?')[0]}; see /openapi.json` },
-        request_id: request.id,
-      }),
+      reply.code(404).type('application/json; charset=utf-8').send(errorBody(HttpErrorCodes.NOT_FOUND, `no route ${request.method} ${request.url.split('?')[0]!.slice(0, 200)}; see /openapi.json`, request.id)),
     );
+    // Plugins with their own error replies (Bull Board, static files of /docs) answer in our shape too.
+    app.addHook('onSend', async (request, reply, payload) => {
+      if (reply.statusCode < 400 || request.routeOptions.config.ownErrorShape || request.routeOptions.config.errorFormat === 'openai') return payload;
+      const text = typeof payload === 'string' ? payload : Buffer.isBuffer(payload) ? payload.toString('utf8', 0, 64) : null;
+      if (text !== null && isPsaShaped(text)) return payload;
+      if (text === null && payload !== null && payload !== undefined) return payload; // a stream: left alone
+      const code = codeForStatus(reply.statusCode);
+      reply.type('application/json; charset=utf-8');
+      reply.removeHeader('content-length');
+      return errorBody(code, `the request was refused (HTTP ${reply.statusCode})`, request.id);
+    });
   },
   { name: 'psa-errors' },
 );
-

@@ -62,7 +62,7 @@ export default fp(
       const route = request.routeOptions.url ?? 'unmatched';
       requests.observe({ method: request.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
     });
-    app.get('/metrics', { schema: { summary: 'Prometheus metrics', tags: ['operations'] } }, async (_request, reply) => {
+    app.get('/metrics', { config: { scope: 'metrics' }, schema: { summary: 'Prometheus metrics (scope metrics, or admin)', tags: ['operations'] } }, async (_request, reply) => {
       reply.header('content-type', registry.contentType);
       return registry.metrics();
     });

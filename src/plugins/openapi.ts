@@ -3,9 +3,11 @@ import fp from 'fastify-plugin';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 
-/** OpenAPI 3 generated from the route schemas: /openapi.json and a browsable /docs. */
+/** OpenAPI 3 generated from the route schemas: /openapi.json and a browsable /docs (DOCS: any valid key, public, or off). */
 export default fp(
-  async function openapi(app: FastifyInstance, opts: { version: string }) {
+  async function openapi(app: FastifyInstance, opts: { version: string; docs: 'key' | 'public' | 'off' }) {
+    if (opts.docs === 'off') return;
+    const scope = opts.docs === 'public' ? 'public' : 'key';
     await app.register(swagger, {
       openapi: {
         openapi: '3.1.0',
@@ -25,8 +27,13 @@ export default fp(
         ],
       },
     });
-    await app.register(swaggerUi, { routePrefix: '/docs' });
-    app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+    await app.register(async (ui) => {
+      ui.addHook('onRoute', (route) => {
+        route.config = { ...route.config, scope };
+      });
+      await ui.register(swaggerUi, { routePrefix: '/docs' });
+    });
+    app.get('/openapi.json', { config: { scope }, schema: { hide: true } }, async () => app.swagger());
   },
   { name: 'psa-openapi' },
 );

@@ -7,8 +7,8 @@ export const DASHBOARD_PATH = '/admin/queues';
 
 /**
  * Bull Board for the training queue at /admin/queues, admin scope only. Registered only when
- * training is configured (REDIS_URL); it lives in its own encapsulated context, so its hook and
- * its routes (hidden from the OpenAPI document) touch nothing else.
+ * training is configured (REDIS_URL); it lives in its own encapsulated context, so its routes
+ * (admin scope, hidden from the OpenAPI document) touch nothing else.
  */
 export default async function queueDashboard(app: FastifyInstance) {
   if (!app.training) return;
@@ -16,9 +16,9 @@ export default async function queueDashboard(app: FastifyInstance) {
   adapter.setBasePath(DASHBOARD_PATH);
   createBullBoard({ queues: [new BullMQAdapter(app.training.queue.queue)], serverAdapter: adapter });
   await app.register(async (scoped) => {
-    scoped.addHook('onRequest', app.requireScope('admin'));
     scoped.addHook('onRoute', (route) => {
       route.schema = { ...route.schema, hide: true };
+      route.config = { ...route.config, scope: 'admin' };
     });
     await scoped.register(adapter.registerPlugin(), { prefix: DASHBOARD_PATH });
   });

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.ts';
+import { IngestSlots } from '../datasets/ingest-slots.ts';
 import { DatasetStore } from '../datasets/store.ts';
 import { ApiError, HttpErrorCodes } from '../http/errors.ts';
 import { apiRedis, keys, workerRedis } from '../redis.ts';
@@ -22,6 +23,7 @@ declare module 'fastify' {
     /** null when REDIS_URL is empty: training routes then answer 503. */
     training: Training | null;
     datasets: DatasetStore;
+    ingestSlots: IngestSlots;
   }
 }
 
@@ -32,7 +34,25 @@ declare module 'fastify' {
 export default fp(
   async function training(app: FastifyInstance, opts: { config: Config }) {
     const { config } = opts;
-    app.decorate('datasets', new DatasetStore(config.DATA_DIR, { maxBytes: config.MAX_DATASET_BYTES, maxFiles: config.MAX_DATASET_FILES, maxFileBytes: Math.min(config.MAX_DATASET_BYTES, 1024 ** 3), maxImagePixels: config.MAX_IMAGE_PIXELS }));
+    const store = new DatasetStore(config.DATA_DIR, {
+      maxBytes: config.MAX_DATASET_BYTES,
+      maxFiles: config.MAX_DATASET_FILES,
+      maxFileBytes: Math.min(config.MAX_DATASET_BYTES, 1024 ** 3),
+      maxImagePixels: config.MAX_IMAGE_PIXELS,
+      maxLineBytes: config.MAX_DATASET_LINE_BYTES,
+      maxExpansion: config.MAX_ARCHIVE_EXPANSION,
+      minFreeBytes: config.MIN_FREE_DISK_BYTES,
+    });
+    app.decorate('datasets', store);
+    app.decorate('ingestSlots', new IngestSlots(config.MAX_CONCURRENT_INGESTS, config.MAX_CONCURRENT_INGESTS_PER_KEY));
+    // Scratch left by an ingest whose process died (a crash, kill -9) is removed now and every minute.
+    const sweep = async () => {
+      const removed = await store.scratch.sweep().catch((err: Error) => (app.log.warn({ err: err.message }, 'cannot clean DATA_DIR/tmp'), []));
+      if (removed.length) app.log.warn({ removed: removed.length }, 'removed stale upload scratch from DATA_DIR/tmp');
+    };
+    await sweep();
+    const sweeper = setInterval(() => void sweep(), 60_000).unref();
+    app.addHook('onClose', async () => clearInterval(sweeper));
     if (!config.REDIS_URL) {
       app.decorate('training', null);
       return;

@@ -44,7 +44,7 @@ export async function checkImageHeader(bytes: Uint8Array, limits: { maxInputByte
   try {
     meta = await sharp(input, { limitInputPixels: false }).metadata();
   } catch (err) {
-    throw invalidImage(`the data is not a readable image (${errorText(err)}); ${FORMAT_HINT}`, err);
+    throw invalidImage(`the data is not a readable image; ${FORMAT_HINT}`, err);
   }
   if (!FORMATS.has(meta.format)) throw invalidImage(`unsupported image format "${meta.format}"; ${FORMAT_HINT}`);
   const height = meta.pageHeight ?? meta.height;

@@ -51,7 +51,7 @@ export async function preprocessImageRgb(bytes: Uint8Array, cfg: ImagePreprocess
     if (out.info.channels !== 3) throw new Error(`decoded to ${out.info.channels} channels`);
   } catch (err) {
     if (/pixel limit/i.test(errorText(err))) throw new PsaError(PsaErrorCodes.IMAGE_TOO_LARGE, `the image exceeds ${limits.maxInputPixels} pixels`, { cause: err });
-    throw invalidImage(`the ${meta.format} image could not be decoded; it may be truncated or corrupt (${errorText(err)}); re-encode or re-upload the complete file`, err);
+    throw invalidImage(`the ${meta.format} image could not be decoded; it may be truncated or corrupt; re-encode or re-upload the complete file`, err);
   }
 
   const [rw, rh] = resizedSize(w, h, cfg);

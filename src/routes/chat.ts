@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import type { Config } from '../config.ts';
+import { inferenceBodyLimit } from '../http/body-limits.ts';
 import { ApiError, apiError, HttpErrorCodes } from '../http/errors.ts';
 import { ChatBody, GenerationFields, readChatInput } from '../http/chat-input.ts';
 import { runChat } from '../http/chat-run.ts';
@@ -34,7 +35,8 @@ export default async function chatRoutes(app: FastifyInstance, opts: { config: C
   app.post(
     '/v1/chat',
     {
-      preHandler: app.requireScope('infer'),
+      config: { scope: 'infer' },
+      bodyLimit: inferenceBodyLimit(config),
       schema: {
         summary: 'Concept-conditioned answer for an image and a prompt, or a prompt alone (pass 1, policy, pass 2)',
         description:

@@ -4,12 +4,13 @@ import { Type } from '@sinclair/typebox';
 export default async function healthRoutes(app: FastifyInstance) {
   app.get(
     '/healthz',
-    { schema: { summary: 'Liveness: the process answers', tags: ['operations'], response: { 200: Type.Object({ status: Type.Literal('ok') }) } } },
+    { config: { scope: 'public' }, schema: { summary: 'Liveness: the process answers', tags: ['operations'], response: { 200: Type.Object({ status: Type.Literal('ok') }) } } },
     async () => ({ status: 'ok' as const }),
   );
   app.get(
     '/readyz',
     {
+      config: { scope: 'public', ownErrorShape: true },
       schema: {
         summary: 'Readiness: model loaded and inference pool alive',
         tags: ['operations'],

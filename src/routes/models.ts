@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
+import type { Config } from '../config.ts';
 import { apiError, HttpErrorCodes } from '../http/errors.ts';
+import { hidePathsDeep } from '../http/paths.ts';
 import { withErrors } from '../http/schemas.ts';
 import type { PackageSummary } from '../inference/model-host.ts';
 import { OPENAI_ROUTE, withOpenAIErrors } from '../openai/errors.ts';
@@ -8,22 +10,23 @@ import { ModelList, ModelObject } from '../openai/schemas.ts';
 
 const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 200 }) });
 
-const modelObject = ({ dir: _dir, id, name, created_at, active, provenance }: PackageSummary) => ({
+/** OpenAI's model object with this service's fields; provenance shows paths relative to the store. */
+const modelObject = ({ dir: _dir, id, name, created_at, active, provenance }: PackageSummary, roots: Record<string, string>) => ({
   id,
   object: 'model' as const,
   created: Math.floor((Date.parse(created_at) || 0) / 1000),
   owned_by: 'psa-guard',
   name,
   active,
-  provenance,
+  provenance: hidePathsDeep(provenance, roots) as Record<string, unknown>,
 });
 
-export default async function modelRoutes(app: FastifyInstance) {
+export default async function modelRoutes(app: FastifyInstance, opts: { config: Config }) {
+  const roots = { DATA_DIR: opts.config.DATA_DIR, MODELS_DIR: opts.config.MODELS_DIR };
   app.get(
     '/v1/models',
     {
-      preHandler: app.requireScope('infer'),
-      config: OPENAI_ROUTE,
+      config: { ...OPENAI_ROUTE, scope: 'infer' },
       schema: {
         summary: 'Model packages found, in OpenAI\'s list shape, with the active one, provenance and metrics',
         tags: ['models', 'openai'],
@@ -32,15 +35,14 @@ export default async function modelRoutes(app: FastifyInstance) {
     },
     async () => {
       const models = await app.models.list();
-      return { object: 'list', data: models.map(modelObject), active: models.find((m) => m.active)?.id ?? '' };
+      return { object: 'list', data: models.map((m) => modelObject(m, roots)), active: models.find((m) => m.active)?.id ?? '' };
     },
   );
 
   app.get(
     '/v1/models/:id',
     {
-      preHandler: app.requireScope('infer'),
-      config: OPENAI_ROUTE,
+      config: { ...OPENAI_ROUTE, scope: 'infer' },
       schema: {
         summary: 'One model package: OpenAI\'s model object with provenance, metrics and whether it is active',
         tags: ['models', 'openai'],
@@ -52,14 +54,14 @@ export default async function modelRoutes(app: FastifyInstance) {
       const { id } = request.params as { id: string };
       const found = (await app.models.list()).find((m) => m.id === id || m.name === id);
       if (!found) throw apiError(HttpErrorCodes.MODEL_NOT_FOUND, `no model "${id}"; GET /v1/models lists them`, { field: 'id' });
-      return modelObject(found);
+      return modelObject(found, roots);
     },
   );
 
   app.post(
     '/v1/models/:id/activate',
     {
-      preHandler: app.requireScope('admin'),
+      config: { scope: 'admin' },
       schema: {
         summary: 'Serve this package; every replica switches (requests in flight finish on the old model)',
         tags: ['models'],

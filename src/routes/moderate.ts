@@ -1,8 +1,9 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import type { Config } from '../config.ts';
+import { inferenceBodyLimit } from '../http/body-limits.ts';
 import { apiError, HttpErrorCodes } from '../http/errors.ts';
-import { decodeImageString, jsonField, readMultipart } from '../http/image-input.ts';
+import { decodeImageString, jsonField, readMultipart, validateLikeJson } from '../http/image-input.ts';
 import { moderate, ModerationItemSchema, ModerationTimingsSchema, type ModerationRequest } from '../http/moderation.ts';
 import { ImageString, InterveneSchema, PolicyInputSchema, withErrors, type InterveneInput } from '../http/schemas.ts';
 import type { PolicyInput } from '../policy/policy.ts';
@@ -51,6 +52,9 @@ async function normalize(request: FastifyRequest, config: Config): Promise<Moder
     if (form.images.length > 0 && prompts.length > 1 && prompts.length !== form.images.length) {
       throw apiError(HttpErrorCodes.BAD_REQUEST, `send one "prompt" field for all images or one per image (got ${prompts.length} for ${form.images.length})`);
     }
+    const policy = jsonField(form.fields, 'policy') as PolicyInput | undefined;
+    const intervene = jsonField(form.fields, 'intervene') as InterveneInput | undefined;
+    validateLikeJson(request, { ...(prompts.length === 1 && { prompt: prompts[0] }), ...(policy !== undefined && { policy }), ...(intervene !== undefined && { intervene }) });
     // Without files, each "prompt" field is one text-only item.
     const items = form.images.length === 0
       ? prompts.map((prompt) => ({ image: null, prompt }))
@@ -59,8 +63,8 @@ async function normalize(request: FastifyRequest, config: Config): Promise<Moder
     items.forEach((item, i) => requireContent(item, items.length > 1 ? `prompt field ${i}` : 'the "prompt" field'));
     return {
       items,
-      policy: jsonField(form.fields, 'policy') as PolicyInput | undefined,
-      intervene: jsonField(form.fields, 'intervene') as InterveneInput | undefined,
+      policy,
+      intervene,
     };
   }
   const body = request.body as ModerateBody;
@@ -84,7 +88,8 @@ export default async function moderateRoutes(app: FastifyInstance, opts: { confi
   app.post(
     '/v1/moderate',
     {
-      preHandler: app.requireScope('infer'),
+      config: { scope: 'infer' },
+      bodyLimit: inferenceBodyLimit(config),
       schema: {
         summary: 'Safety concepts for images and prompts, or prompts alone (pass 1 only)',
         description:

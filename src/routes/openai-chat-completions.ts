@@ -5,6 +5,7 @@ import { runChat, type ChatConceptsView } from '../http/chat-run.ts';
 import { ApiError } from '../http/errors.ts';
 import { ChunkWriter, completion } from '../openai/chat-completion.ts';
 import { readCompletionInput } from '../openai/chat-messages.ts';
+import { inferenceBodyLimit } from '../http/body-limits.ts';
 import { OPENAI_ROUTE, openaiErrorBody, withOpenAIErrors } from '../openai/errors.ts';
 import { servedPool } from '../openai/inputs.ts';
 import { ChatCompletion, ChatCompletionChunk, ChatCompletionsBody } from '../openai/schemas.ts';
@@ -18,8 +19,8 @@ export default async function openaiChatRoutes(app: FastifyInstance, opts: { con
   app.post(
     '/v1/chat/completions',
     {
-      preHandler: app.requireScope('infer'),
-      config: OPENAI_ROUTE,
+      config: { ...OPENAI_ROUTE, scope: 'infer' },
+      bodyLimit: inferenceBodyLimit(config),
       schema: {
         summary: 'OpenAI-compatible chat: pass 1, policy, and pass 2 with the safety hint',
         description:

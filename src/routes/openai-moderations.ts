@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config.ts';
 import { moderate } from '../http/moderation.ts';
+import { inferenceBodyLimit } from '../http/body-limits.ts';
 import { OPENAI_ROUTE, withOpenAIErrors } from '../openai/errors.ts';
 import { servedPool } from '../openai/inputs.ts';
 import { moderationResult, readModerationsInput } from '../openai/moderations.ts';
@@ -12,8 +13,8 @@ export default async function openaiModerationRoutes(app: FastifyInstance, opts:
   app.post(
     '/v1/moderations',
     {
-      preHandler: app.requireScope('infer'),
-      config: OPENAI_ROUTE,
+      config: { ...OPENAI_ROUTE, scope: 'infer' },
+      bodyLimit: inferenceBodyLimit(config),
       schema: {
         summary: 'OpenAI-compatible moderation (pass 1 only): categories are the risk types, with the full PSA result under psa',
         description:

@@ -47,7 +47,7 @@ export default async function playgroundRoutes(app: FastifyInstance, opts: { con
     Object.entries(ASSETS).map(async ([path, a]) => ({ path, type: a.type, body: await readFile(new URL(a.file, ASSETS_DIR)) })),
   );
   for (const f of files) {
-    app.get(PLAYGROUND_PATH + f.path, { schema: { hide: true } }, async (_request, reply) => reply.headers(SECURITY_HEADERS).type(f.type).send(f.body));
+    app.get(PLAYGROUND_PATH + f.path, { config: { scope: 'public' }, schema: { hide: true } }, async (_request, reply) => reply.headers(SECURITY_HEADERS).type(f.type).send(f.body));
   }
-  app.get('/', { schema: { hide: true } }, async (_request, reply) => reply.redirect(PLAYGROUND_PATH, 302));
+  app.get('/', { config: { scope: 'public' }, schema: { hide: true } }, async (_request, reply) => reply.redirect(PLAYGROUND_PATH, 302));
 }

@@ -1,10 +1,13 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { Config } from '../config.ts';
 import { ApiError, HttpErrorCodes } from '../http/errors.ts';
+import { hidePaths, hidePathsDeep } from '../http/paths.ts';
 import { withErrors } from '../http/schemas.ts';
 import { resolveTrainer, STAGES, TrainRequestSchema, type TrainJobData, type TrainRequest } from '../training/job-types.ts';
 import { resolveBaseModel } from '../training/base-model.ts';
+import type { JobView } from '../training/queue.ts';
+import { requester } from './datasets.ts';
 
 const JobView = Type.Object(
   {
@@ -35,8 +38,19 @@ const JobView = Type.Object(
 
 const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 200 }) });
 
+/** Train keys see their own jobs; admin keys (and servers without keys) every job. */
+const mine = (request: FastifyRequest) => (request.principal.admin ? undefined : request.principal.owner);
+const visibleTo = (view: JobView, request: FastifyRequest) => request.principal.admin || view.owner === request.principal.owner;
+
+/** What a client sees of a job: no server paths, no owner ids. */
+function clientView({ owner: _owner, ...view }: JobView, roots: Record<string, string>) {
+  const { model_dir: _dir, ...result } = view.result ?? ({} as NonNullable<JobView['result']>);
+  return { ...view, result: view.result ? (hidePathsDeep(result, roots) as typeof result) : null, error: view.error === null ? null : hidePaths(view.error, roots), logs: view.logs.map((l) => hidePaths(l, roots)) };
+}
+
 export default async function trainRoutes(app: FastifyInstance, opts: { config: Config }) {
   const { config } = opts;
+  const publicView = (view: JobView) => clientView(view, { DATA_DIR: config.DATA_DIR, MODELS_DIR: config.MODELS_DIR });
   const training = () => {
     if (!app.training) throw new ApiError(HttpErrorCodes.QUEUE_UNAVAILABLE, 'training is disabled on this server: set REDIS_URL');
     app.training.ensureAvailable();
@@ -46,7 +60,7 @@ export default async function trainRoutes(app: FastifyInstance, opts: { config: 
   app.post(
     '/v1/train',
     {
-      preHandler: app.requireScope('train'),
+      config: { scope: 'train' },
       schema: {
         summary: 'Queue a two-stage training job',
         tags: ['training'],
@@ -61,7 +75,8 @@ export default async function trainRoutes(app: FastifyInstance, opts: { config: 
         throw new ApiError(HttpErrorCodes.GPUS_UNAVAILABLE, `gpus ${gpus}: no worker can host a job that large; the largest worker slot has ${config.MAX_JOB_GPUS} (MAX_JOB_GPUS)`, { gpus, max_job_gpus: config.MAX_JOB_GPUS });
       }
       const t = training();
-      const dataset = body.dataset.startsWith('ds-') ? await app.datasets.get(body.dataset) : await app.datasets.ingestDirectory(body.dataset);
+      const who = requester(request);
+      const dataset = body.dataset.startsWith('ds-') ? await app.datasets.get(body.dataset, who) : await app.datasets.ingestDirectory(body.dataset, who.owner);
       // Without base_model the active package is the base (it may live outside MODELS_DIR, as the
       // image's embedded default does; every image has it at the same path).
       const active = app.models.active.pkg.dir;
@@ -73,6 +88,7 @@ export default async function trainRoutes(app: FastifyInstance, opts: { config: 
         stages: STAGES.filter((s) => (body.stages ?? STAGES).includes(s)),
         trainer: resolveTrainer(body),
         gpus,
+        owner: who.owner,
       };
       const { id, duplicate } = await t.queue.add(data);
       request.log.info({ job: id, duplicate, dataset: dataset.id, base: base.id, kind: base.kind }, 'training job queued');
@@ -82,35 +98,38 @@ export default async function trainRoutes(app: FastifyInstance, opts: { config: 
 
   app.get(
     '/v1/train',
-    { preHandler: app.requireScope('train'), schema: { summary: 'Training jobs, newest first', tags: ['training'], response: withErrors({ 200: Type.Object({ jobs: Type.Array(JobView) }) }, [401, 403, 503]) } },
-    async () => ({ jobs: await training().queue.list() }),
+    { config: { scope: 'train' }, schema: { summary: 'Training jobs, newest first', tags: ['training'], response: withErrors({ 200: Type.Object({ jobs: Type.Array(JobView) }) }, [401, 403, 503]) } },
+    async (request) => ({ jobs: (await training().queue.list(50, mine(request))).map(publicView) }),
   );
 
   app.get(
     '/v1/train/:id',
     {
-      preHandler: app.requireScope('train'),
+      config: { scope: 'train' },
       schema: { summary: 'State, progress, logs and result of a training job', tags: ['training'], params: IdParams, response: withErrors({ 200: JobView }, [401, 403, 404, 503]) },
     },
     async (request) => {
       const { id } = request.params as { id: string };
       const view = await training().queue.get(id);
-      if (!view) throw new ApiError(HttpErrorCodes.JOB_NOT_FOUND, `no training job ${id}`);
-      return view;
+      if (!view || !visibleTo(view, request)) throw new ApiError(HttpErrorCodes.JOB_NOT_FOUND, `no training job ${id}`);
+      return publicView(view);
     },
   );
 
   app.delete(
     '/v1/train/:id',
     {
-      preHandler: app.requireScope('train'),
+      config: { scope: 'train' },
       schema: { summary: 'Cancel a job: a waiting one is removed, a running one stops and ends as cancelled', tags: ['training'], params: IdParams, response: withErrors({ 200: JobView, 202: JobView }, [401, 403, 404, 503]) },
     },
     async (request, reply) => {
       const { id } = request.params as { id: string };
-      const view = await training().queue.cancel(id);
+      const t = training();
+      const current = await t.queue.get(id);
+      if (!current || !visibleTo(current, request)) throw new ApiError(HttpErrorCodes.JOB_NOT_FOUND, `no training job ${id}`);
+      const view = await t.queue.cancel(id);
       if (!view) throw new ApiError(HttpErrorCodes.JOB_NOT_FOUND, `no training job ${id}`);
-      return reply.code(view.state === 'cancelling' ? 202 : 200).send(view);
+      return reply.code(view.state === 'cancelling' ? 202 : 200).send(publicView(view));
     },
   );
 }

@@ -13,6 +13,14 @@ export interface BaseModel {
 
 const isFile = async (p: string) => (await stat(p).catch(() => null))?.isFile() === true;
 
+/** The store's own folders, and any directory holding a dataset, are never a model base. */
+async function isDatasetOrScratch(real: string, config: Config): Promise<boolean> {
+  const data = await realpath(resolve(config.DATA_DIR)).catch(() => resolve(config.DATA_DIR));
+  const under = (d: string) => real === d || real.startsWith(d + sep);
+  if (['datasets', 'tmp', 'jobs'].some((d) => under(join(data, d)))) return true;
+  return (await isFile(join(real, 'train.jsonl'))) || (await isFile(join(real, 'dataset.json')));
+}
+
 /**
  * A base is a package id in MODELS_DIR, or a directory path relative to MODELS_DIR or DATA_DIR
  * (shared storage) holding a package or a LLaVA checkpoint. Nothing outside those two roots.
@@ -30,6 +38,7 @@ export async function resolveBaseModel(config: Config, spec: string): Promise<Ba
     if (!rootReal) continue;
     const real = await realpath(resolve(root, spec)).catch(() => null);
     if (!real || !real.startsWith(rootReal + sep)) continue;
+    if (await isDatasetOrScratch(real, config)) throw notFound('datasets, uploads and job work directories are not models');
     if (await isPackageDir(real)) return { id: spec, dir: real, kind: 'package' };
     if (await isFile(join(real, 'config.json'))) return { id: spec, dir: real, kind: 'checkpoint' };
   }

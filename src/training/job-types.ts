@@ -66,6 +66,8 @@ export interface TrainJobData {
   };
   /** Trainer processes (GPUs); older queued jobs lack it and run on one. */
   gpus?: number;
+  /** Owner id of the API key that queued it ('local' without keys); older jobs lack it (admin only). */
+  owner?: string;
 }
 
 export type JobPhase = 'queued' | 'preparing' | 'training' | 'exporting' | 'evaluating' | 'registering';

@@ -83,7 +83,7 @@ export async function runPipeline(config: Config, data: TrainJobData, workdir: s
   const pkg = await loadPackage(baseDir).catch((err: Error) => {
     throw new PermanentError(`base model ${data.base.id}: ${err.message}`);
   });
-  const split = splitForEvaluation(await readSplit(data.dataset.path, 'train.jsonl'), await readSplit(data.dataset.path, 'val.jsonl'));
+  const split = splitForEvaluation(await readSplit(data.dataset.path, 'train.jsonl', config.MAX_DATASET_LINE_BYTES), await readSplit(data.dataset.path, 'val.jsonl', config.MAX_DATASET_LINE_BYTES));
   const prep = await prepareDataset(pkg, data.dataset.path, { train: split.train, val: split.val }, join(workdir, 'prepared'), { maxImagePixels: config.MAX_IMAGE_PIXELS, maxImageBytes: config.MAX_IMAGE_BYTES });
   for (const s of prep.skipped) hooks.log(`skipped ${s}`);
   if (!prep.counts.train) throw new PermanentError('no usable training examples after preparation');

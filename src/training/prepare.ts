@@ -1,7 +1,6 @@
-import { createReadStream } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
+import { DEFAULT_MAX_LINE_BYTES, readJsonlLines } from '../datasets/lines.ts';
 import { hintFor } from '../psa/concepts.ts';
 import { preprocessImageRgb } from '../psa/image-preprocess.ts';
 import { standInImageRgb } from '../psa/stand-in-image.ts';
@@ -33,12 +32,13 @@ interface Encoded {
 }
 
 /** Reads a validated split (JSONL): the first human turn (without <image>) and the first answer. */
-export async function readSplit(root: string, file: string): Promise<Example[]> {
+export async function readSplit(root: string, file: string, maxLineBytes = DEFAULT_MAX_LINE_BYTES): Promise<Example[]> {
   const path = join(root, file);
   if (!(await stat(path).catch(() => null))) return [];
   const out: Example[] = [];
-  const lines = createInterface({ input: createReadStream(path, 'utf8'), crlfDelay: Infinity });
-  for await (const line of lines) {
+  // The same bounded reader as upload validation: a directory dataset edited after registration
+  // must not be able to exhaust the worker's memory with one endless line.
+  for await (const { text: line } of readJsonlLines(path, file, maxLineBytes)) {
     if (!line.trim()) continue;
     const row = JSON.parse(line) as { id: string; image?: string; conversations: { from: string; value: string }[]; safe_type: number; safe_level: number };
     const human = row.conversations.find((c) => c.from === 'human')?.value ?? '';

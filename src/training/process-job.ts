@@ -43,7 +43,8 @@ export function makeProcessor(config: Config, slot: Slot, log: RuntimeLogger) {
         progress = { ...progress, ...p };
         void job.updateProgress(progress).catch(() => {});
       },
-      log: (line: string) => void job.log(line.slice(0, 2000)).catch(() => {}),
+      // Trainer output can quote what it read (a bad file's bytes): control characters out, lines short.
+      log: (line: string) => void job.log(line.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, '?').slice(0, 500)).catch(() => {}),
     };
     hooks.log(`slot ${slot.name} took the job (attempt ${job.attemptsMade + 1})`);
     const started = Date.now();

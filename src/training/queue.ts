@@ -33,6 +33,8 @@ export interface JobView {
   result: TrainResult | null;
   error: string | null;
   request: TrainJobData['request'];
+  /** Owner id of the key that queued it (routes filter by it and never show it). */
+  owner: string | undefined;
 }
 
 const iso = (ms: number | undefined) => (ms ? new Date(ms).toISOString() : null);
@@ -75,9 +77,11 @@ export class TrainingQueue {
     return this.view(job);
   }
 
-  async list(limit = 50): Promise<JobView[]> {
-    const jobs = await this.queue.getJobs(['waiting', 'active', 'delayed', 'prioritized', 'completed', 'failed'], 0, limit - 1, false);
-    return Promise.all(jobs.filter(Boolean).map((j) => this.view(j)));
+  /** The newest `limit` jobs, or with `owner` the newest `limit` of that owner's (among the last 1,000). */
+  async list(limit = 50, owner?: string): Promise<JobView[]> {
+    const jobs = await this.queue.getJobs(['waiting', 'active', 'delayed', 'prioritized', 'completed', 'failed'], 0, (owner === undefined ? limit : 1000) - 1, false);
+    const theirs = jobs.filter((j) => j && (owner === undefined || j.data.owner === owner)).slice(0, limit);
+    return Promise.all(theirs.map((j) => this.view(j)));
   }
 
   /**
@@ -132,6 +136,7 @@ export class TrainingQueue {
       result: job.returnvalue ?? null,
       error: raw === 'failed' && !cancelled ? (job.failedReason ?? 'failed') : null,
       request: job.data.request,
+      owner: job.data.owner,
     };
   }
 

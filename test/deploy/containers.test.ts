@@ -107,10 +107,10 @@ t.test('the api container: /readyz, /v1/moderate, non-root, healthcheck, gracefu
   t.equal(await inspect(name, '{{.State.ExitCode}}'), '0', 'exit code 0: it shut down, it was not killed');
   const logs = await jsonLogs(name);
   const shutdownAt = logs.findIndex((l) => l.msg === 'shutting down: finishing requests in flight' && l.signal === 'SIGTERM');
-  const completedAt = logs.findIndex((l) => l.msg === 'request completed' && l.reqId === requestId);
+  const completedAt = logs.findIndex((l) => l.msg === 'request completed' && l.client_request_id === requestId);
   t.ok(shutdownAt >= 0, 'SIGTERM was logged');
   t.ok(completedAt > shutdownAt, 'the chat request completed after SIGTERM arrived', {
-    shutdownAt, completedAt, lines: logs.filter((l) => l.reqId === requestId || /shutting down/.test(String(l.msg))).map((l) => `${l.time} ${l.msg}`),
+    shutdownAt, completedAt, lines: logs.filter((l) => l.client_request_id === requestId || /shutting down/.test(String(l.msg))).map((l) => `${l.time} ${l.msg}`),
   });
 });
 
