@@ -5,8 +5,8 @@ import type { Config } from '../config.ts';
 import { ApiError, HttpErrorCodes } from '../http/errors.ts';
 import { loadPackage, type ModelPackage } from '../psa/package-loader.ts';
 import type { RuntimeLogger } from '../psa/logger.ts';
-import { Pass1Batcher, type BatchItem, type BatchStats } from './batcher.ts';
-import type { ChatEvent, ChatResult, ChatTask, InferenceTask, ItemFailure, ItemScores, ModerateResult, WorkerInfo, WorkerSettings } from './protocol.ts';
+import { Pass1Batcher, type BatchedResult, type BatchItem } from './batcher.ts';
+import type { ChatEvent, ChatResult, ChatTask, InferenceTask, ModerateResult, WorkerInfo, WorkerSettings } from './protocol.ts';
 
 const WORKER_FILE = new URL('./worker.ts', import.meta.url).href;
 
@@ -92,9 +92,14 @@ export class InferencePool {
   }
 
   /** Pass 1 for one item, with an image or text-only (batched with others that arrive together). */
-  moderate(item: BatchItem): Promise<{ item: ItemScores | ItemFailure; stats: BatchStats }> {
+  moderate(item: BatchItem): Promise<BatchedResult> {
+    return this.moderateAll([item]).then(([r]) => r!);
+  }
+
+  /** Pass 1 for a request's items, admitted or refused together. */
+  moderateAll(items: BatchItem[]): Promise<BatchedResult[]> {
     if (this.closing) return Promise.reject(new ApiError(HttpErrorCodes.NOT_READY, 'the model is being replaced; retry', undefined, { 'retry-after': '1' }));
-    return this.batcher.submit(item);
+    return Promise.all(items.map((item) => this.batcher.submit(item)));
   }
 
   /** Pass 1 + policy + pass 2 in one worker; events arrive through `onEvent` as they happen. */
