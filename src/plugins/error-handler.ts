@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { isDatasetError } from '../datasets/errors.ts';
+import { InferenceOverloadedError } from '../inference/errors.ts';
 import { isPsaError, PsaErrorCodes } from '../psa/errors.ts';
 import { LEVEL_LABELS, TYPE_LABELS } from '../psa/taxonomy.ts';
 import { DECISIONS } from '../policy/policy.ts';
@@ -48,6 +49,7 @@ function labelsHint(field: string): string {
 
 function toApiError(err: FastifyError | Error): ApiError {
   if (err instanceof ApiError) return err;
+  if (err instanceof InferenceOverloadedError) return new ApiError(HttpErrorCodes.OVERLOADED, err.message, err.details, { 'retry-after': String(err.retryAfterS) });
   if (isDatasetError(err)) {
     return new ApiError(err.code, err.message, err.problems.length ? { problems: err.problems, total_problems: err.totalProblems } : undefined);
   }
