@@ -26,15 +26,15 @@ export const ModerationStagesSchema = Type.Object(
   {
     parse: ms('Receiving and parsing the body, base64 or multipart decoding'),
     queue: ms('Longest wait of an item for a worker'),
-    decode: ms('Image decode and resize, for the vision encoder and OCR, summed over the batch'),
-    ocr_detect: ms('OCR text detection, summed over the batch'),
-    ocr_recognize: ms('OCR line recognition, summed over the batch'),
+    decode: ms('Image decode and resize, for the vision encoder and OCR, for the batch'),
+    ocr_detect: ms('OCR text detection for the batch'),
+    ocr_recognize: ms('OCR line recognition for the batch'),
     query: ms('Query encoder or token embeddings for the batch'),
     vision: ms('Vision encoder for the batch'),
     head: ms('Safety head for the batch'),
     policy: ms('Intervention, policy and hints for the request'),
   },
-  { description: 'Milliseconds per stage; worker stages are those of the batch that carried the items (the largest, when they rode in several)' },
+  { description: 'Milliseconds per stage; worker stages are those of the batch that carried the items (the largest, when they rode in several), and stages that ran concurrently are scaled in proportion to the wall time they took together' },
 );
 export const ModerationTimingsSchema = Type.Object({
   total_ms: Type.Number(),

@@ -41,7 +41,7 @@ export interface ModerateResult {
   preprocessMs: number;
   pass1Ms: number;
   batchSize: number;
-  /** The batch's time per stage (decode and OCR summed over its items). */
+  /** The batch's time per stage; overlapping stages are scaled to the wall time they took together. */
   stages: StageMs;
   /** When the worker took the task, ms since the epoch (performance.timeOrigin + now: one clock for all threads). */
   startedAt: number;

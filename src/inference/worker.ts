@@ -6,7 +6,7 @@ import { threadId, workerData } from 'node:worker_threads';
 import { isPsaError } from '../psa/errors.ts';
 import { PsaRuntime } from '../psa/runtime.ts';
 import { decide } from '../policy/policy.ts';
-import { noStages } from '../psa/stage-timings.ts';
+import { fitToWall, noStages } from '../psa/stage-timings.ts';
 import type { ChatEvent, ChatResult, ChatTask, InferenceTask, ItemFailure, ModerateResult, ModerateTask, WorkerInfo, WorkerSettings } from './protocol.ts';
 
 const settings = workerData as WorkerSettings;
@@ -38,6 +38,8 @@ async function moderate(runtime: PsaRuntime, task: ModerateTask): Promise<Modera
   });
   const scores = await runtime.classify(good, stages);
   const t2 = performance.now();
+  fitToWall(stages, ['decode', 'ocr_detect', 'ocr_recognize'], t1 - t0);
+  fitToWall(stages, ['query', 'vision', 'head'], t2 - t1);
   let next = 0;
   return {
     items: images.map((img) => {

@@ -18,3 +18,15 @@ export async function timed<T>(stages: StageMs | undefined, stage: WorkerStage, 
     stages[stage] += performance.now() - start;
   }
 }
+
+/**
+ * Stages that ran concurrently (a batch's items are preprocessed together; query and vision run
+ * side by side) overlap, so their summed wall times can exceed the time that passed. Scales
+ * `names` down, in proportion, to `wallMs` when they do; a smaller sum is left as it is (the
+ * rest is glue between the stages).
+ */
+export function fitToWall(stages: StageMs, names: readonly WorkerStage[], wallMs: number): void {
+  const sum = names.reduce((a, n) => a + stages[n], 0);
+  if (!(sum > wallMs) || !(wallMs >= 0)) return;
+  for (const n of names) stages[n] *= wallMs / sum;
+}
