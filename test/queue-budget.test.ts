@@ -68,8 +68,12 @@ t.test('over the queue-time budget, work is refused at once with 503 and Retry-A
 t.test('with the budget off (0), the same burst is all accepted', async (t) => {
   const { app, base } = await serve('0');
   t.teardown(() => app.close());
+  const batched = async () => Number(/psa_pass1_batch_size_sum (\d+)/.exec((await app.inject('/metrics')).body)?.[1] ?? NaN);
+  const before = await batched();
   const results = await burst(base, 40);
   t.same(new Set(results.map((r) => r.status)), new Set([200]));
+  t.equal((await batched()) - before, 40, 'each batch is counted once in the batch metrics, however many requests it carried');
+  t.ok(Math.max(...results.map((r) => r.body.timings.batch_size)) > 1, 'requests did share batches');
 });
 
 t.test('refusals on the OpenAI route keep its error shape', async (t) => {

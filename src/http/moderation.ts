@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { Config } from '../config.ts';
+import type { BatchStats } from '../inference/batcher.ts';
 import type { InferencePool } from '../inference/pool.ts';
 import { WORKER_STAGES, type StageMs } from '../psa/stage-timings.ts';
 import { applyConcepts, hintFor } from '../psa/concepts.ts';
@@ -45,6 +46,9 @@ export const ModerationTimingsSchema = Type.Object({
 });
 
 export type ModerationStages = StageMs & { parse: number; queue: number; policy: number };
+
+/** Batches already counted in the batch-level metrics. */
+const observedBatches = new WeakSet<BatchStats>();
 
 export interface ModerationRequest {
   /** `image` null: a text-only item (scored over the stand-in image). */
@@ -119,6 +123,9 @@ export async function moderate(app: FastifyInstance, config: Config, pool: Infer
   const stats = results.map((r) => r.stats);
   const stage = app.metrics.stageSeconds;
   for (const s of new Set(stats)) {
+    // A batch carries items of several requests: the first of them to finish observes it.
+    if (observedBatches.has(s)) continue;
+    observedBatches.add(s);
     app.metrics.pass1Seconds.observe(s.pass1Ms / 1000);
     app.metrics.batchSize.observe(s.batchSize);
     for (const name of WORKER_STAGES) stage.observe({ stage: name }, s.stages[name] / 1000);
