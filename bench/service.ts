@@ -46,7 +46,8 @@ const transports = list(values.transports) as Transport[];
 const multipartLevels = new Set(list(values['multipart-concurrency']).map(Number));
 for (const k of kinds) if (!IMAGE_KINDS.includes(k)) throw new Error(`--kinds: "${k}" is not one of ${IMAGE_KINDS.join(', ')}`);
 
-const env = { PSA_MODEL: 'models/default', LOG_LEVEL: 'warn', ...process.env };
+// Shed requests are logged at warn; under the overload cells that would bury the tables.
+const env = { PSA_MODEL: 'models/default', LOG_LEVEL: 'error', ...process.env };
 const config = loadConfig(env);
 const threads = config.POOL_THREADS || Math.max(1, Math.floor(availableParallelism() / config.POOL_SIZE));
 const loadBefore = loadavg();

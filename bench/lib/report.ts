@@ -34,10 +34,10 @@ const key = (c: ServiceCell) => `${c.kind}/${c.transport}/${c.concurrency}`;
 
 export function markdown(r: BenchResult, baseline?: BenchResult): string {
   const old = new Map((baseline?.cells ?? []).map((c) => [key(c), c]));
-  const head = ['kind', 'transport', 'clients', 'items/s', 'p50 ms', 'p99 ms', 'refused', 'in-process items/s', 'service / in-process'];
+  const head = ['kind', 'transport', 'clients', 'items/s', 'p50 ms', 'p99 ms', 'refused', '503 p50 ms', 'in-process items/s', 'service / in-process'];
   if (baseline) head.push(`baseline items/s (${baseline.created_at.slice(0, 10)})`, 'baseline p50 ms', 'baseline p99 ms');
   const rows = r.cells.map((c) => {
-    const row = [c.kind, c.transport, String(c.concurrency), f(c.items_per_s, 2), f(c.p50_ms, 0), f(c.p99_ms, 0), `${(c.refusal_rate * 100).toFixed(0)}%`, f(c.in_process?.items_per_s, 2), f(c.in_process?.ratio, 2)];
+    const row = [c.kind, c.transport, String(c.concurrency), f(c.items_per_s, 2), f(c.p50_ms, 0), f(c.p99_ms, 0), `${(c.refusal_rate * 100).toFixed(0)}%`, f(c.refused_p50_ms, 0), f(c.in_process?.items_per_s, 2), f(c.in_process?.ratio, 2)];
     if (baseline) {
       const b = old.get(key(c));
       row.push(f(b?.items_per_s, 2), f(b?.p50_ms, 0), f(b?.p99_ms, 0));
@@ -57,6 +57,8 @@ export function markdown(r: BenchResult, baseline?: BenchResult): string {
     `Settings: ${Object.entries(r.settings).map(([k, v]) => `${k}=${String(v)}`).join(', ')}`,
     '',
     table(head, rows),
+    '',
+    'items/s and p50/p99 count accepted requests; refused is the share of answers that were 503 (a refused client waits Retry-After, capped, before its next request); 503 p50 is how fast a refusal came back.',
     '',
     'Milliseconds per item by stage (worker stages per batch divided by its items; queue per item; parse, policy, serialize per request):',
     '',
