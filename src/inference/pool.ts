@@ -111,12 +111,10 @@ export class InferencePool {
     return this.piscina.run(task, transferList ? { transferList } : {});
   }
 
-  /** Pass 1 for one item, with an image or text-only (batched with others that arrive together). */
-  moderate(item: BatchItem): Promise<BatchedResult> {
-    return this.moderateAll([item]).then(([r]) => r!);
-  }
-
-  /** Pass 1 for a request's items, admitted or refused together. */
+  /**
+   * Pass 1 for a request's items, each with an image or text-only, batched with others that
+   * arrive together; the items are admitted or refused together.
+   */
   moderateAll(items: BatchItem[]): Promise<BatchedResult[]> {
     if (this.closing) return Promise.reject(new ApiError(HttpErrorCodes.NOT_READY, 'the model is being replaced; retry', undefined, { 'retry-after': '1' }));
     const waitMs = this.expectedWaitMs;
