@@ -24,6 +24,11 @@ export const ConfigSchema = Type.Object({
   POOL_SIZE: Type.Integer({ default: 1, minimum: 1, maximum: 64, description: 'Inference worker threads, each holding the model' }),
   POOL_THREADS: Type.Integer({ default: 0, minimum: 0, description: 'onnxruntime threads per worker; 0 divides the cores among workers' }),
   POOL_MAX_QUEUE: Type.Integer({ default: 64, minimum: 1, description: 'Inference tasks waiting beyond this answer 503 with Retry-After' }),
+  MAX_QUEUE_WAIT_MS: Type.Integer({
+    default: 10000,
+    minimum: 0,
+    description: 'Moderation work whose expected queue wait (items ahead x recent time per item / workers) exceeds this is refused at once with 503 and Retry-After; 0 disables',
+  }),
   BATCH_MAX_SIZE: Type.Integer({ default: 8, minimum: 1, maximum: 256, description: 'Most images in one pass-1 batch' }),
   BATCH_MAX_WAIT_MS: Type.Number({ default: 4, minimum: 0, maximum: 1000, description: 'How long a pass-1 request waits for others to batch with' }),
   MAX_ITEMS: Type.Integer({ default: 16, minimum: 1, maximum: 256, description: 'Most items (images) in one /v1/moderate request' }),

@@ -29,6 +29,13 @@ t.test('one image: concepts with every class, decision, flag, hint, timings', as
   t.ok(['allow', 'careful', 'caution', 'refuse'].includes(item.decision));
   t.type(item.flagged, 'boolean');
   t.ok(body.timings.total_ms > 0);
+  const stages = body.timings.stages_ms;
+  t.same(Object.keys(stages).sort(), ['decode', 'head', 'ocr_detect', 'ocr_recognize', 'parse', 'policy', 'query', 'queue', 'vision']);
+  for (const name of ['parse', 'decode', 'query', 'vision', 'head', 'policy']) t.ok(stages[name] > 0, `${name} timed (${stages[name]} ms)`);
+  t.equal(stages.ocr_detect, 0, 'a package without OCR spends nothing on it');
+  t.ok(stages.queue >= 0);
+  t.ok(stages.vision + stages.head <= body.timings.pass1_ms + 0.5, 'pass 1 stages fit in pass 1');
+  t.ok(stages.decode <= body.timings.preprocess_ms + 0.5, 'decode fits in preprocessing');
 });
 
 t.test('a data URL gives the same concepts as plain base64', async (t) => {

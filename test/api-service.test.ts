@@ -152,4 +152,7 @@ t.test('Prometheus metrics', async (t) => {
   t.match(text, /psa_decisions_total\{type="privacy",level="refuse",decision="refuse"\} 1/);
   t.match(text, /psa_inference_queue_depth 0/);
   t.match(text, /psa_process_/);
+  for (const stage of ['parse', 'queue', 'decode', 'ocr_detect', 'ocr_recognize', 'query', 'vision', 'head', 'policy', 'serialize']) {
+    t.match(text, new RegExp(`psa_stage_seconds_count\\{stage="${stage}"\\} [1-9]`), `stage ${stage} in /metrics`);
+  }
 });

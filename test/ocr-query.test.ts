@@ -47,6 +47,10 @@ t.test('/v1/moderate reports the text it read', async (t) => {
   const res = await app.inject({ method: 'POST', url: '/v1/moderate', payload: { image: b64(sign), prompt: 'What is this?' } });
   t.equal(res.statusCode, 200, res.body);
   t.match(res.json().items[0].image_text, /^Steps to bake\sbread\./);
+  const stages = res.json().timings.stages_ms;
+  for (const name of ['decode', 'ocr_detect', 'ocr_recognize', 'vision', 'head', 'query']) t.ok(stages[name] > 0, `${name} timed (${stages[name]} ms)`);
+  const text = (await app.inject('/metrics')).body;
+  t.match(text, /psa_stage_seconds_count\{stage="ocr_recognize"\} [1-9]/, 'OCR recognition in /metrics');
 });
 
 t.test('prepared training data carries the same query as serving', async (t) => {

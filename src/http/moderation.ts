@@ -1,7 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { Config } from '../config.ts';
+import type { BatchStats } from '../inference/batcher.ts';
 import type { InferencePool } from '../inference/pool.ts';
+import { WORKER_STAGES, type StageMs } from '../psa/stage-timings.ts';
 import { applyConcepts, hintFor } from '../psa/concepts.ts';
 import { decide, mergePolicy, parsePolicy, type Policy, type PolicyInput } from '../policy/policy.ts';
 import { appliedView, conceptsView, resolveIntervention } from './concepts-view.ts';
@@ -20,7 +22,33 @@ export const ModerationItemSchema = Type.Object({
   image_text: Type.Optional(Type.String({ description: 'Text read in the image by OCR and given to the safety head (models that read images)' })),
 });
 
-export const ModerationTimingsSchema = Type.Object({ total_ms: Type.Number(), preprocess_ms: Type.Number(), pass1_ms: Type.Number(), batch_size: Type.Integer() });
+const ms = (description: string) => Type.Number({ description });
+export const ModerationStagesSchema = Type.Object(
+  {
+    parse: ms('Receiving and parsing the body, base64 or multipart decoding'),
+    queue: ms('Longest wait of an item for a worker'),
+    decode: ms('Image decode and resize, for the vision encoder and OCR, for the batch'),
+    ocr_detect: ms('OCR text detection for the batch'),
+    ocr_recognize: ms('OCR line recognition for the batch'),
+    query: ms('Query encoder or token embeddings for the batch'),
+    vision: ms('Vision encoder for the batch'),
+    head: ms('Safety head for the batch'),
+    policy: ms('Intervention, policy and hints for the request'),
+  },
+  { description: 'Milliseconds per stage; worker stages are those of the batch that carried the items (the largest, when they rode in several), and stages that ran concurrently are scaled in proportion to the wall time they took together' },
+);
+export const ModerationTimingsSchema = Type.Object({
+  total_ms: Type.Number(),
+  preprocess_ms: Type.Number(),
+  pass1_ms: Type.Number(),
+  batch_size: Type.Integer(),
+  stages_ms: ModerationStagesSchema,
+});
+
+export type ModerationStages = StageMs & { parse: number; queue: number; policy: number };
+
+/** Batches already counted in the batch-level metrics. */
+const observedBatches = new WeakSet<BatchStats>();
 
 export interface ModerationRequest {
   /** `image` null: a text-only item (scored over the stand-in image). */
@@ -49,7 +77,7 @@ export interface ModerationOutcome {
   model: string;
   policy: Policy;
   items: ModeratedItem[];
-  timings: { total_ms: number; preprocess_ms: number; pass1_ms: number; batch_size: number };
+  timings: { total_ms: number; preprocess_ms: number; pass1_ms: number; batch_size: number; stages_ms: Omit<ModerationStages, 'parse'> };
 }
 
 /**
@@ -63,13 +91,14 @@ export async function moderate(app: FastifyInstance, config: Config, pool: Infer
   });
   const policy = mergePolicy(app.policy, input.policy === undefined ? undefined : parsePolicy(input.policy, 'policy'));
   const intervene = resolveIntervention(input.intervene);
-  const results = await Promise.all(input.items.map((item) => pool.moderate(item)));
+  const results = await pool.moderateAll(input.items);
   const failed = results.findIndex((r) => !r.item.ok);
   if (failed !== -1) {
     const f = results[failed]!.item as { code: string; message: string };
     throw ApiError.from({ code: f.code, message: input.items.length > 1 ? `item ${failed}: ${f.message}` : f.message, details: { item: failed } });
   }
   const manifest = pool.pkg.manifest;
+  const policyStart = performance.now();
   const items = results.map((r, index): ModeratedItem => {
     const scores = r.item as { levelProbs: number[]; typeProbs: number[]; imageText?: string };
     const applied = applyConcepts(scores, intervene);
@@ -90,11 +119,20 @@ export async function moderate(app: FastifyInstance, config: Config, pool: Infer
       applied,
     };
   });
+  const policyMs = performance.now() - policyStart;
   const stats = results.map((r) => r.stats);
+  const stage = app.metrics.stageSeconds;
   for (const s of new Set(stats)) {
+    // A batch carries items of several requests: the first of them to finish observes it.
+    if (observedBatches.has(s)) continue;
+    observedBatches.add(s);
     app.metrics.pass1Seconds.observe(s.pass1Ms / 1000);
     app.metrics.batchSize.observe(s.batchSize);
+    for (const name of WORKER_STAGES) stage.observe({ stage: name }, s.stages[name] / 1000);
   }
+  for (const r of results) stage.observe({ stage: 'queue' }, r.queueMs / 1000);
+  stage.observe({ stage: 'policy' }, policyMs / 1000);
+  const largest = (name: keyof StageMs) => Math.max(...stats.map((s) => s.stages[name]));
   for (const { view } of items) app.metrics.decisions.inc({ type: view.applied.type, level: view.applied.level, decision: view.decision });
   return {
     model: pool.name,
@@ -105,6 +143,11 @@ export async function moderate(app: FastifyInstance, config: Config, pool: Infer
       preprocess_ms: Math.max(...stats.map((s) => s.preprocessMs)),
       pass1_ms: Math.max(...stats.map((s) => s.pass1Ms)),
       batch_size: Math.max(...stats.map((s) => s.batchSize)),
+      stages_ms: {
+        queue: Math.max(...results.map((r) => r.queueMs)),
+        ...(Object.fromEntries(WORKER_STAGES.map((name) => [name, largest(name)])) as StageMs),
+        policy: policyMs,
+      },
     },
   };
 }

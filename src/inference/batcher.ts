@@ -1,3 +1,4 @@
+import type { StageMs } from '../psa/stage-timings.ts';
 import type { ItemFailure, ItemScores, ModerateResult, ModerateTask } from './protocol.ts';
 
 export interface BatchItem {
@@ -6,13 +7,25 @@ export interface BatchItem {
   prompt: string;
 }
 
+/** One per batch: every item of a batch shares the same object. */
 export interface BatchStats {
   batchSize: number;
   preprocessMs: number;
   pass1Ms: number;
+  stages: StageMs;
 }
 
-type Pending = BatchItem & { resolve: (r: { item: ItemScores | ItemFailure; stats: BatchStats }) => void; reject: (e: unknown) => void };
+export interface BatchedResult {
+  item: ItemScores | ItemFailure;
+  stats: BatchStats;
+  /** This item's wait from submission until a worker took its batch. */
+  queueMs: number;
+}
+
+/** Milliseconds since the epoch, on the clock worker threads stamp `startedAt` with. */
+const now = () => performance.timeOrigin + performance.now();
+
+type Pending = BatchItem & { submittedAt: number; resolve: (r: BatchedResult) => void; reject: (e: unknown) => void };
 
 /**
  * Dynamic batching for pass 1: items that arrive within `maxWaitMs` of the first one (up to
@@ -28,9 +41,14 @@ export class Pass1Batcher {
     private readonly maxWaitMs: number,
   ) {}
 
-  submit(item: BatchItem): Promise<{ item: ItemScores | ItemFailure; stats: BatchStats }> {
+  /** Items waiting for a batch to be sent. */
+  get waiting(): number {
+    return this.pending.length;
+  }
+
+  submit(item: BatchItem): Promise<BatchedResult> {
     return new Promise((resolve, reject) => {
-      this.pending.push({ ...item, resolve, reject });
+      this.pending.push({ ...item, submittedAt: now(), resolve, reject });
       if (this.pending.length >= this.maxSize) this.flush();
       else this.timer ??= setTimeout(() => this.flush(), this.maxWaitMs);
     });
@@ -47,8 +65,8 @@ export class Pass1Batcher {
     const transfer = images.flatMap((i) => (i === null ? [] : [i.buffer as ArrayBuffer]));
     this.run({ kind: 'moderate', items: batch.map((b, i) => ({ image: images[i]!, prompt: b.prompt })) }, transfer).then(
       (result) => {
-        const stats = { batchSize: result.batchSize, preprocessMs: result.preprocessMs, pass1Ms: result.pass1Ms };
-        batch.forEach((b, i) => b.resolve({ item: result.items[i]!, stats }));
+        const stats = { batchSize: result.batchSize, preprocessMs: result.preprocessMs, pass1Ms: result.pass1Ms, stages: result.stages };
+        batch.forEach((b, i) => b.resolve({ item: result.items[i]!, stats, queueMs: Math.max(0, result.startedAt - b.submittedAt) }));
       },
       (err) => batch.forEach((b) => b.reject(err)),
     );

@@ -5,18 +5,29 @@ import type { Config } from '../config.ts';
 import { ApiError, HttpErrorCodes } from '../http/errors.ts';
 import { loadPackage, type ModelPackage } from '../psa/package-loader.ts';
 import type { RuntimeLogger } from '../psa/logger.ts';
-import { Pass1Batcher, type BatchItem, type BatchStats } from './batcher.ts';
-import type { ChatEvent, ChatResult, ChatTask, InferenceTask, ItemFailure, ItemScores, ModerateResult, WorkerInfo, WorkerSettings } from './protocol.ts';
+import { InferenceOverloadedError } from './errors.ts';
+import { QueueWaitEstimator } from './queue-wait.ts';
+import { Pass1Batcher, type BatchedResult, type BatchItem } from './batcher.ts';
+import type { ChatEvent, ChatResult, ChatTask, InferenceTask, ModerateResult, WorkerInfo, WorkerSettings } from './protocol.ts';
+
+/** Whole seconds, at least 1, for a Retry-After header. */
+const retryAfter = (waitMs: number) => Math.max(1, Math.ceil(waitMs / 1000));
 
 const WORKER_FILE = new URL('./worker.ts', import.meta.url).href;
 
 /**
  * The worker-thread pool for one model package. Pass-1 requests are batched dynamically; the
- * queue is bounded (past it, callers get PSA_OVERLOADED with Retry-After).
+ * queue is bounded in tasks (POOL_MAX_QUEUE) and moderation in expected wait (MAX_QUEUE_WAIT_MS):
+ * past either, work is refused with InferenceOverloadedError before it is queued.
  */
 export class InferencePool {
   private readonly batcher: Pass1Batcher;
   private closing: Promise<void> | undefined;
+  private readonly waits: QueueWaitEstimator;
+  /** Moderation items submitted and not yet answered (waiting, queued or running). */
+  private outstanding = 0;
+  private readonly maxQueue: number;
+  private readonly maxQueueWaitMs: number;
 
   private constructor(
     readonly pkg: ModelPackage,
@@ -24,8 +35,15 @@ export class InferencePool {
     readonly workers: WorkerInfo[],
     config: Config,
   ) {
+    this.waits = new QueueWaitEstimator(workers.length);
+    this.maxQueue = config.POOL_MAX_QUEUE;
+    this.maxQueueWaitMs = config.MAX_QUEUE_WAIT_MS;
     this.batcher = new Pass1Batcher(
-      (task, transferList) => this.run(task, transferList) as Promise<ModerateResult>,
+      async (task, transferList) => {
+        const result = (await this.run(task, transferList)) as ModerateResult;
+        this.waits.observe(result.preprocessMs + result.pass1Ms, task.items.length);
+        return result;
+      },
       config.BATCH_MAX_SIZE,
       config.BATCH_MAX_WAIT_MS,
     );
@@ -75,26 +93,42 @@ export class InferencePool {
     return this.piscina.queueSize;
   }
 
+  /** Expected wait, ms, of moderation work submitted now. */
+  get expectedWaitMs(): number {
+    return this.waits.expectedWaitMs(this.outstanding);
+  }
+
   get alive(): boolean {
     return this.closing === undefined && this.piscina.threads.length > 0;
   }
 
   private async run(task: InferenceTask, transferList?: (ArrayBuffer | import('node:worker_threads').MessagePort)[]): Promise<unknown> {
     if (this.closing) throw new ApiError(HttpErrorCodes.NOT_READY, 'the model is being replaced or the server is shutting down; retry', undefined, { 'retry-after': '1' });
-    try {
-      return await this.piscina.run(task, transferList ? { transferList } : {});
-    } catch (err) {
-      if (err instanceof Error && /queue is at limit/i.test(err.message)) {
-        throw new ApiError(HttpErrorCodes.OVERLOADED, 'the inference queue is full; retry shortly', { queue: this.piscina.queueSize }, { 'retry-after': '1' });
-      }
-      throw err;
+    // Checked here rather than left to piscina, so a full queue is this layer's own error.
+    if (this.piscina.queueSize >= this.maxQueue) {
+      throw new InferenceOverloadedError('the inference queue is full; retry shortly', retryAfter(this.expectedWaitMs), { queue: this.piscina.queueSize, max_queue: this.maxQueue });
     }
+    return this.piscina.run(task, transferList ? { transferList } : {});
   }
 
-  /** Pass 1 for one item, with an image or text-only (batched with others that arrive together). */
-  moderate(item: BatchItem): Promise<{ item: ItemScores | ItemFailure; stats: BatchStats }> {
+  /**
+   * Pass 1 for a request's items, each with an image or text-only, batched with others that
+   * arrive together; the items are admitted or refused together.
+   */
+  moderateAll(items: BatchItem[]): Promise<BatchedResult[]> {
     if (this.closing) return Promise.reject(new ApiError(HttpErrorCodes.NOT_READY, 'the model is being replaced; retry', undefined, { 'retry-after': '1' }));
-    return this.batcher.submit(item);
+    const waitMs = this.expectedWaitMs;
+    if (this.maxQueueWaitMs > 0 && waitMs > this.maxQueueWaitMs) {
+      return Promise.reject(
+        new InferenceOverloadedError(`the expected queue wait (${Math.round(waitMs)} ms) is over this server's budget (MAX_QUEUE_WAIT_MS ${this.maxQueueWaitMs}); retry after the Retry-After seconds`, retryAfter(waitMs), {
+          expected_wait_ms: Math.round(waitMs),
+          max_queue_wait_ms: this.maxQueueWaitMs,
+          items_ahead: this.outstanding,
+        }),
+      );
+    }
+    this.outstanding += items.length;
+    return Promise.all(items.map((item) => this.batcher.submit(item).finally(() => this.outstanding--)));
   }
 
   /** Pass 1 + policy + pass 2 in one worker; events arrive through `onEvent` as they happen. */

@@ -1,6 +1,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { GenerationEvent } from '../psa/generator.ts';
 import type { Policy, PolicyOutcome } from '../policy/policy.ts';
+import type { StageMs } from '../psa/stage-timings.ts';
 
 /** What crosses between the HTTP thread and inference workers: plain data and buffers only. */
 
@@ -40,6 +41,10 @@ export interface ModerateResult {
   preprocessMs: number;
   pass1Ms: number;
   batchSize: number;
+  /** The batch's time per stage; overlapping stages are scaled to the wall time they took together. */
+  stages: StageMs;
+  /** When the worker took the task, ms since the epoch (performance.timeOrigin + now: one clock for all threads). */
+  startedAt: number;
 }
 
 export interface ChatTask {

@@ -6,6 +6,7 @@ import { threadId, workerData } from 'node:worker_threads';
 import { isPsaError } from '../psa/errors.ts';
 import { PsaRuntime } from '../psa/runtime.ts';
 import { decide } from '../policy/policy.ts';
+import { fitToWall, noStages } from '../psa/stage-timings.ts';
 import type { ChatEvent, ChatResult, ChatTask, InferenceTask, ItemFailure, ModerateResult, ModerateTask, WorkerInfo, WorkerSettings } from './protocol.ts';
 
 const settings = workerData as WorkerSettings;
@@ -28,14 +29,17 @@ function failure(err: unknown): ItemFailure {
 
 async function moderate(runtime: PsaRuntime, task: ModerateTask): Promise<ModerateResult> {
   const t0 = performance.now();
-  const images = await Promise.all(task.items.map((item) => runtime.prepareImage(item.image).then((image) => ({ image }), failure)));
+  const stages = noStages();
+  const images = await Promise.all(task.items.map((item) => runtime.prepareImage(item.image, stages).then((image) => ({ image }), failure)));
   const t1 = performance.now();
   const good = task.items.flatMap((item, i) => {
     const img = images[i]!;
     return 'image' in img ? [{ image: img.image, prompt: item.prompt }] : [];
   });
-  const scores = await runtime.classify(good);
+  const scores = await runtime.classify(good, stages);
   const t2 = performance.now();
+  fitToWall(stages, ['decode', 'ocr_detect', 'ocr_recognize'], t1 - t0);
+  fitToWall(stages, ['query', 'vision', 'head'], t2 - t1);
   let next = 0;
   return {
     items: images.map((img) => {
@@ -46,6 +50,8 @@ async function moderate(runtime: PsaRuntime, task: ModerateTask): Promise<Modera
     preprocessMs: t1 - t0,
     pass1Ms: t2 - t1,
     batchSize: good.length,
+    stages,
+    startedAt: performance.timeOrigin + t0,
   };
 }
 

@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { isDatasetError } from '../datasets/errors.ts';
+import { InferenceOverloadedError } from '../inference/errors.ts';
 import { isPsaError, PsaErrorCodes } from '../psa/errors.ts';
 import { LEVEL_LABELS, TYPE_LABELS } from '../psa/taxonomy.ts';
 import { DECISIONS } from '../policy/policy.ts';
@@ -48,6 +49,7 @@ function labelsHint(field: string): string {
 
 function toApiError(err: FastifyError | Error): ApiError {
   if (err instanceof ApiError) return err;
+  if (err instanceof InferenceOverloadedError) return new ApiError(HttpErrorCodes.OVERLOADED, err.message, err.details, { 'retry-after': String(err.retryAfterS) });
   if (isDatasetError(err)) {
     return new ApiError(err.code, err.message, err.problems.length ? { problems: err.problems, total_problems: err.totalProblems } : undefined);
   }
@@ -111,7 +113,9 @@ export default fp(
     app.setErrorHandler((err: FastifyError, request, reply) => {
       const apiErr = toApiError(err);
       // Never the request itself: its headers carry the API key.
-      if (apiErr.statusCode >= 500) request.log.error({ err }, 'request failed');
+      // A 503 with Retry-After is load shedding, expected under load: no stack for each refusal.
+      if (apiErr.statusCode >= 500 && apiErr.headers?.['retry-after'] === undefined) request.log.error({ err }, 'request failed');
+      else if (apiErr.statusCode >= 500) request.log.warn({ code: apiErr.code, message: apiErr.message.slice(0, 500), details: apiErr.details }, 'request shed');
       else request.log.info({ code: apiErr.code, message: apiErr.message.slice(0, 500) }, 'request rejected');
       if (apiErr.headers) reply.headers(apiErr.headers);
       const details = apiErr.details && (JSON.parse(hidePaths(JSON.stringify(apiErr.details), roots)) as Record<string, unknown>);

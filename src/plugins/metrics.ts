@@ -9,6 +9,8 @@ export interface Metrics {
   batchSize: Histogram;
   tokensPerSecond: Histogram;
   decisions: Counter<'type' | 'level' | 'decision'>;
+  /** Moderation time by stage: worker stages once per batch, HTTP stages once per request. */
+  stageSeconds: Histogram<'stage'>;
 }
 
 declare module 'fastify' {
@@ -36,6 +38,13 @@ export default fp(
       batchSize: new Histogram({ name: 'psa_pass1_batch_size', help: 'Images per pass-1 batch', buckets: [1, 2, 4, 8, 16, 32, 64], registers: [registry] }),
       tokensPerSecond: new Histogram({ name: 'psa_generation_tokens_per_second', help: 'Generation speed per chat request', buckets: [1, 5, 10, 25, 50, 100, 250, 500, 1000], registers: [registry] }),
       decisions: new Counter({ name: 'psa_decisions_total', help: 'Policy decisions by applied type and level', labelNames: ['type', 'level', 'decision'], registers: [registry] }),
+      stageSeconds: new Histogram({
+        name: 'psa_stage_seconds',
+        help: 'Moderation time by stage: parse (body and base64), queue (per item), decode, ocr_detect, ocr_recognize, query, vision, head (per pass-1 batch), policy and serialize (per request)',
+        labelNames: ['stage'],
+        buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+        registers: [registry],
+      }),
     };
     new Gauge({
       name: 'psa_inference_queue_depth',

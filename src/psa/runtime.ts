@@ -8,6 +8,7 @@ import { loadPackage, type ModelPackage } from './package-loader.ts';
 import { validateSampling } from './sampling.ts';
 import { runPass1, type Pass1Result } from './safety-classifier.ts';
 import { standInImage } from './stand-in-image.ts';
+import { timed, type StageMs } from './stage-timings.ts';
 import { TextCodec } from './text.ts';
 import { Ocr } from '../ocr/ocr.ts';
 import { PsaError, PsaErrorCodes } from './errors.ts';
@@ -96,10 +97,21 @@ export class PsaRuntime {
     return this.pkg.manifest.name;
   }
 
-  /** Pixels for the vision encoder, and for packages that read images, the text OCR finds. */
-  async preprocess(bytes: Uint8Array): Promise<PreprocessedImage> {
-    const image = await preprocessImage(bytes, this.pkg.preprocess, this.limits);
-    if (this.ocr) image.text = (await this.ocr.read(bytes)).text;
+  /**
+   * Pixels for the vision encoder, and for packages that read images, the text OCR finds.
+   * With `stages`, the time spent decoding (both decodes), detecting and recognising is added to it.
+   */
+  async preprocess(bytes: Uint8Array, stages?: StageMs): Promise<PreprocessedImage> {
+    const image = await timed(stages, 'decode', () => preprocessImage(bytes, this.pkg.preprocess, this.limits));
+    if (this.ocr) {
+      const read = await this.ocr.read(bytes);
+      image.text = read.text;
+      if (stages) {
+        stages.decode += read.timings.decodeMs;
+        stages.ocr_detect += read.timings.detectMs;
+        stages.ocr_recognize += read.timings.recognizeMs;
+      }
+    }
     return image;
   }
 
@@ -110,12 +122,12 @@ export class PsaRuntime {
   }
 
   /** An item's pixels: its image preprocessed, or the stand-in when it has none (null). */
-  prepareImage(bytes: Uint8Array | null): Promise<PreprocessedImage> {
-    return bytes === null ? Promise.resolve(this.standInImage()) : this.preprocess(bytes);
+  prepareImage(bytes: Uint8Array | null, stages?: StageMs): Promise<PreprocessedImage> {
+    return bytes === null ? Promise.resolve(this.standInImage()) : this.preprocess(bytes, stages);
   }
 
-  /** Pass 1 for a batch of items. */
-  classify(items: ModerationInput[]): Promise<Pass1Result[]> {
+  /** Pass 1 for a batch of items; with `stages`, query, vision and head times are added to it. */
+  classify(items: ModerationInput[], stages?: StageMs): Promise<Pass1Result[]> {
     if (items.length === 0) return Promise.resolve([]);
     const { height, width } = this.pkg.preprocess.cropSize;
     return runPass1(
@@ -123,6 +135,7 @@ export class PsaRuntime {
       items.map((i) => ({ pixels: i.image.pixels, queryIds: this.text.queryIds(i.prompt, i.image.text) })),
       [height, width],
       this.pkg.manifest.model.hidden_size,
+      stages,
     );
   }
 

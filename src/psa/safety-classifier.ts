@@ -1,6 +1,7 @@
 import * as ort from 'onnxruntime-node';
 import { softmax, type ConceptScores } from './concepts.ts';
 import type { OnnxGraph } from './onnx-session.ts';
+import { timed, type StageMs } from './stage-timings.ts';
 
 export interface Pass1Item {
   /** CHW pixels from the package's preprocessing. */
@@ -26,7 +27,7 @@ export interface Pass1Graphs {
  * Pass 1 for a batch: one vision-encoder run and one safety-head run for all items. Queries of
  * different lengths are right-padded and masked.
  */
-export async function runPass1(graphs: Pass1Graphs, items: Pass1Item[], imageShape: [number, number], hidden: number): Promise<Pass1Result[]> {
+export async function runPass1(graphs: Pass1Graphs, items: Pass1Item[], imageShape: [number, number], hidden: number, stages?: StageMs): Promise<Pass1Result[]> {
   const b = items.length;
   const [h, w] = imageShape;
   const plane = 3 * h * w;
@@ -44,16 +45,20 @@ export async function runPass1(graphs: Pass1Graphs, items: Pass1Item[], imageSha
   const queryIds = new ort.Tensor('int64', ids, [b, qLen]);
   const queryMask = new ort.Tensor('int64', mask, [b, qLen]);
   const [vision, query] = await Promise.all([
-    graphs.vision.run({ pixel_values: new ort.Tensor('float32', pixels, [b, 3, h, w]) }),
-    graphs.query
-      ? graphs.query.run({ input_ids: queryIds, attention_mask: queryMask }).then((out) => out.query_embeds!)
-      : graphs.embed.run({ input_ids: queryIds }).then((out) => out.inputs_embeds!),
+    timed(stages, 'vision', () => graphs.vision.run({ pixel_values: new ort.Tensor('float32', pixels, [b, 3, h, w]) })),
+    timed(stages, 'query', () =>
+      graphs.query
+        ? graphs.query.run({ input_ids: queryIds, attention_mask: queryMask }).then((out) => out.query_embeds!)
+        : graphs.embed.run({ input_ids: queryIds }).then((out) => out.inputs_embeds!),
+    ),
   ]);
-  const head = await graphs.head.run({
-    vision_features: vision.vision_features!,
-    query_embeds: new ort.Tensor('float32', query.data as Float32Array, [b, qLen, hidden]),
-    query_mask: queryMask,
-  });
+  const head = await timed(stages, 'head', () =>
+    graphs.head.run({
+      vision_features: vision.vision_features!,
+      query_embeds: new ort.Tensor('float32', query.data as Float32Array, [b, qLen, hidden]),
+      query_mask: queryMask,
+    }),
+  );
   const levels = head.level_logits!;
   const types = head.type_logits!;
   const nLevels = levels.dims[1]!;

@@ -5,6 +5,7 @@ import { inferenceBodyLimit } from '../http/body-limits.ts';
 import { apiError, HttpErrorCodes } from '../http/errors.ts';
 import { decodeImageString, jsonField, readMultipart, validateLikeJson } from '../http/image-input.ts';
 import { moderate, ModerationItemSchema, ModerationTimingsSchema, type ModerationRequest } from '../http/moderation.ts';
+import { parseMs, requestTimingHooks } from '../http/request-timing.ts';
 import { ImageString, InterveneSchema, PolicyInputSchema, withErrors, type InterveneInput } from '../http/schemas.ts';
 import type { PolicyInput } from '../policy/policy.ts';
 
@@ -90,6 +91,7 @@ export default async function moderateRoutes(app: FastifyInstance, opts: { confi
     {
       config: { scope: 'infer' },
       bodyLimit: inferenceBodyLimit(config),
+      ...requestTimingHooks(app),
       schema: {
         summary: 'Safety concepts for images and prompts, or prompts alone (pass 1 only)',
         description:
@@ -102,8 +104,11 @@ export default async function moderateRoutes(app: FastifyInstance, opts: { confi
     },
     async (request) => {
       const input = await normalize(request, config);
+      const parse = parseMs(request);
+      app.metrics.stageSeconds.observe({ stage: 'parse' }, parse / 1000);
       const outcome = await moderate(app, config, app.models.active, input);
-      return { model: outcome.model, items: outcome.items.map((i) => i.view), timings: outcome.timings };
+      const { timings } = outcome;
+      return { model: outcome.model, items: outcome.items.map((i) => i.view), timings: { ...timings, stages_ms: { parse, ...timings.stages_ms } } };
     },
   );
 }
