@@ -23,8 +23,14 @@ export function workerRedis(url: string, options: RedisOptions = {}): Redis {
   });
 }
 
+/** Every Redis key and channel the service names itself (BullMQ names its queue's own keys). */
 export const keys = (prefix: string) => ({
+  /** Pub/sub: a running job's id, published when it is cancelled (the fast path). */
   cancelChannel: `${prefix}:train:cancel`,
+  /** Set when a running job is cancelled; workers also read it, so a missed message is not a lost cancel. */
+  cancelFlag: (jobId: string) => `${prefix}:train:cancel:${jobId}`,
+  /** The record of a waiting job that was cancelled (and removed from the queue). */
+  tombstone: (jobId: string) => `${prefix}:train:tombstone:${jobId}`,
   activatedChannel: `${prefix}:models:activated`,
   activeModel: `${prefix}:models:active`,
 });

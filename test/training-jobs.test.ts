@@ -3,7 +3,9 @@ import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import { Redis } from 'ioredis';
 import { tinyPackage } from '../scripts/lib/random-package.ts';
+import { keys } from '../src/redis.ts';
 import { REPO_ROOT } from '../scripts/lib/trainer-cli.ts';
 import { b64, testApp } from './helpers/app.ts';
 import { writeTinyDataset } from './helpers/dataset.ts';
@@ -166,6 +168,20 @@ t.test('cancelling a running job stops its trainer and ends it as cancelled', as
   t.ok(Number(job.step) < Number(job.total_steps), 'stopped before the end');
   const next = await submit(app, { ...small, stages: ['stage1'], stage1: { epochs: 1 }, output_name: 'after-cancel' });
   t.equal((await until(next, finished)).state, 'completed', 'the slot is free again');
+});
+
+t.test('a cancel whose pub/sub message is missed still stops the job: the worker reads the cancel flag', async (t) => {
+  const id = await submit(app, { ...small, stage1: { epochs: 200, batch_size: 4 }, stages: ['stage1'], output_name: 'flag-cancelled' });
+  await until(id, (j) => j.state === 'active' && Number(j.step) > 2);
+  // What DELETE /v1/train/:id writes, without the message a restarting worker would miss.
+  const client = new Redis(redis.url);
+  t.teardown(() => client.quit());
+  await client.set(keys(redis.prefix).cancelFlag(id), '1', 'EX', 600);
+  const job = await until(id, finished, 60_000);
+  t.equal(job.state, 'cancelled', job.error ?? '');
+  t.ok(Number(job.step) < Number(job.total_steps), 'stopped before the end');
+  const line = await worker.waitFor(new RegExp(`"job":"${id}","by":"flag"`));
+  t.match(line, /cancelling training job/, 'stopped by the flag, not by a message');
 });
 
 t.test('a job whose base is a Hugging Face LLaVA checkpoint on shared storage completes and serves', async (t) => {

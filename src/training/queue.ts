@@ -71,7 +71,7 @@ export class TrainingQueue {
   async get(id: string): Promise<JobView | null> {
     const job = await this.queue.getJob(id);
     if (!job) {
-      const tomb = await this.redis.get(`${this.prefix}:train:tombstone:${id}`);
+      const tomb = await this.redis.get(this.k.tombstone(id));
       return tomb ? (JSON.parse(tomb) as JobView) : null;
     }
     return this.view(job);
@@ -85,22 +85,22 @@ export class TrainingQueue {
   }
 
   /**
-   * A waiting job is removed (a tombstone keeps its record); a running one is asked to stop via
-   * pub/sub and ends as cancelled. Returns null when the job is unknown.
+   * A waiting job is removed (a tombstone keeps its record); a running one is flagged and asked to stop
+   * via pub/sub (workers also poll the flag) and ends as cancelled. Returns null when the job is unknown.
    */
   async cancel(id: string): Promise<JobView | null> {
     const job = await this.queue.getJob(id);
     if (!job) return null;
     const state = await job.getState();
     if (state === 'active') {
-      await this.redis.set(`${this.prefix}:train:cancel:${id}`, '1', 'EX', TOMBSTONE_TTL_S);
+      await this.redis.set(this.k.cancelFlag(id), '1', 'EX', TOMBSTONE_TTL_S);
       await this.redis.publish(this.k.cancelChannel, id);
       return { ...(await this.view(job)), state: 'cancelling' };
     }
     if (state === 'completed' || state === 'failed') return this.view(job);
     const view = { ...(await this.view(job)), state: 'cancelled' as const, finished_at: new Date().toISOString() };
     await job.remove();
-    await this.redis.set(`${this.prefix}:train:tombstone:${id}`, JSON.stringify(view), 'EX', TOMBSTONE_TTL_S);
+    await this.redis.set(this.k.tombstone(id), JSON.stringify(view), 'EX', TOMBSTONE_TTL_S);
     return view;
   }
 

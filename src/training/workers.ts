@@ -24,9 +24,14 @@ export function slotsFrom(gpus: string, perSlot = 1): Slot[] {
   return slots;
 }
 
+/** How often a worker reads the cancel flags of the jobs it runs. */
+export const CANCEL_POLL_MS = 2000;
+
 /**
- * One BullMQ worker per slot (GPU), one job at a time each. Cancel requests arrive by pub/sub;
- * a job whose worker died is picked up again once its lock expires (stalled-job check).
+ * One BullMQ worker per slot (GPU), one job at a time each. Cancel requests arrive by pub/sub,
+ * and each running job's cancel flag is also read when it starts and every CANCEL_POLL_MS, so a
+ * cancel whose message was missed (a worker restarting, a dropped subscription) still stops the
+ * job. A job whose worker died is picked up again once its lock expires (stalled-job check).
  */
 export class TrainingWorkers {
   private closing: Promise<void> | undefined;
@@ -34,12 +39,23 @@ export class TrainingWorkers {
   private constructor(
     readonly workers: Worker<TrainJobData, TrainResult>[],
     private readonly connections: Redis[],
+    private readonly cancelPoll: NodeJS.Timeout,
   ) {}
 
   static async start(config: Config, log: RuntimeLogger): Promise<TrainingWorkers> {
     if (!config.REDIS_URL) throw new Error('REDIS_URL is required for training workers');
     const connection = workerRedis(config.REDIS_URL);
     const subscriber = workerRedis(config.REDIS_URL);
+    const k = keys(config.REDIS_PREFIX);
+    const running = new Set<string>();
+    const cancel = (jobId: string, why: string) => {
+      for (const w of workers) if (w.cancelJob(jobId, CANCELLED_REASON)) log.info({ job: jobId, by: why }, 'cancelling training job');
+    };
+    const readFlags = async (ids: string[]) => {
+      for (const id of ids) {
+        if (await connection.exists(k.cancelFlag(id)).catch(() => 0)) cancel(id, 'flag');
+      }
+    };
     const workers = slotsFrom(config.GPUS, config.GPUS_PER_SLOT).map((slot) => {
       const worker = new Worker<TrainJobData, TrainResult>(QUEUE_NAME, makeProcessor(config, slot, log), {
         connection,
@@ -51,26 +67,37 @@ export class TrainingWorkers {
         removeOnComplete: { age: 30 * 24 * 3600 },
         removeOnFail: { age: 30 * 24 * 3600 },
       });
-      worker.on('active', (job) => log.info({ job: job.id, slot: slot.name }, 'training job started'));
-      worker.on('completed', (job, result) => log.info({ job: job.id, slot: slot.name, model: result.model_id }, 'training job completed'));
-      worker.on('failed', (job, err) => log.warn({ job: job?.id, slot: slot.name, err: err.message }, 'training job failed'));
+      worker.on('active', (job) => {
+        log.info({ job: job.id, slot: slot.name }, 'training job started');
+        running.add(job.id!);
+        void readFlags([job.id!]);
+      });
+      worker.on('completed', (job, result) => {
+        running.delete(job.id!);
+        log.info({ job: job.id, slot: slot.name, model: result.model_id }, 'training job completed');
+      });
+      worker.on('failed', (job, err) => {
+        if (job?.id) running.delete(job.id);
+        log.warn({ job: job?.id, slot: slot.name, err: err.message }, 'training job failed');
+      });
       worker.on('error', (err) => log.error({ err, slot: slot.name }, 'worker error'));
       return worker;
     });
-    const cancelChannel = keys(config.REDIS_PREFIX).cancelChannel;
-    await subscriber.subscribe(cancelChannel);
+    await subscriber.subscribe(k.cancelChannel);
     subscriber.on('message', (channel, jobId) => {
-      if (channel !== cancelChannel) return;
-      for (const w of workers) if (w.cancelJob(jobId, CANCELLED_REASON)) log.info({ job: jobId }, 'cancelling training job');
+      if (channel === k.cancelChannel) cancel(jobId, 'message');
     });
+    const cancelPoll = setInterval(() => void readFlags([...running]), CANCEL_POLL_MS);
+    cancelPoll.unref();
     await Promise.all(workers.map((w) => w.waitUntilReady()));
     log.info({ slots: workers.length, gpus: config.GPUS || 'none (CPU)' }, 'training workers ready');
-    return new TrainingWorkers(workers, [connection, subscriber]);
+    return new TrainingWorkers(workers, [connection, subscriber], cancelPoll);
   }
 
   /** Stops taking jobs; running trainers checkpoint and their jobs go back to the queue. */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      clearInterval(this.cancelPoll);
       for (const w of this.workers) w.cancelAllJobs(SHUTDOWN_REASON);
       await Promise.allSettled(this.workers.map((w) => w.close()));
       await Promise.allSettled(this.connections.map((c) => c.quit()));
