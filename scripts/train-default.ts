@@ -141,9 +141,12 @@ const { report } = await runEvaluation({
   textExtractor: async (_item, bytes) => (await ocr.read(bytes)).text,
 });
 await ocr.close();
-// The report names where it ran; inside the package the paths are relative.
-const reportFile = join(out, 'eval', 'report.json');
-await writeFile(reportFile, (await readFile(reportFile, 'utf8')).replaceAll(`${out}/`, '').replaceAll(datasetDir, 'dataset'));
+// The report names where it ran; inside the package the paths are relative, never this machine's.
+for (const file of ['report.json', 'report.md']) {
+  const path = join(out, 'eval', file);
+  const text = (await readFile(path, 'utf8')).replaceAll(`${out}/`, '').replaceAll(out, values.out!).replaceAll(datasetDir, 'dataset');
+  await writeFile(path, text);
+}
 const manifest = JSON.parse(await readFile(join(out, 'psa.json'), 'utf8'));
 await writeFile(join(out, 'MODEL_CARD.md'), modelCard(manifest, summary, request, subsets, report, dataset));
 await writeFile(join(out, 'metrics.json'), `${JSON.stringify(subsets, null, 2)}\n`);

@@ -50,7 +50,9 @@ def export_checkpoint(checkpoint: str, out: str, name: str, tokens_a: int = 64, 
         config_sha = hashlib.sha256(f.read()).hexdigest()
     provenance = {
         "status": "exported" if had_safety else "base",
-        "source": os.path.abspath(checkpoint),
+        # The checkpoint's own name, not a path of the machine that exported it (the weights'
+        # hashes below identify it).
+        "source": os.path.basename(os.path.normpath(checkpoint)),
         "base": {
             "config_sha256": config_sha,
             "weights": {os.path.basename(p): sha256_file(p) for p in weight_files(checkpoint)},
