@@ -91,12 +91,17 @@ const FinishReason = Type.Union([Type.Literal('stop'), Type.Literal('length'), T
   description: 'stop: end of answer or a stop sequence (also a refusal the model wrote); length: max_tokens or the context was reached; content_filter: the policy refused with its message and nothing was generated',
 });
 
-export const ChatCompletion = Type.Object({
+/** The fields a chat.completion and its stream's chunks share. */
+const completionHeader = <T extends string>(object: T) => ({
   id: Type.String(),
-  object: Type.Literal('chat.completion'),
+  object: Type.Literal(object),
   created: Type.Integer(),
   model: Type.String(),
   system_fingerprint: Type.Null(),
+});
+
+export const ChatCompletion = Type.Object({
+  ...completionHeader('chat.completion'),
   choices: Type.Array(
     Type.Object({
       index: Type.Integer(),
@@ -114,11 +119,7 @@ export const ChatCompletion = Type.Object({
 });
 
 export const ChatCompletionChunk = Type.Object({
-  id: Type.String(),
-  object: Type.Literal('chat.completion.chunk'),
-  created: Type.Integer(),
-  model: Type.String(),
-  system_fingerprint: Type.Null(),
+  ...completionHeader('chat.completion.chunk'),
   choices: Type.Array(
     Type.Object({
       index: Type.Integer(),
