@@ -203,20 +203,32 @@ export async function buildDataset(sharedData: string, out: string, opts: BuildO
   };
 }
 
-/** The text-safety prompts, sampled, each as neutral-image, rendered (and text-only) lines. */
-async function addTextSources(dir: string, opts: BuildOptions, lines: Line[], save: (name: string, png: Promise<Buffer>) => Promise<string>): Promise<BuildResult['texts']> {
+/**
+ * The texts the default model's dataset takes from each text-safety source: capped by a seeded
+ * sample, repeats across sources dropped (earlier sources first), each marked train or val. The
+ * dataset builder and the held-out tests both read the split from here.
+ */
+export async function sampleTextSources(textSafetyDir: string, opts: Pick<BuildOptions, 'caps' | 'seed' | 'valEvery'> = {}): Promise<Map<TextSourceName, { available: number; sampled: Sampled[] }>> {
   const caps = { ...DEFAULT_TEXT_CAPS, ...opts.caps };
   const seen = new Set<string>();
-  const scenes: string[] = [];
-  for (let s = 0; s < NEUTRAL_SCENES; s++) scenes.push(await save(`neutral-scene-${s}.png`, scenePng(1000 + s)));
-  const texts: BuildResult['texts'] = {};
+  const out = new Map<TextSourceName, { available: number; sampled: Sampled[] }>();
   for (const source of TEXT_SOURCES) {
     const cap = caps[source];
     if (!(Number.isInteger(cap) && cap >= 0)) throw new RangeError(`the cap of ${source} must be a whole number >= 0; got ${cap}`);
     if (cap === 0) continue;
-    const all = dropRepeats(await readTextSource(dir, source), seen);
-    const sampled: Sampled[] = sampleSource(all, cap, opts.seed ?? 0, opts.valEvery ?? 5);
-    texts[source] = { train: 0, val: 0, unsafe: 0, safe: 0, available: all.length };
+    const all = dropRepeats(await readTextSource(textSafetyDir, source), seen);
+    out.set(source, { available: all.length, sampled: sampleSource(all, cap, opts.seed ?? 0, opts.valEvery ?? 5) });
+  }
+  return out;
+}
+
+/** The text-safety prompts, sampled, each as neutral-image, rendered (and text-only) lines. */
+async function addTextSources(dir: string, opts: BuildOptions, lines: Line[], save: (name: string, png: Promise<Buffer>) => Promise<string>): Promise<BuildResult['texts']> {
+  const scenes: string[] = [];
+  for (let s = 0; s < NEUTRAL_SCENES; s++) scenes.push(await save(`neutral-scene-${s}.png`, scenePng(1000 + s)));
+  const texts: BuildResult['texts'] = {};
+  for (const [source, { available, sampled }] of await sampleTextSources(dir, opts)) {
+    texts[source] = { train: 0, val: 0, unsafe: 0, safe: 0, available };
     for (const t of sampled) {
       texts[source][t.split]++;
       texts[source][t.level > 0 ? 'unsafe' : 'safe']++;
