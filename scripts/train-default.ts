@@ -1,5 +1,5 @@
 /**
- * npm run train:default [-- --data ../shared/data --out models/default]
+ * npm run train:default [-- --data ../shared/data --out models/default] [--name psa-default-v2]
  *   [--epochs 4] [--stage2-epochs 1] [--caps catqa=66,harmfulqa=50] [--no-text-only]
  *
  * Trains the embedded default package with the project's own pipeline (prepare, two-stage
@@ -30,6 +30,9 @@ const { values } = parseArgs({
   options: {
     data: { type: 'string', default: '../shared/data' },
     out: { type: 'string', default: 'models/default' },
+    // The installed package's name (psa.json "name", the model id clients pass): a new recipe is a
+    // new version, so clients that pinned the previous one are not switched silently.
+    name: { type: 'string', default: 'psa-default-v2' },
     work: { type: 'string', default: '.cache/default-model' },
     // About 2100 training examples: 4 + 1 epochs keep the run near 50 minutes on 2 CPU cores.
     epochs: { type: 'string', default: '4' },
@@ -118,6 +121,9 @@ const out = resolve(values.out!);
 await rm(out, { recursive: true, force: true });
 await mkdir(out, { recursive: true });
 await cp(result.model_dir, out, { recursive: true });
+// psa.json is not among its own checksummed files: naming the package leaves its weights untouched.
+const manifestFile = join(out, 'psa.json');
+await writeFile(manifestFile, `${JSON.stringify({ ...JSON.parse(await readFile(manifestFile, 'utf8')), name: values.name }, null, 2)}\n`);
 // Weights in shards of at most 20 MiB of tensors: no file of the committed package is larger.
 const resharded = await runTrainerProcess({ python: config.TRAINER_PYTHON, args: ['reshard', '--package', out, '--max-shard-mib', String(WEIGHT_SHARD_MIB)], onLog: log });
 if (resharded.code !== 0) throw new Error(`sharding the package's weights failed (${resharded.code})`);
