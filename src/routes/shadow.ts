@@ -18,19 +18,23 @@ export default async function shadowRoutes(app: FastifyInstance, opts: { config:
     '/v1/models/:id/shadow',
     {
       config: { scope: 'admin' },
+      // A POST without a body starts a run with the defaults.
+      preValidation: async (request) => {
+        request.body ??= {};
+      },
       schema: {
         summary: 'Start a shadow run: the package scores a share of live traffic beside the active model, after each answer is sent',
         description:
           'Starts the package in its own inference pool. A share of live items (/v1/moderate, /v1/moderations, pass 1 of /v1/chat and /v1/chat/completions) is scored again by it after the response has been sent, decided with the same policy and intervention, and compared; the answers clients get never change and never wait for it. Under load its work is shed first (counted). One run at a time (409 PSA_SHADOW_RUNNING); activating the candidate, or any other package, ends it. The run lives on the replica that received this request.',
         tags: ['models'],
         params: IdParams,
-        body: Type.Optional(ShadowBody),
+        body: ShadowBody,
         response: withErrors({ 201: ShadowReportSchema }, [400, 401, 403, 404, 409, 422, 500, 503]),
       },
     },
     async (request, reply) => {
       const { id } = request.params as { id: string };
-      const body = (request.body ?? {}) as ShadowBody;
+      const body = request.body as ShadowBody;
       const run = await app.models.startShadow(id, { share: body.share ?? config.SHADOW_SHARE, maxItems: body.max_items ?? null, maxSeconds: body.max_seconds ?? null });
       reply.code(201);
       return run.report();
