@@ -23,7 +23,7 @@ t.test('a full shadow queue sheds what does not fit, counted, without waiting', 
   t.equal((await app.inject({ method: 'DELETE', url: '/v1/models/same/shadow' })).statusCode, 200);
 });
 
-t.test('limits: max_items ends the run; a POST without a body uses SHADOW_SHARE; another activation ends a run', async (t) => {
+t.test('limits: max_items and max_seconds end the run; a POST without a body uses SHADOW_SHARE; another activation ends a run', async (t) => {
   const res = await app.inject({ method: 'POST', url: '/v1/models/same/shadow', payload: { share: 1, max_items: 3 } });
   t.equal(res.statusCode, 201);
   const run = app.models.shadow!;
@@ -32,6 +32,12 @@ t.test('limits: max_items ends the run; a POST without a body uses SHADOW_SHARE;
   t.equal(await ended, 'max_items');
   t.match(await report('same'), { state: 'ended', ended_reason: 'max_items', compared: 3, sampled: 3, limits: { max_items: 3, max_seconds: null } });
   t.notOk(run.candidate.alive);
+
+  t.equal((await app.inject({ method: 'POST', url: '/v1/models/same/shadow', payload: { share: 1, max_seconds: 1 } })).statusCode, 201);
+  const timed = app.models.shadow!;
+  t.equal(await new Promise((resolve) => timed.once('ended', resolve)), 'max_seconds');
+  t.match(await report('same'), { state: 'ended', ended_reason: 'max_seconds', limits: { max_items: null, max_seconds: 1 } });
+  t.notOk(timed.candidate.alive);
 
   const plain = await app.inject({ method: 'POST', url: '/v1/models/same/shadow' });
   t.equal(plain.statusCode, 201, plain.body);

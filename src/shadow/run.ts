@@ -75,8 +75,8 @@ export class ShadowRun extends EventEmitter {
       liveBusy: () => this.live.queueSize > 0,
     });
     if (settings.maxSeconds !== null) {
+      // Not unref'd: ending the run (DELETE, activation, shutdown) clears it.
       this.timer = setTimeout(() => void this.end('max_seconds'), settings.maxSeconds * 1000);
-      this.timer.unref();
     }
   }
 
