@@ -24,6 +24,7 @@ import healthRoutes from './routes/health.ts';
 import modelRoutes from './routes/models.ts';
 import moderateRoutes from './routes/moderate.ts';
 import playgroundRoutes from './routes/playground.ts';
+import shadowRoutes from './routes/shadow.ts';
 import openaiChatRoutes from './routes/openai-chat-completions.ts';
 import openaiModerationRoutes from './routes/openai-moderations.ts';
 
@@ -108,6 +109,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   await app.register(healthRoutes);
   await app.register(modelRoutes, { config });
+  await app.register(shadowRoutes, { config });
   await app.register(moderateRoutes, { config });
   await app.register(chatRoutes, { config });
   await app.register(openaiModerationRoutes, { config });

@@ -8,6 +8,7 @@ import { mergePolicy, parsePolicy } from '../policy/policy.ts';
 import type { ChatInput } from './chat-input.ts';
 import { appliedView, conceptsView, resolveIntervention } from './concepts-view.ts';
 import { ApiError, apiError, HttpErrorCodes } from './errors.ts';
+import { mirrorChat } from '../shadow/mirror.ts';
 
 /** What pass 1 and the policy said, as the chat routes show it. */
 export interface ChatConceptsView {
@@ -137,6 +138,7 @@ export async function runChat(app: FastifyInstance, config: Config, reply: Fasti
     app.metrics.pass2Seconds.observe(result.pass2Ms / 1000);
     if (outcome.timings.tokens_per_second > 0) app.metrics.tokensPerSecond.observe(outcome.timings.tokens_per_second);
   }
+  mirrorChat(app.models.shadow, reply, pool, { image: input.image, prompt: input.prompt }, { view, policy, intervene, ms: result.preprocessMs + result.pass1Ms });
   // A cancelled generation has no end event: count the tokens it made.
   if (result.cancelled) reply.request.log.info({ id, completion: end?.completionTokens ?? generated }, 'chat cancelled by the client');
   return outcome;

@@ -24,6 +24,8 @@ export const HttpErrorCodes = {
   REQUEST_TIMEOUT: 'PSA_REQUEST_TIMEOUT',
   URI_TOO_LONG: 'PSA_URI_TOO_LONG',
   HEADERS_TOO_LARGE: 'PSA_HEADERS_TOO_LARGE',
+  SHADOW_RUNNING: 'PSA_SHADOW_RUNNING',
+  SHADOW_NOT_FOUND: 'PSA_SHADOW_NOT_FOUND',
 } as const;
 
 export type HttpErrorCode = (typeof HttpErrorCodes)[keyof typeof HttpErrorCodes];
@@ -52,6 +54,8 @@ export const ERROR_STATUS: Record<ErrorCode, number> = {
   [HttpErrorCodes.REQUEST_TIMEOUT]: 408,
   [HttpErrorCodes.URI_TOO_LONG]: 414,
   [HttpErrorCodes.HEADERS_TOO_LARGE]: 431,
+  [HttpErrorCodes.SHADOW_RUNNING]: 409,
+  [HttpErrorCodes.SHADOW_NOT_FOUND]: 404,
   [DatasetErrorCodes.INSUFFICIENT_STORAGE]: 507,
   [DatasetErrorCodes.DATASET_INVALID]: 422,
   [DatasetErrorCodes.ARCHIVE_INVALID]: 400,

@@ -1,9 +1,11 @@
 import { readdir } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { Config } from '../config.ts';
 import { ApiError, HttpErrorCodes } from '../http/errors.ts';
 import { readManifest, type Manifest } from '../psa/manifest.ts';
 import type { RuntimeLogger } from '../psa/logger.ts';
+import { ShadowRun, type ShadowSettings } from '../shadow/run.ts';
 import { isPackageDir, modelDir } from '../training/registry.ts';
 import { InferencePool } from './pool.ts';
 
@@ -26,10 +28,13 @@ export function resolveModelDir(config: Config): string {
 /**
  * Owns the active model's inference pool and knows the packages in MODELS_DIR. Activation
  * starts the new pool first (a package that fails validation is never activated), swaps, then
- * drains the old one: requests in flight finish on the model they started with.
+ * drains the old one: requests in flight finish on the model they started with. It also holds
+ * at most one shadow run, a candidate's pool beside the active one (src/shadow/run.ts).
  */
 export class ModelHost {
   private switching: Promise<unknown> = Promise.resolve();
+  private shadowRun: ShadowRun | undefined;
+  private shadowStarting: string | undefined;
 
   private constructor(
     private pool: InferencePool,
@@ -54,22 +59,83 @@ export class ModelHost {
     return this.pool.pkg.dir.split('/').pop()!;
   }
 
-  /** Switches to the package `id` in MODELS_DIR; activations are serialised. */
+  private async packageDir(id: string): Promise<string> {
+    const dir = modelDir(this.config.MODELS_DIR, id);
+    if (!dir || !(await isPackageDir(dir))) throw new ApiError(HttpErrorCodes.MODEL_NOT_FOUND, `no model package "${id}" in the models directory; GET /v1/models lists them`);
+    return dir;
+  }
+
+  /**
+   * Switches to the package `id` in MODELS_DIR; activations are serialised. Activating a shadow
+   * run's candidate ends the run, and so does any change of the live model (its figures compare
+   * the candidate with the model that was live when it started).
+   */
   activate(id: string): Promise<{ id: string; previous: string; changed: boolean }> {
     const next = this.switching.then(async () => {
-      const dir = modelDir(this.config.MODELS_DIR, id);
-      if (!dir || !(await isPackageDir(dir))) throw new ApiError(HttpErrorCodes.MODEL_NOT_FOUND, `no model package "${id}" in the models directory; GET /v1/models lists them`);
+      const dir = await this.packageDir(id);
       const previous = this.activeId;
-      if (resolve(dir) === this.pool.pkg.dir) return { id, previous, changed: false };
+      const shadow = this.shadowRun?.running ? this.shadowRun : undefined;
+      const isCandidate = shadow?.candidate.pkg.dir === resolve(dir);
+      if (resolve(dir) === this.pool.pkg.dir) {
+        if (isCandidate) void shadow!.end('activated');
+        return { id, previous, changed: false };
+      }
       const fresh = await InferencePool.start(dir, this.config, this.log);
       const old = this.pool;
       this.pool = fresh;
+      if (shadow?.running) void shadow.end(isCandidate ? 'activated' : 'live_changed');
       this.log.info({ model: id, previous }, 'model activated');
       void old.close().catch((err: unknown) => this.log.error({ err }, 'closing the previous model failed'));
       return { id, previous, changed: true };
     });
     this.switching = next.catch(() => {});
     return next;
+  }
+
+  /** The current shadow run, running or ended (its figures stay readable until DELETE or the next run). */
+  get shadow(): ShadowRun | undefined {
+    return this.shadowRun;
+  }
+
+  /**
+   * Starts package `id` as a shadow candidate in a pool of its own (SHADOW_POOL_SIZE workers,
+   * the live pool's threads per worker, so latencies compare); one run at a time.
+   */
+  startShadow(id: string, settings: ShadowSettings): Promise<ShadowRun> {
+    const busy = this.shadowStarting ?? (this.shadowRun?.running ? this.shadowRun.candidateId : undefined);
+    if (busy !== undefined) {
+      return Promise.reject(new ApiError(HttpErrorCodes.SHADOW_RUNNING, `a shadow run of "${busy}" is running; stop it with DELETE /v1/models/${busy}/shadow first`, { running: busy }));
+    }
+    this.shadowStarting = id;
+    const next = this.switching.then(async () => {
+      const dir = await this.packageDir(id);
+      const c = this.config;
+      const threads = c.POOL_THREADS || Math.max(1, Math.floor(availableParallelism() / c.POOL_SIZE));
+      const pool = await InferencePool.start(dir, { ...c, POOL_SIZE: c.SHADOW_POOL_SIZE, POOL_THREADS: threads }, this.log);
+      this.shadowRun = new ShadowRun(id, pool, this.activeId, this.pool, settings, c.SHADOW_MAX_QUEUE, this.log);
+      this.log.info({ model: id, live: this.activeId, share: settings.share }, 'shadow run started');
+      return this.shadowRun;
+    });
+    const settled = next.finally(() => {
+      this.shadowStarting = undefined;
+    });
+    this.switching = settled.catch(() => {});
+    return settled;
+  }
+
+  /** Ends the shadow run of `id` (if running), frees its pool and forgets it; its last report. */
+  async stopShadow(id: string): Promise<ShadowRun> {
+    const run = this.shadowRun;
+    if (!run || run.candidateId !== id) throw this.noShadow(id);
+    this.shadowRun = undefined;
+    await run.end('stopped');
+    return run;
+  }
+
+  noShadow(id: string): ApiError {
+    const current = this.shadowStarting ?? this.shadowRun?.candidateId;
+    const hint = current ? `; the shadow run is of "${current}"` : '; start one with POST /v1/models/{id}/shadow';
+    return new ApiError(HttpErrorCodes.SHADOW_NOT_FOUND, `no shadow run of "${id}"${hint}`, { field: 'id' });
   }
 
   /** Packages found in MODELS_DIR (manifests only; checksums are verified when one is loaded). */
@@ -93,6 +159,7 @@ export class ModelHost {
 
   async close(): Promise<void> {
     await this.switching;
+    await this.shadowRun?.end('shutdown');
     await this.pool.close();
   }
 }

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { registerShadowMetrics } from '../shadow/metrics.ts';
 
 export interface Metrics {
   registry: Registry;
@@ -66,6 +67,7 @@ export default fp(
         for (const [state, n] of Object.entries(counts ?? {})) this.set({ state }, n);
       },
     });
+    registerShadowMetrics(registry, () => app.models.shadow);
     app.decorate('metrics', m);
     app.addHook('onResponse', async (request, reply) => {
       const route = request.routeOptions.url ?? 'unmatched';

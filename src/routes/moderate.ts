@@ -7,6 +7,7 @@ import { decodeImageString, jsonField, readMultipart, validateLikeJson } from '.
 import { moderate, ModerationItemSchema, ModerationTimingsSchema, type ModerationRequest } from '../http/moderation.ts';
 import { parseMs, requestTimingHooks } from '../http/request-timing.ts';
 import { ImageString, InterveneSchema, PolicyInputSchema, withErrors, type InterveneInput } from '../http/schemas.ts';
+import { mirrorModeration } from '../shadow/mirror.ts';
 import type { PolicyInput } from '../policy/policy.ts';
 
 const Item = Type.Object(
@@ -102,11 +103,13 @@ export default async function moderateRoutes(app: FastifyInstance, opts: { confi
         response: withErrors({ 200: ModerateResponse }),
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const input = await normalize(request, config);
       const parse = parseMs(request);
       app.metrics.stageSeconds.observe({ stage: 'parse' }, parse / 1000);
-      const outcome = await moderate(app, config, app.models.active, input);
+      const pool = app.models.active;
+      const outcome = await moderate(app, config, pool, input);
+      mirrorModeration(app.models.shadow, reply, pool, input, outcome);
       const { timings } = outcome;
       return { model: outcome.model, items: outcome.items.map((i) => i.view), timings: { ...timings, stages_ms: { parse, ...timings.stages_ms } } };
     },

@@ -7,6 +7,7 @@ import { OPENAI_ROUTE, withOpenAIErrors } from '../openai/errors.ts';
 import { servedPool } from '../openai/inputs.ts';
 import { moderationResult, readModerationsInput } from '../openai/moderations.ts';
 import { ModerationsBody, ModerationsResponse } from '../openai/schemas.ts';
+import { mirrorModeration } from '../shadow/mirror.ts';
 
 export default async function openaiModerationRoutes(app: FastifyInstance, opts: { config: Config }) {
   const { config } = opts;
@@ -24,11 +25,12 @@ export default async function openaiModerationRoutes(app: FastifyInstance, opts:
         response: withOpenAIErrors({ 200: ModerationsResponse }),
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const body = request.body as ModerationsBody;
       const pool = await servedPool(app.models, config.MODELS_DIR, body.model);
       const { request: input, inputTypes } = await readModerationsInput(body, config);
       const outcome = await moderate(app, config, pool, input);
+      mirrorModeration(app.models.shadow, reply, pool, input, outcome);
       return {
         id: `modr-${randomUUID()}`,
         model: outcome.model,
