@@ -15,6 +15,7 @@ import inferencePlugin from './plugins/inference.ts';
 import metricsPlugin from './plugins/metrics.ts';
 import openapiPlugin from './plugins/openapi.ts';
 import policyPlugin from './plugins/policy.ts';
+import namedPoliciesPlugin from './plugins/named-policies.ts';
 import queueDashboard from './plugins/queue-dashboard.ts';
 import trainingPlugin from './plugins/training.ts';
 import datasetRoutes from './routes/datasets.ts';
@@ -102,6 +103,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(authPlugin, { apiKeys: config.API_KEYS, allowedHosts: splitList(config.ALLOWED_HOSTS).map((h) => h.toLowerCase().replace(/^\[|\]$/g, '')) });
   await app.register(openapiPlugin, { version: VERSION, docs: config.DOCS });
   await app.register(policyPlugin, { policyFile: config.POLICY_FILE });
+  await app.register(namedPoliciesPlugin, { config });
   await app.register(inferencePlugin, { config });
   await app.register(trainingPlugin, { config });
   await app.register(metricsPlugin);

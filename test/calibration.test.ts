@@ -65,7 +65,7 @@ t.test('per-type recall targets: thresholds by predicted type, each at its own k
   const all = [...priv, ...ill, ...safe];
   const found = searchPolicy(all, BUILTIN_POLICY, { recall: { privacy: 1, illegal_risk: 0.5 } }, { minLevel: CAUTION, allowDecisionChanges: true });
   t.ok(found.met);
-  const th = found.policy.flag!.thresholds!;
+  const th = found.policy.flag!.thresholds as Record<string, number>;
   // privacy: every privacy item, the lowest at 0.20; below it the safe items predicted privacy at 0.18.
   t.ok(th.privacy! <= 0.2 && th.privacy! > 0.18, `privacy threshold ${th.privacy}`);
   // illegal_risk: the top 10 of 20, the 10th highest at 0.35 + 0.03 * 10 = 0.65; next lower 0.62.
