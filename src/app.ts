@@ -20,6 +20,8 @@ import queueDashboard from './plugins/queue-dashboard.ts';
 import trainingPlugin from './plugins/training.ts';
 import datasetRoutes from './routes/datasets.ts';
 import trainRoutes from './routes/train.ts';
+import calibrateRoutes from './routes/calibrate.ts';
+import policyRoutes from './routes/policies.ts';
 import chatRoutes from './routes/chat.ts';
 import healthRoutes from './routes/health.ts';
 import modelRoutes from './routes/models.ts';
@@ -116,6 +118,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(openaiChatRoutes, { config });
   await app.register(datasetRoutes, { config });
   await app.register(trainRoutes, { config });
+  await app.register(calibrateRoutes, { config });
+  await app.register(policyRoutes);
   await app.register(queueDashboard);
   await app.register(playgroundRoutes, { config });
   return app;
