@@ -18,8 +18,8 @@ const packageDir = join(modelsDir, 'guard-v1');
 await cp(await tinyPackage(), packageDir, { recursive: true });
 const dataDir = join(work, 'data');
 await mkdir(dataDir, { recursive: true });
-const ADMIN = 'adm-key';
-const INFER = 'inf-key';
+const ADMIN = 'admin-key-0123456789';
+const INFER = 'infer-key-0123456789';
 const env = { MODELS_DIR: modelsDir, PSA_MODEL: packageDir, DATA_DIR: dataDir, API_KEYS: `${ADMIN}=admin,${INFER}=infer`, MAX_ITEMS: '32', MIN_FREE_DISK_BYTES: '0' };
 
 let app: FastifyInstance = (await testApp(env)).app;
@@ -33,7 +33,8 @@ const PROMPTS = Array.from({ length: 24 }, (_, i) => `${WORDS[i % 12]} ${WORDS[(
 interface Scored { prompt: string; risk: number; refused: boolean; level: number[]; type: number[] }
 async function scoreAll(policy?: string): Promise<(Scored & { flagged: boolean })[]> {
   const res = await call('POST', '/v1/moderate', { items: PROMPTS.map((prompt) => ({ prompt })), ...(policy && { policy }) }, INFER);
-  t.equal(res.statusCode, 200, `moderate ${res.body.slice(0, 200)}`);
+  // No assertion here: this also runs before the subtests, where tap takes none.
+  if (res.statusCode !== 200) throw new Error(`moderate answered ${res.statusCode}: ${res.body.slice(0, 200)}`);
   return res.json().items.map((it: { concepts: { level: { scores: Record<string, number> }; type: { scores: Record<string, number> } }; decision: string; flagged: boolean }, i: number) => ({
     prompt: PROMPTS[i]!,
     risk: it.concepts.level.scores.caution! + it.concepts.level.scores.refuse!,
@@ -48,11 +49,11 @@ async function scoreAll(policy?: string): Promise<(Scored & { flagged: boolean }
 const before = await scoreAll();
 const ranked = [...before].sort((a, b) => b.risk - a.risk);
 const positive = new Set(ranked.slice(0, 12).map((s) => s.prompt));
-const line = (prompt: string, unsafe: boolean, i: number) =>
-  JSON.stringify({ id: `q${i}`, conversations: [{ from: 'human', value: prompt }, { from: 'gpt', value: 'ok' }], safe_type: unsafe ? 1 : 6, safe_level: unsafe ? 3 : 0 });
+const line = (prompt: string, unsafe: boolean, id: string) =>
+  JSON.stringify({ id, conversations: [{ from: 'human', value: prompt }, { from: 'gpt', value: 'ok' }], safe_type: unsafe ? 1 : 6, safe_level: unsafe ? 3 : 0 });
 async function writeSet(dir: string, file: string, unsafe: (p: string) => boolean) {
   await mkdir(join(dataDir, dir), { recursive: true });
-  await writeFile(join(dataDir, dir, file), PROMPTS.map((p, i) => line(p, unsafe(p), i)).join('\n') + '\n');
+  await writeFile(join(dataDir, dir, file), PROMPTS.map((p, i) => line(p, unsafe(p), `${file.split('.')[0]}-${i}`)).join('\n') + '\n');
 }
 await writeSet('evalset', 'eval.jsonl', (p) => positive.has(p));
 await writeSet('reversed', 'eval.jsonl', (p) => !positive.has(p));
@@ -202,7 +203,7 @@ t.test('named policies and the default survive a restart; the CLI stores into th
   const fromCli = await call('GET', '/v1/policies/calibrated-cli');
   t.equal(fromCli.statusCode, 200, 'the server sees what the CLI stored');
   const fromRoute = (await call('GET', '/v1/policies/calibrated-temp')).json();
-  t.equal(fromCli.json().policy.flag.threshold, fromRoute.policy.flag.threshold, 'the same data, target and temperature give the same threshold as the route');
+  t.ok(Math.abs(fromCli.json().policy.flag.threshold - fromRoute.policy.flag.threshold) < 1e-6, 'the same data, target and temperature give the threshold the route chose');
   const unreachable = await cli(['--model', packageDir, '--data', join(dataDir, 'reversed'), '--name', 'cli-rev', '--recall', '1', '--max-over-refusal', '0']);
   t.equal(unreachable.code, 3, unreachable.stderr);
   t.match(unreachable.stderr, /PSA_CALIBRATION_TARGET_UNREACHABLE/);
