@@ -93,8 +93,9 @@ export default async function calibrateRoutes(app: FastifyInstance, opts: { conf
             maxItems: config.CALIBRATE_MAX_ITEMS,
           },
         );
-        // The serving pool reads temperature.json when it starts: start it afresh.
+        // Pools read temperature.json when they start: this one, and other replicas serving the package, start afresh.
         if (outcome.temperature.written && active) await app.models.reload();
+        if (outcome.temperature.written) await app.training?.announceReload(found.id).catch(() => false);
         request.log.info({ policy: name, model: found.id, items: outcome.report.items, recall: outcome.report.achieved.recall.value, over_refusal: outcome.report.achieved.over_refusal.value }, 'calibrated policy stored');
         return outcome;
       } finally {
