@@ -74,6 +74,8 @@ export const ConfigSchema = Type.Object({
   MIN_FREE_DISK_BYTES: Type.Integer({ default: 1073741824, minimum: 0, description: 'Free space dataset uploads leave on the DATA_DIR volume; an upload that could take more answers 507' }),
   MAX_CONCURRENT_INGESTS: Type.Integer({ default: 2, minimum: 1, description: 'Dataset uploads or registrations processed at once by this replica; more answer 503 with Retry-After' }),
   MAX_CONCURRENT_INGESTS_PER_KEY: Type.Integer({ default: 1, minimum: 1, description: 'Dataset uploads or registrations at once per API key; more answer 429 with Retry-After' }),
+  CALIBRATE_MAX_ITEMS: Type.Integer({ default: 2000, minimum: 1, description: 'Most labelled items POST /v1/models/{id}/calibrate scores in one request (npm run calibrate has no limit)' }),
+  CALIBRATE_TIMEOUT_MS: Type.Integer({ default: 300000, minimum: 1000, description: 'Most time POST /v1/models/{id}/calibrate spends scoring; past it the request answers 504 and nothing is stored' }),
   GPUS: Type.String({ default: '', description: 'Worker: comma-separated CUDA device ids, grouped into training slots of GPUS_PER_SLOT; empty runs one CPU slot' }),
   GPUS_PER_SLOT: Type.Integer({ default: 1, minimum: 1, maximum: 64, description: 'Worker: GPUs per training slot, the most a job on this worker may ask for (on a CPU worker: trainer processes, gloo)' }),
   MAX_JOB_GPUS: Type.Integer({ default: 1, minimum: 1, maximum: 64, description: 'API: the most GPUs a training job may ask for, the GPUS_PER_SLOT of the largest worker; more is refused with 422' }),

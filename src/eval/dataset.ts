@@ -93,6 +93,14 @@ export async function loadEvalSet(source: string, opts: LoadEvalOptions = {}): P
   }
 }
 
+/**
+ * One .jsonl file of a directory (a training dataset's val.jsonl, say) read and checked exactly
+ * as eval.jsonl is; problems name that file.
+ */
+export function loadItemsFile(root: string, file: string, opts: LoadEvalOptions = {}): Promise<EvalItem[]> {
+  return readItems(root, opts.maxImagePixels ?? 40_000_000, file);
+}
+
 async function findRoot(dir: string): Promise<string | null> {
   const has = (d: string) => stat(path.join(d, EVAL_FILE)).then((s) => s.isFile(), () => false);
   if (await has(dir)) return dir;
@@ -101,16 +109,16 @@ async function findRoot(dir: string): Promise<string | null> {
   return only !== undefined && (await has(only)) ? only : null;
 }
 
-async function readItems(root: string, maxPixels: number): Promise<EvalItem[]> {
+async function readItems(root: string, maxPixels: number, file = EVAL_FILE): Promise<EvalItem[]> {
   const problems: DatasetProblem[] = [];
   const items: EvalItem[] = [];
   const ids = new Map<string, number>();
-  const lines = (await readFile(path.join(root, EVAL_FILE), 'utf8')).replace(/^\uFEFF/, '').split(/\r?\n/);
+  const lines = (await readFile(path.join(root, file), 'utf8')).replace(/^\uFEFF/, '').split(/\r?\n/);
   lines.forEach((raw, i) => {
     const text = raw.trim();
     if (text === '') return;
     const line = i + 1;
-    const add = (message: string) => problems.push({ file: EVAL_FILE, line, message });
+    const add = (message: string) => problems.push({ file, line, message });
     const item = parseLine(text, line, root, add);
     if (item === undefined) return;
     const first = ids.get(item.id);
@@ -118,7 +126,7 @@ async function readItems(root: string, maxPixels: number): Promise<EvalItem[]> {
     ids.set(item.id, line);
     items.push(item);
   });
-  if (items.length === 0 && problems.length === 0) problems.push({ file: EVAL_FILE, message: `${EVAL_FILE} has no examples` });
+  if (items.length === 0 && problems.length === 0) problems.push({ file, message: `${file} has no examples` });
 
   // Each distinct image once: its header is enough here, the evaluation decodes it in full.
   const checks = new Map<string, Promise<ImageProblem | undefined>>();
@@ -134,7 +142,7 @@ async function readItems(root: string, maxPixels: number): Promise<EvalItem[]> {
   for (const item of items) {
     if (item.imagePath === undefined) continue;
     const problem = await checks.get(item.imagePath)!;
-    if (problem !== undefined) problems.push({ file: EVAL_FILE, line: item.line, message: problem(JSON.stringify(item.image)) });
+    if (problem !== undefined) problems.push({ file, line: item.line, message: problem(JSON.stringify(item.image)) });
   }
   if (problems.length > 0) {
     problems.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));

@@ -5,6 +5,7 @@ import type { ClassScore } from './metrics.ts';
 import { SYSTEM_KEYS, type EvalReport } from './report.ts';
 import type { SystemMetrics } from './score.ts';
 import { markdownSets } from './markdown-sets.ts';
+import { markdownReliability } from './reliability.ts';
 
 const pct = (v: number | null | undefined) => (v === null || v === undefined ? 'n/a' : `${(100 * v).toFixed(1)}%`);
 const dec = (v: number | null | undefined) => (v === null || v === undefined ? 'n/a' : v.toFixed(3));
@@ -78,6 +79,7 @@ export function markdownReport(r: EvalReport): string {
   out.push('## Decisions', '');
   out.push(table(['decision', ...names], DECISIONS.map((dn) => [dn, ...systems.map((s) => String(s.metrics.decisions[dn]))])), '');
 
+  if (r.calibration) out.push(...markdownReliability(r.calibration));
   const model = r.systems.model.metrics;
   out.push('## Level confusion matrix (model)', '', confusionTable(model.level.confusion, LEVEL_LABELS), '');
   out.push('## Type confusion matrix (model)', '', confusionTable(model.type.confusion, TYPE_LABELS), '');

@@ -4,6 +4,7 @@ import { LEVEL_LABELS, TYPE_LABELS } from '../psa/taxonomy.ts';
 import type { EvalItem } from './dataset.ts';
 import type { LatencySummary } from './metrics.ts';
 import type { Prediction, SystemMetrics } from './score.ts';
+import type { ReliabilityReport } from './reliability.ts';
 import type { SetsReport } from './sets.ts';
 
 export const REPORT_FORMAT = 'psa-guard.eval-report';
@@ -58,6 +59,8 @@ export interface EvalReport {
   latency_scope: string;
   /** Pass 1 alone per item (the model's latency above also covers preprocessing and policy). */
   pass1_latency: { scope: string; summary: LatencySummary | null };
+  /** Expected calibration error of the level and type probabilities, before and after the package's temperature (src/eval/reliability.ts). */
+  calibration?: ReliabilityReport;
   /** The model's figures on named sets, AUROC comparisons and per source (src/eval/sets.ts). */
   sets: SetsReport;
   systems: Record<SystemKey, SystemReport>;

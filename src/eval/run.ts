@@ -18,6 +18,7 @@ import { markdownReport } from './markdown.ts';
 import { countBy, REPORT_FORMAT, SYSTEM_KEYS, worstErrors, type EvalReport } from './report.ts';
 import { scoreSystem, type Prediction } from './score.ts';
 import { latencySummary } from './metrics.ts';
+import { reliabilityReport } from './reliability.ts';
 import { loadSets } from './sets-file.ts';
 import { setsReport, type Scored, type SetsConfig } from './sets.ts';
 
@@ -88,6 +89,8 @@ async function evaluate(runtime: PsaRuntime, items: EvalItem[], policy: Policy, 
   const perItem: object[] = [];
   const scored: Scored[] = [];
   const pass1Ms: number[] = [];
+  const levelLogits: number[][] = [];
+  const typeLogits: number[][] = [];
   const flagType = mostCommonUnsafeType(items);
 
   for (const [n, item] of items.entries()) {
@@ -101,6 +104,8 @@ async function evaluate(runtime: PsaRuntime, items: EvalItem[], policy: Policy, 
     const latencyMs = performance.now() - t0;
     model.push({ ...applied, decision: outcome.decision, flagged: outcome.flagged, levelProb: scores.levelProbs[applied.level]!, typeProb: scores.typeProbs[applied.type]!, latencyMs });
     pass1Ms.push(pass1);
+    levelLogits.push(scores.levelLogits);
+    typeLogits.push(scores.typeLogits);
     const flagScore = scores.levelProbs.slice(policy.flag.minLevel).reduce((a, b) => a + b, 0);
     scored.push({ item, prediction: model.at(-1)!, score: flagScore });
 
@@ -168,6 +173,7 @@ async function evaluate(runtime: PsaRuntime, items: EvalItem[], policy: Policy, 
     policy: { file: opts.policyFile ? path.resolve(opts.policyFile) : null, flag: { min_level: LEVEL_LABELS[policy.flag.minLevel]!, threshold: policy.flag.threshold } },
     latency_scope: LATENCY_SCOPE,
     pass1_latency: { scope: PASS1_SCOPE, summary: latencySummary(pass1Ms) },
+    calibration: reliabilityReport(levelLogits, items.map((i) => i.level), typeLogits, items.map((i) => i.type), runtime.temperatures, runtime.pkg.temperature !== undefined),
     sets: setsReport(scored, opts.setsLoaded.config, opts.setsLoaded.from, policy.flag.minLevel),
     systems: {
       model: { name: 'model', description: `${m.name}: argmax of pass-1 level and type probabilities, decision and flag by the policy`, metrics: scoreSystem(items, model, policy.flag.minLevel) },

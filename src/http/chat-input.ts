@@ -2,9 +2,9 @@ import type { FastifyRequest } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import type { Config } from '../config.ts';
 import { apiError, HttpErrorCodes } from './errors.ts';
-import { decodeImageString, imageFromUrl, jsonField, readMultipart, validateLikeJson } from './image-input.ts';
-import { ImageString, InterveneSchema, PolicyInputSchema, type InterveneInput } from './schemas.ts';
-import type { PolicyInput } from '../policy/policy.ts';
+import { decodeImageString, imageFromUrl, jsonField, policyFormField, readMultipart, validateLikeJson } from './image-input.ts';
+import { ImageString, InterveneSchema, PolicyFieldSchema, type InterveneInput } from './schemas.ts';
+import type { PolicyField } from '../plugins/named-policies.ts';
 
 const ContentPart = Type.Union([
   Type.Object({ type: Type.Literal('text'), text: Type.String() }, { additionalProperties: false }),
@@ -41,7 +41,7 @@ export const ChatBody = Type.Object(
     messages: Type.Optional(Type.Array(Message, { minItems: 1, description: 'OpenAI-style messages with at most one image_url part (a data: URL, or https on ALLOWED_IMAGE_HOSTS); without one the request is text-only; the answer is to the last user turn (earlier turns are not used)' })),
     ...GenerationFields,
     stream: Type.Optional(Type.Boolean({ description: 'Server-Sent Events: concepts, then deltas, then done' })),
-    policy: Type.Optional(PolicyInputSchema),
+    policy: Type.Optional(PolicyFieldSchema),
     intervene: Type.Optional(InterveneSchema),
   },
   { additionalProperties: false },
@@ -53,7 +53,7 @@ export interface ChatInput {
   image: Buffer | null;
   prompt: string;
   options: Pick<ChatBody, 'max_tokens' | 'temperature' | 'top_p' | 'top_k' | 'seed' | 'stop' | 'stream'>;
-  policy: PolicyInput | undefined;
+  policy: PolicyField;
   intervene: InterveneInput | undefined;
 }
 
@@ -67,7 +67,7 @@ export async function readChatInput(request: FastifyRequest, config: Config): Pr
     const options = (jsonField(form.fields, 'options') ?? {}) as ChatInput['options'];
     if (typeof options !== 'object' || options === null || Array.isArray(options)) throw apiError(HttpErrorCodes.BAD_REQUEST, 'form field "options" must be a JSON object of generation options');
     const prompt = form.fields.get('prompt')?.[0];
-    const policy = jsonField(form.fields, 'policy') as PolicyInput | undefined;
+    const policy = policyFormField(form.fields) as PolicyField;
     const intervene = jsonField(form.fields, 'intervene') as InterveneInput | undefined;
     const { image: _i, prompt: _p, messages: _m, policy: _po, intervene: _in, ...generation } = options as Record<string, unknown>;
     validateLikeJson(request, { ...generation, ...(prompt !== undefined && { prompt }), ...(policy !== undefined && { policy }), ...(intervene !== undefined && { intervene }) });

@@ -4,7 +4,6 @@ import type { Config } from '../config.ts';
 import type { ChatEvent } from '../inference/protocol.ts';
 import type { InferencePool } from '../inference/pool.ts';
 import { PsaErrorCodes } from '../psa/errors.ts';
-import { mergePolicy, parsePolicy } from '../policy/policy.ts';
 import type { ChatInput } from './chat-input.ts';
 import { appliedView, conceptsView, resolveIntervention } from './concepts-view.ts';
 import { ApiError, apiError, HttpErrorCodes } from './errors.ts';
@@ -61,7 +60,7 @@ export async function runChat(app: FastifyInstance, config: Config, reply: Fasti
   if (o.max_tokens !== undefined && o.max_tokens > config.MAX_NEW_TOKENS) {
     throw new ApiError(PsaErrorCodes.INVALID_GENERATION_OPTION, `max_tokens is at most ${config.MAX_NEW_TOKENS} on this server`, { field: 'max_tokens' });
   }
-  const policy = mergePolicy(app.policy, input.policy === undefined ? undefined : parsePolicy(input.policy, 'policy'));
+  const policy = await app.policies.resolve(input.policy);
   const intervene = resolveIntervention(input.intervene);
   const intervened = intervene.level !== undefined || intervene.type !== undefined;
   const id = `${run.idPrefix}${randomUUID()}`;

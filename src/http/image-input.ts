@@ -84,6 +84,12 @@ export function jsonField(fields: Map<string, string[]>, name: string): unknown 
   }
 }
 
+/** The form's "policy" field: JSON overrides, or a calibrated policy's name as plain text or JSON. */
+export function policyFormField(fields: Map<string, string[]>): unknown {
+  const raw = fields.get('policy')?.[0];
+  return raw !== undefined && raw.startsWith('calibrated-') ? raw : jsonField(fields, 'policy');
+}
+
 /**
  * Checks a body assembled from a form with the route's own JSON body schema, and fails exactly as
  * a JSON request would (same codes, same messages): multipart is another encoding, not a way past

@@ -5,7 +5,8 @@ import type { BatchStats } from '../inference/batcher.ts';
 import type { InferencePool } from '../inference/pool.ts';
 import { WORKER_STAGES, type StageMs } from '../psa/stage-timings.ts';
 import { applyConcepts, hintFor } from '../psa/concepts.ts';
-import { decide, mergePolicy, parsePolicy, type Policy, type PolicyInput } from '../policy/policy.ts';
+import { decide, type Policy } from '../policy/policy.ts';
+import type { PolicyField } from '../plugins/named-policies.ts';
 import { appliedView, conceptsView, resolveIntervention } from './concepts-view.ts';
 import { ApiError, apiError, HttpErrorCodes } from './errors.ts';
 import { AppliedSchema, ConceptsSchema, DecisionSchema, type InterveneInput } from './schemas.ts';
@@ -53,7 +54,8 @@ const observedBatches = new WeakSet<BatchStats>();
 export interface ModerationRequest {
   /** `image` null: a text-only item (scored over the stand-in image). */
   items: { image: Buffer | null; prompt: string }[];
-  policy: PolicyInput | undefined;
+  /** Overrides, or a named policy ("calibrated-<name>"). */
+  policy: PolicyField;
   intervene: InterveneInput | undefined;
 }
 
@@ -89,7 +91,7 @@ export async function moderate(app: FastifyInstance, config: Config, pool: Infer
   input.items.forEach((item, i) => {
     if (item.prompt.length > config.MAX_PROMPT_CHARS) throw apiError(HttpErrorCodes.BAD_REQUEST, `prompt ${i} has ${item.prompt.length} characters; at most ${config.MAX_PROMPT_CHARS}`);
   });
-  const policy = mergePolicy(app.policy, input.policy === undefined ? undefined : parsePolicy(input.policy, 'policy'));
+  const policy = await app.policies.resolve(input.policy);
   const intervene = resolveIntervention(input.intervene);
   const results = await pool.moderateAll(input.items);
   const failed = results.findIndex((r) => !r.item.ok);

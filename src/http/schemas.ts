@@ -50,3 +50,8 @@ export function withErrors(ok: Record<number, TSchema>, statuses: number[] = [40
 }
 
 export { PolicyInputSchema };
+
+/** A request's `policy`: overrides (a policy file's shape), or the name of a stored calibrated policy. */
+export const PolicyFieldSchema = Type.Union([PolicyInputSchema, Type.String({ minLength: 1, maxLength: 80, description: 'The name of a calibrated policy, "calibrated-<name>" (GET /v1/policies)' })], {
+  description: 'Policy overrides over the default policy, or the name of a calibrated policy ("calibrated-<name>") used in place of the default',
+});

@@ -138,6 +138,19 @@ export class ModelHost {
     return new ApiError(HttpErrorCodes.SHADOW_NOT_FOUND, `no shadow run of "${id}"${hint}`, { field: 'id' });
   }
 
+  /** Starts the active package afresh (its temperature file changed, say), then swaps as activation does. */
+  reload(): Promise<void> {
+    const next = this.switching.then(async () => {
+      const fresh = await InferencePool.start(this.pool.pkg.dir, this.config, this.log);
+      const old = this.pool;
+      this.pool = fresh;
+      this.log.info({ model: this.activeId }, 'model reloaded');
+      void old.close().catch((err: unknown) => this.log.error({ err }, 'closing the previous pool failed'));
+    });
+    this.switching = next.catch(() => {});
+    return next;
+  }
+
   /** Packages found in MODELS_DIR (manifests only; checksums are verified when one is loaded). */
   async list(): Promise<PackageSummary[]> {
     const root = resolve(this.config.MODELS_DIR);

@@ -31,6 +31,9 @@ export interface ItemScores {
   ok: true;
   levelProbs: number[];
   typeProbs: number[];
+  /** The heads' raw logits (before the package's temperature), for calibration. */
+  levelLogits: number[];
+  typeLogits: number[];
   /** Text OCR read in the image (packages whose safety head reads it). */
   imageText?: string;
 }

@@ -45,7 +45,7 @@ async function moderate(runtime: PsaRuntime, task: ModerateTask): Promise<Modera
     items: images.map((img) => {
       if (!('image' in img)) return img;
       const s = scores[next++]!;
-      return { ok: true as const, levelProbs: s.levelProbs, typeProbs: s.typeProbs, ...(img.image.text !== undefined && { imageText: img.image.text }) };
+      return { ok: true as const, levelProbs: s.levelProbs, typeProbs: s.typeProbs, levelLogits: s.levelLogits, typeLogits: s.typeLogits, ...(img.image.text !== undefined && { imageText: img.image.text }) };
     }),
     preprocessMs: t1 - t0,
     pass1Ms: t2 - t1,

@@ -1,7 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { GenerationFields } from '../http/chat-input.ts';
 import { ModerationItemSchema } from '../http/moderation.ts';
-import { AppliedSchema, ConceptsSchema, DecisionSchema, InterveneSchema, PolicyInputSchema } from '../http/schemas.ts';
+import { AppliedSchema, ConceptsSchema, DecisionSchema, InterveneSchema, PolicyFieldSchema } from '../http/schemas.ts';
 import { TYPE_LABELS } from '../psa/taxonomy.ts';
 
 /** The risk types of the taxonomy (every type but "safe"): the moderation categories. */
@@ -27,7 +27,7 @@ export const ModerationsBody = Type.Object(
       description: 'A string, an array of strings (one result each), or an array of text and image_url parts (one result per image, every text part as its prompt; one text-only result without images)',
     }),
     model: Type.Optional(ModelField),
-    policy: Type.Optional(PolicyInputSchema),
+    policy: Type.Optional(PolicyFieldSchema),
     intervene: Type.Optional(InterveneSchema),
   },
   { additionalProperties: false },
@@ -65,7 +65,7 @@ export const ChatCompletionsBody = Type.Object(
     stream: Type.Optional(Type.Boolean({ description: 'Server-Sent Events of chat.completion.chunk objects, then data: [DONE]' })),
     stream_options: Type.Optional(Type.Union([Type.Object({ include_usage: Type.Optional(Type.Boolean()) }, { additionalProperties: false }), Type.Null()])),
     user: Type.Optional(Type.String({ description: 'Accepted; logged at debug level' })),
-    policy: Type.Optional(PolicyInputSchema),
+    policy: Type.Optional(PolicyFieldSchema),
     intervene: Type.Optional(InterveneSchema),
   },
   { additionalProperties: false },

@@ -21,6 +21,7 @@ export default fp(
         tags: [
           { name: 'inference', description: 'Moderation and chat' },
           { name: 'models', description: 'Model packages and activation' },
+          { name: 'policies', description: 'Calibrated policies: thresholds chosen from labelled data, stored by name, one of them the default' },
           { name: 'openai', description: 'OpenAI-compatible moderations, chat completions and models (official SDKs work with baseURL set to this server\'s /v1); errors in OpenAI\'s shape' },
           { name: 'training', description: 'Datasets and two-stage training jobs' },
           { name: 'operations', description: 'Health and readiness' },

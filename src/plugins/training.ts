@@ -16,6 +16,8 @@ export interface Training {
   ensureAvailable(): void;
   /** Tells every replica (this one included) to switch models. */
   announceActivation(id: string): Promise<boolean>;
+  /** Tells the other replicas serving `id` to load it afresh (its temperature.json changed). */
+  announceReload(id: string): Promise<boolean>;
 }
 
 declare module 'fastify' {
@@ -76,8 +78,10 @@ export default fp(
     };
     subscriber.on('message', (channel, message) => {
       if (channel !== k.activatedChannel) return;
-      const event = JSON.parse(message) as { id: string; origin: string };
-      if (event.origin !== origin) void activateFromEvent(event.id);
+      const event = JSON.parse(message) as { id: string; origin: string; reload?: boolean };
+      if (event.origin === origin) return;
+      if (!event.reload) void activateFromEvent(event.id);
+      else if (event.id === app.models.activeId) app.models.reload().catch((err: unknown) => app.log.error({ err, model: event.id }, 'could not reload the model another replica recalibrated'));
     });
     void subscriber.subscribe(k.activatedChannel).catch((err: Error) => app.log.warn({ err: err.message }, 'cannot subscribe to model events'));
 
@@ -93,6 +97,11 @@ export default fp(
         if (redis.status !== 'ready') return false;
         await redis.set(k.activeModel, id);
         await redis.publish(k.activatedChannel, JSON.stringify({ id, origin }));
+        return true;
+      },
+      async announceReload(id: string) {
+        if (redis.status !== 'ready') return false;
+        await redis.publish(k.activatedChannel, JSON.stringify({ id, origin, reload: true }));
         return true;
       },
     };

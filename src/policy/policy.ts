@@ -20,6 +20,12 @@ export const PolicyInputSchema = Type.Object(
         {
           min_level: Type.Optional(Type.Union(LEVEL_LABELS.map((l) => Type.Literal(l)))),
           threshold: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+          thresholds: Type.Optional(
+            Type.Partial(Type.Record(Type.Union(TYPE_LABELS.map((t) => Type.Literal(t))), Type.Number({ minimum: 0, maximum: 1 })), {
+              additionalProperties: false,
+              description: 'Per-type flag thresholds, by the applied type; types left out use "threshold"',
+            }),
+          ),
         },
         { additionalProperties: false },
       ),
@@ -43,7 +49,8 @@ export type PolicyInput = Static<typeof PolicyInputSchema>;
 
 /** A complete policy, every (type, level) resolved. */
 export interface Policy {
-  flag: { minLevel: number; threshold: number };
+  /** `thresholds`: per applied type, in place of `threshold` (calibrated policies set them). */
+  flag: { minLevel: number; threshold: number; thresholds?: Partial<Record<TypeLabel, number>> };
   decisions: Record<TypeLabel, Record<LevelLabel, Decision>>;
   refusal: { mode: 'model' | 'message'; message: string };
 }
@@ -65,16 +72,23 @@ export function parsePolicy(input: unknown, where: string): PolicyInput {
   });
 }
 
-/** Applies overrides on top of a base policy (the server's, then a request's). */
+/**
+ * Applies overrides on top of a base policy (the server's, then a request's). An override's
+ * `flag.threshold` without `flag.thresholds` sets one threshold for every type, replacing the
+ * base's per-type ones.
+ */
 export function mergePolicy(base: Policy, input: PolicyInput | undefined): Policy {
   if (!input) return base;
   const decisions = structuredClone(base.decisions);
   const rows = (input.decisions ?? {}) as Partial<Record<TypeLabel | 'default', Partial<Record<LevelLabel, Decision>>>>;
   for (const type of TYPE_LABELS) Object.assign(decisions[type], rows.default ?? {}, rows[type] ?? {});
+  const keep = input.flag?.threshold === undefined ? base.flag.thresholds : undefined;
+  const thresholds = { ...keep, ...input.flag?.thresholds };
   return {
     flag: {
       minLevel: input.flag?.min_level !== undefined ? LEVEL_LABELS.indexOf(input.flag.min_level) : base.flag.minLevel,
       threshold: input.flag?.threshold ?? base.flag.threshold,
+      ...(Object.keys(thresholds).length > 0 && { thresholds }),
     },
     decisions,
     refusal: { ...base.refusal, ...input.refusal },
@@ -88,12 +102,22 @@ export interface PolicyOutcome {
   flagged: boolean;
 }
 
+/** P(level >= minLevel): the score the flag threshold is compared with. */
+export function flagScore(levelProbs: readonly number[], minLevel: number): number {
+  return levelProbs.slice(minLevel).reduce((a, b) => a + b, 0);
+}
+
+/** The flag threshold for an applied type: its own, or the policy's one threshold. */
+export function thresholdFor(policy: Policy, type: number): number {
+  return policy.flag.thresholds?.[TYPE_LABELS[type]!] ?? policy.flag.threshold;
+}
+
 /**
  * The decision follows the applied (level, type); `flagged` follows the predicted level
- * probabilities: P(level >= flag.min_level) >= flag.threshold, or a refuse decision.
+ * probabilities: P(level >= flag.min_level) >= the threshold of the applied type, or a refuse decision.
  */
 export function decide(policy: Policy, levelProbs: number[], applied: { level: number; type: number }): PolicyOutcome {
   const decision = policy.decisions[TYPE_LABELS[applied.type]!][LEVEL_LABELS[applied.level]!];
-  const risk = levelProbs.slice(policy.flag.minLevel).reduce((a, b) => a + b, 0);
-  return { decision, decisionLevel: DECISIONS.indexOf(decision), flagged: risk >= policy.flag.threshold || decision === 'refuse' };
+  const risk = flagScore(levelProbs, policy.flag.minLevel);
+  return { decision, decisionLevel: DECISIONS.indexOf(decision), flagged: risk >= thresholdFor(policy, applied.type) || decision === 'refuse' };
 }

@@ -13,10 +13,11 @@ export interface AppliedConcepts {
   type: number;
 }
 
-export function softmax(logits: Float32Array, offset: number, length: number): number[] {
+/** softmax(logits / temperature) over `length` values from `offset`; temperature 1 is the plain softmax. */
+export function softmax(logits: ArrayLike<number>, offset: number, length: number, temperature = 1): number[] {
   let max = -Infinity;
   for (let i = 0; i < length; i++) max = Math.max(max, logits[offset + i]!);
-  const exps = Array.from({ length }, (_, i) => Math.exp(logits[offset + i]! - max));
+  const exps = Array.from({ length }, (_, i) => Math.exp((logits[offset + i]! - max) / temperature));
   const total = exps.reduce((a, b) => a + b, 0);
   return exps.map((e) => e / total);
 }

@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { PsaError, PsaErrorCodes } from './errors.ts';
 import { preprocessConfigFromHf, type ImagePreprocessConfig } from './image-preprocess.ts';
 import { readManifest, type Manifest } from './manifest.ts';
+import { readTemperatures, type TemperatureFile } from './temperature.ts';
 
 /** A model package whose manifest, files and checksums have been verified; ONNX not yet opened. */
 export interface ModelPackage {
@@ -18,6 +19,8 @@ export interface ModelPackage {
   queryTokenizerJson?: object;
   /** Absolute paths of the graphs (four, five with a query encoder). */
   onnx: Record<keyof Manifest['onnx'], string>;
+  /** temperature.json beside psa.json, when the package has one: applied to the probabilities pass 1 reports. */
+  temperature?: TemperatureFile;
 }
 
 export interface LoadPackageOptions {
@@ -69,6 +72,7 @@ export async function loadPackage(dir: string, options: LoadPackageOptions = {})
     readFile(join(root, manifest.text.chat_template), 'utf8'),
   ]);
   const queryTokenizerJson = manifest.query_encoder ? ((await readJson(root, manifest.query_encoder.tokenizer)) as object) : undefined;
+  const temperature = await readTemperatures(root);
   const onnx = Object.fromEntries(Object.entries(graphs).map(([k, v]) => [k, join(root, v)])) as ModelPackage['onnx'];
   return {
     dir: root,
@@ -79,6 +83,7 @@ export async function loadPackage(dir: string, options: LoadPackageOptions = {})
     chatTemplate,
     ...(queryTokenizerJson && { queryTokenizerJson }),
     onnx,
+    ...(temperature && { temperature }),
   };
 }
 

@@ -97,6 +97,12 @@ export class PsaRuntime {
     return this.pkg.manifest.name;
   }
 
+  /** The temperatures pass 1 divides the logits by (1 and 1 without a temperature file). */
+  get temperatures(): { level: number; type: number } {
+    const t = this.pkg.temperature;
+    return t ? { level: t.level, type: t.type } : { level: 1, type: 1 };
+  }
+
   /**
    * Pixels for the vision encoder, and for packages that read images, the text OCR finds.
    * With `stages`, the time spent decoding (both decodes), detecting and recognising is added to it.
@@ -136,6 +142,7 @@ export class PsaRuntime {
       [height, width],
       this.pkg.manifest.model.hidden_size,
       stages,
+      this.temperatures,
     );
   }
 

@@ -1,6 +1,7 @@
 import * as ort from 'onnxruntime-node';
 import { softmax, type ConceptScores } from './concepts.ts';
 import type { OnnxGraph } from './onnx-session.ts';
+import type { Temperatures } from './temperature.ts';
 import { timed, type StageMs } from './stage-timings.ts';
 
 export interface Pass1Item {
@@ -11,6 +12,9 @@ export interface Pass1Item {
 }
 
 export interface Pass1Result extends ConceptScores {
+  /** The heads' raw logits (before any temperature), for calibration and its reports. */
+  levelLogits: number[];
+  typeLogits: number[];
   /** [image_token_count * hidden] rows the LLM sees for this image, kept for pass 2. */
   imageFeatures: Float32Array;
 }
@@ -25,9 +29,10 @@ export interface Pass1Graphs {
 
 /**
  * Pass 1 for a batch: one vision-encoder run and one safety-head run for all items. Queries of
- * different lengths are right-padded and masked.
+ * different lengths are right-padded and masked. Probabilities are softmax(logits / T) with the
+ * package's temperatures (src/psa/temperature.ts), 1 when it has none.
  */
-export async function runPass1(graphs: Pass1Graphs, items: Pass1Item[], imageShape: [number, number], hidden: number, stages?: StageMs): Promise<Pass1Result[]> {
+export async function runPass1(graphs: Pass1Graphs, items: Pass1Item[], imageShape: [number, number], hidden: number, stages?: StageMs, temperatures: Temperatures = { level: 1, type: 1 }): Promise<Pass1Result[]> {
   const b = items.length;
   const [h, w] = imageShape;
   const plane = 3 * h * w;
@@ -65,9 +70,13 @@ export async function runPass1(graphs: Pass1Graphs, items: Pass1Item[], imageSha
   const nTypes = types.dims[1]!;
   const features = vision.image_features!.data as Float32Array;
   const rowsPerImage = features.length / b;
+  const levelData = levels.data as Float32Array;
+  const typeData = types.data as Float32Array;
   return items.map((_, i) => ({
-    levelProbs: softmax(levels.data as Float32Array, i * nLevels, nLevels),
-    typeProbs: softmax(types.data as Float32Array, i * nTypes, nTypes),
+    levelProbs: softmax(levelData, i * nLevels, nLevels, temperatures.level),
+    typeProbs: softmax(typeData, i * nTypes, nTypes, temperatures.type),
+    levelLogits: Array.from(levelData.subarray(i * nLevels, (i + 1) * nLevels)),
+    typeLogits: Array.from(typeData.subarray(i * nTypes, (i + 1) * nTypes)),
     imageFeatures: features.slice(i * rowsPerImage, (i + 1) * rowsPerImage),
   }));
 }

@@ -3,12 +3,12 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { Config } from '../config.ts';
 import { inferenceBodyLimit } from '../http/body-limits.ts';
 import { apiError, HttpErrorCodes } from '../http/errors.ts';
-import { decodeImageString, jsonField, readMultipart, validateLikeJson } from '../http/image-input.ts';
+import { decodeImageString, jsonField, policyFormField, readMultipart, validateLikeJson } from '../http/image-input.ts';
 import { moderate, ModerationItemSchema, ModerationTimingsSchema, type ModerationRequest } from '../http/moderation.ts';
 import { parseMs, requestTimingHooks } from '../http/request-timing.ts';
-import { ImageString, InterveneSchema, PolicyInputSchema, withErrors, type InterveneInput } from '../http/schemas.ts';
+import { ImageString, InterveneSchema, PolicyFieldSchema, withErrors, type InterveneInput } from '../http/schemas.ts';
 import { mirrorModeration } from '../shadow/mirror.ts';
-import type { PolicyInput } from '../policy/policy.ts';
+import type { PolicyField } from '../plugins/named-policies.ts';
 
 const Item = Type.Object(
   {
@@ -23,7 +23,7 @@ export const ModerateBody = Type.Object(
     image: Type.Optional(ImageString),
     prompt: Type.Optional(Type.String({ description: 'Text that comes with the image; it joins the safety head query. Without "image", the prompt alone is moderated (a text-only item)' })),
     items: Type.Optional(Type.Array(Item, { minItems: 1, description: 'Several items in one request, instead of image/prompt; each an image with an optional prompt, or a prompt alone' })),
-    policy: Type.Optional(PolicyInputSchema),
+    policy: Type.Optional(PolicyFieldSchema),
     intervene: Type.Optional(InterveneSchema),
   },
   { additionalProperties: false },
@@ -54,7 +54,7 @@ async function normalize(request: FastifyRequest, config: Config): Promise<Moder
     if (form.images.length > 0 && prompts.length > 1 && prompts.length !== form.images.length) {
       throw apiError(HttpErrorCodes.BAD_REQUEST, `send one "prompt" field for all images or one per image (got ${prompts.length} for ${form.images.length})`);
     }
-    const policy = jsonField(form.fields, 'policy') as PolicyInput | undefined;
+    const policy = policyFormField(form.fields) as PolicyField;
     const intervene = jsonField(form.fields, 'intervene') as InterveneInput | undefined;
     validateLikeJson(request, { ...(prompts.length === 1 && { prompt: prompts[0] }), ...(policy !== undefined && { policy }), ...(intervene !== undefined && { intervene }) });
     // Without files, each "prompt" field is one text-only item.
