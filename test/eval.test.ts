@@ -226,7 +226,7 @@ t.test('the CLI on the default model, an archive, with the default --out', async
   await mkdir(cwd);
   const res = await cli(['--model', DEFAULT_MODEL, '--data', archive], cwd);
   t.equal(res.code, 0, res.stderr);
-  await checkRun(t, join(cwd, 'eval-report'), 'psa-default-v1');
+  await checkRun(t, join(cwd, 'eval-report'), 'psa-default-v2');
 });
 
 t.test('named sets from a --sets file: sources, variants and AUROC per comparison', async (t) => {

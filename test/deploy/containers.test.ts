@@ -67,7 +67,7 @@ t.test('the api container: /readyz, /v1/moderate, non-root, healthcheck, gracefu
   const moderated = await fetch(`${base}/v1/moderate`, json({ image, prompt: 'What is in this picture?' }));
   t.equal(moderated.status, 200);
   const body = (await moderated.json()) as { model: string; items: Array<{ decision: string; concepts: unknown }> };
-  t.equal(body.model, 'psa-default-v1', 'the embedded default model serves');
+  t.equal(body.model, 'psa-default-v2', 'the embedded default model serves');
   t.ok(body.items[0]?.decision && body.items[0].concepts, 'a decision and concepts');
 
   t.equal((await sh('podman', ['exec', name, 'id', '-u'])).stdout.trim(), '1000', 'the process runs as uid 1000');
