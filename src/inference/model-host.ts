@@ -1,10 +1,8 @@
-import { readdir } from 'node:fs/promises';
-import { isAbsolute, join, resolve } from 'node:path';
+import { isAbsolute, resolve } from 'node:path';
 import type { Config } from '../config.ts';
-import { ApiError, HttpErrorCodes } from '../http/errors.ts';
-import { readManifest, type Manifest } from '../psa/manifest.ts';
+import { findPackages, isPackageDir, ModelNotFoundError, modelDir } from '../packages/discovery.ts';
+import type { Manifest } from '../psa/manifest.ts';
 import type { RuntimeLogger } from '../psa/logger.ts';
-import { isPackageDir, modelDir } from '../training/registry.ts';
 import { InferencePool } from './pool.ts';
 
 export interface PackageSummary {
@@ -58,7 +56,7 @@ export class ModelHost {
   activate(id: string): Promise<{ id: string; previous: string; changed: boolean }> {
     const next = this.switching.then(async () => {
       const dir = modelDir(this.config.MODELS_DIR, id);
-      if (!dir || !(await isPackageDir(dir))) throw new ApiError(HttpErrorCodes.MODEL_NOT_FOUND, `no model package "${id}" in the models directory; GET /v1/models lists them`);
+      if (!dir || !(await isPackageDir(dir))) throw new ModelNotFoundError(`no model package "${id}" in the models directory; GET /v1/models lists them`);
       const previous = this.activeId;
       if (resolve(dir) === this.pool.pkg.dir) return { id, previous, changed: false };
       const fresh = await InferencePool.start(dir, this.config, this.log);
@@ -74,15 +72,7 @@ export class ModelHost {
 
   /** Packages found in MODELS_DIR (manifests only; checksums are verified when one is loaded). */
   async list(): Promise<PackageSummary[]> {
-    const root = resolve(this.config.MODELS_DIR);
-    const entries = await readdir(root, { withFileTypes: true }).catch(() => []);
-    const found: PackageSummary[] = [];
-    for (const e of entries) {
-      if (!e.isDirectory()) continue;
-      const dir = join(root, e.name);
-      const manifest = await readManifest(dir).catch(() => null);
-      if (manifest) found.push(this.summary(e.name, dir, manifest));
-    }
+    const found = (await findPackages(this.config.MODELS_DIR)).map((p) => this.summary(p.id, p.dir, p.manifest));
     if (!found.some((p) => p.active)) found.unshift(this.summary(this.activeId, this.pool.pkg.dir, this.manifest));
     return found;
   }
