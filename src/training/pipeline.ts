@@ -107,7 +107,8 @@ export async function runPipeline(config: Config, data: TrainJobData, workdir: s
 
   hooks.report({ phase: 'evaluating' });
   const metrics = { ...(await evaluatePackage(staged, data.dataset.path, split.val, 'val')), val_source: split.source };
-  hooks.log(`evaluation: level accuracy ${metrics.level_accuracy.toFixed(3)}, type accuracy ${metrics.type_accuracy.toFixed(3)}`);
+  const fixed = (x: number | null) => (x === null ? 'n/a' : x.toFixed(3));
+  hooks.log(`evaluation: level accuracy ${fixed(metrics.level_accuracy)}, type accuracy ${fixed(metrics.type_accuracy)}`);
 
   hooks.report({ phase: 'registering' });
   const { id, dir } = await registerPackage(config.MODELS_DIR, data.request.output_name, staged, {
