@@ -16,6 +16,7 @@ import sharp from 'sharp';
 import { extractArchive } from '../datasets/archive.ts';
 import { DatasetError, DatasetErrorCodes, formatProblem, type DatasetProblem } from '../datasets/errors.ts';
 import { DECISIONS, type Decision } from '../policy/policy.ts';
+import { DEFAULT_IMAGE_LIMITS } from '../psa/image-config.ts';
 import { LEVEL_LABELS, TYPE_LABELS } from '../psa/taxonomy.ts';
 
 export const EVAL_FILE = 'eval.jsonl';
@@ -85,7 +86,7 @@ export async function loadEvalSet(source: string, opts: LoadEvalOptions = {}): P
         problems: [{ file: EVAL_FILE, message: `${EVAL_FILE} is missing: put it at the top of the data directory, or inside its single top-level folder` }],
       });
     }
-    const items = await readItems(root, opts.maxImagePixels ?? 40_000_000);
+    const items = await readItems(root, opts.maxImagePixels ?? DEFAULT_IMAGE_LIMITS.maxInputPixels);
     return { source, root, archive: extracted !== undefined, items, dispose };
   } catch (err) {
     await dispose();

@@ -7,6 +7,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { BUILTIN_POLICY, mergePolicy, parsePolicy, type Policy } from '../policy/policy.ts';
+import { datasetImageLimits } from '../psa/image-config.ts';
 import type { DeviceSetting } from '../psa/onnx-session.ts';
 import { PsaRuntime } from '../psa/runtime.ts';
 import { LEVEL_LABELS, TYPE_LABELS } from '../psa/taxonomy.ts';
@@ -67,7 +68,8 @@ export async function runEvaluation(opts: EvalOptions): Promise<EvalResult> {
   const data = await loadEvalSet(opts.data);
   try {
     const sets = opts.sets === undefined ? await loadSets(opts.setsFile, data.root) : { config: opts.sets, from: 'given' };
-    const runtime = await PsaRuntime.load(opts.model, { device: opts.device ?? 'cpu' });
+    // Limits as for a training job's evaluation: the set's images were checked in pixels when read.
+    const runtime = await PsaRuntime.load(opts.model, { device: opts.device ?? 'cpu', limits: datasetImageLimits() });
     try {
       return await evaluate(runtime, data.items, policy, { ...opts, dataRoot: data.archive ? null : data.root, setsLoaded: sets });
     } finally {

@@ -84,7 +84,7 @@ export async function runPipeline(config: Config, data: TrainJobData, workdir: s
     throw new PermanentError(`base model ${data.base.id}: ${err.message}`);
   });
   const split = splitForEvaluation(await readSplit(data.dataset.path, 'train.jsonl', config.MAX_DATASET_LINE_BYTES), await readSplit(data.dataset.path, 'val.jsonl', config.MAX_DATASET_LINE_BYTES));
-  const prep = await prepareDataset(pkg, data.dataset.path, { train: split.train, val: split.val }, join(workdir, 'prepared'), { maxImagePixels: config.MAX_IMAGE_PIXELS, maxImageBytes: config.MAX_IMAGE_BYTES });
+  const prep = await prepareDataset(pkg, data.dataset.path, { train: split.train, val: split.val }, join(workdir, 'prepared'), { maxImagePixels: config.MAX_IMAGE_PIXELS });
   for (const s of prep.skipped) hooks.log(`skipped ${s}`);
   if (!prep.counts.train) throw new PermanentError('no usable training examples after preparation');
   stopped();
@@ -106,7 +106,7 @@ export async function runPipeline(config: Config, data: TrainJobData, workdir: s
   if (exported.code !== 0) throw new Error(`export failed with ${exported.code ?? exported.signal}`);
 
   hooks.report({ phase: 'evaluating' });
-  const metrics = { ...(await evaluatePackage(staged, data.dataset.path, split.val, 'val')), val_source: split.source };
+  const metrics = { ...(await evaluatePackage(staged, data.dataset.path, split.val, 'val', { maxImagePixels: config.MAX_IMAGE_PIXELS })), val_source: split.source };
   const fixed = (x: number | null) => (x === null ? 'n/a' : x.toFixed(3));
   hooks.log(`evaluation: level accuracy ${fixed(metrics.level_accuracy)}, type accuracy ${fixed(metrics.type_accuracy)}`);
 

@@ -2,6 +2,7 @@ import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DEFAULT_MAX_LINE_BYTES, readJsonlLines } from '../datasets/lines.ts';
 import { hintFor } from '../psa/concepts.ts';
+import { datasetImageLimits } from '../psa/image-config.ts';
 import { preprocessImageRgb } from '../psa/image-preprocess.ts';
 import { standInImageRgb } from '../psa/stand-in-image.ts';
 import type { ModelPackage } from '../psa/package-loader.ts';
@@ -56,7 +57,7 @@ export async function readSplit(root: string, file: string, maxLineBytes = DEFAU
  * query exactly as the runtime does when serving. A text-only example gets the stand-in image
  * (src/psa/stand-in-image.ts) and no OCR, as when serving.
  */
-export async function prepareDataset(pkg: ModelPackage, datasetRoot: string, splits: Record<string, Example[]>, outDir: string, limits: { maxImagePixels: number; maxImageBytes: number }): Promise<{ counts: Record<string, number>; skipped: string[] }> {
+export async function prepareDataset(pkg: ModelPackage, datasetRoot: string, splits: Record<string, Example[]>, outDir: string, limits: { maxImagePixels: number }): Promise<{ counts: Record<string, number>; skipped: string[] }> {
   if (await stat(join(outDir, 'manifest.json')).catch(() => null)) {
     const m = JSON.parse(await readFile(join(outDir, 'manifest.json'), 'utf8')) as { splits: Record<string, { count: number }> };
     return { counts: Object.fromEntries(Object.entries(m.splits).map(([k, v]) => [k, v.count])), skipped: [] };
@@ -69,7 +70,9 @@ export async function prepareDataset(pkg: ModelPackage, datasetRoot: string, spl
   const skipped: string[] = [];
   const manifestSplits: Record<string, { count: number; shards: string[] }> = {};
   const pixelCache = new Map<string, Uint8Array>();
-  const ocr = pkg.manifest.ocr ? await Ocr.load() : null;
+  // Dataset files were bounded in bytes when stored; pixels bound decoding, for OCR as for the vision encoder.
+  const imageLimits = datasetImageLimits(limits.maxImagePixels);
+  const ocr = pkg.manifest.ocr ? await Ocr.load(imageLimits) : null;
   const imageText = new Map<string, string>();
   let standIn: Uint8Array | undefined;
   const loadImage = async (image: string): Promise<{ pixels: Uint8Array; text: string | undefined }> => {
@@ -78,7 +81,7 @@ export async function prepareDataset(pkg: ModelPackage, datasetRoot: string, spl
     let pixels = pixelCache.get(image);
     if (!pixels) {
       const data = await load();
-      pixels = (await preprocessImageRgb(data, pkg.preprocess, { maxInputPixels: limits.maxImagePixels, maxInputBytes: Math.max(limits.maxImageBytes, data.length) })).chw;
+      pixels = (await preprocessImageRgb(data, pkg.preprocess, imageLimits)).chw;
       if (pixelCache.size < 512) pixelCache.set(image, pixels);
     }
     return { pixels, text: await readText(image, load) };
