@@ -1,6 +1,6 @@
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DEFAULT_MAX_LINE_BYTES, readJsonlLines } from '../datasets/lines.ts';
+import { readExamples, type Example } from '../datasets/examples.ts';
 import { hintFor } from '../psa/concepts.ts';
 import { datasetImageLimits } from '../psa/image-config.ts';
 import { preprocessImageRgb } from '../psa/image-preprocess.ts';
@@ -10,18 +10,10 @@ import { TextCodec } from '../psa/text.ts';
 import { Ocr } from '../ocr/ocr.ts';
 import { writeSafetensors } from './safetensors-write.ts';
 
+export type { Example } from '../datasets/examples.ts';
+
 export const PREPARED_FORMAT = 'psa-guard.prepared-dataset';
 const SHARD_SIZE = 256;
-
-export interface Example {
-  id: string;
-  /** Relative to the dataset root; absent for a text-only example (the stand-in image is used). */
-  image?: string;
-  prompt: string;
-  answer: string;
-  safe_type: number;
-  safe_level: number;
-}
 
 interface Encoded {
   pixels: Uint8Array;
@@ -32,22 +24,11 @@ interface Encoded {
   level: number;
 }
 
-/** Reads a validated split (JSONL): the first human turn (without <image>) and the first answer. */
-export async function readSplit(root: string, file: string, maxLineBytes = DEFAULT_MAX_LINE_BYTES): Promise<Example[]> {
-  const path = join(root, file);
-  if (!(await stat(path).catch(() => null))) return [];
-  const out: Example[] = [];
-  // The same bounded reader as upload validation: a directory dataset edited after registration
-  // must not be able to exhaust the worker's memory with one endless line.
-  for await (const { text: line } of readJsonlLines(path, file, maxLineBytes)) {
-    if (!line.trim()) continue;
-    const row = JSON.parse(line) as { id: string; image?: string; conversations: { from: string; value: string }[]; safe_type: number; safe_level: number };
-    const human = row.conversations.find((c) => c.from === 'human')?.value ?? '';
-    const answer = row.conversations.find((c) => c.from === 'gpt')?.value ?? '';
-    out.push({ id: row.id, ...(row.image !== undefined && { image: row.image }), prompt: human.replace(/<image>\n?/, '').trim(), answer, safe_type: row.safe_type, safe_level: row.safe_level });
-  }
-  return out;
-}
+/**
+ * A stored split's examples (the first human turn without <image>, the first answer), its lines
+ * checked by the dataset format's rules (src/datasets/examples.ts).
+ */
+export const readSplit = readExamples;
 
 /**
  * Tokenised, preprocessed training data for the trainer (format in trainer/train/data.py):
