@@ -22,7 +22,6 @@ export interface RuntimeOptions extends DeviceOptions {
   dtype?: 'fp32' | 'fp16';
 }
 
-
 export interface ModerationInput {
   image: PreprocessedImage;
   prompt: string;
