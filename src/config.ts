@@ -1,5 +1,6 @@
 import { envSchema } from 'env-schema';
 import { Type, type Static } from '@sinclair/typebox';
+import { DEFAULT_IMAGE_LIMITS } from './psa/image-config.ts';
 
 /**
  * The one source of truth for configuration: every setting, its type, default and meaning.
@@ -32,8 +33,8 @@ export const ConfigSchema = Type.Object({
   BATCH_MAX_SIZE: Type.Integer({ default: 8, minimum: 1, maximum: 256, description: 'Most images in one pass-1 batch' }),
   BATCH_MAX_WAIT_MS: Type.Number({ default: 4, minimum: 0, maximum: 1000, description: 'How long a pass-1 request waits for others to batch with' }),
   MAX_ITEMS: Type.Integer({ default: 16, minimum: 1, maximum: 256, description: 'Most items (images) in one /v1/moderate request' }),
-  MAX_IMAGE_BYTES: Type.Integer({ default: 10485760, minimum: 1024, description: 'Largest accepted image file, bytes' }),
-  MAX_IMAGE_PIXELS: Type.Integer({ default: 40000000, minimum: 1, description: 'Largest accepted image, width x height (decompression-bomb guard)' }),
+  MAX_IMAGE_BYTES: Type.Integer({ default: DEFAULT_IMAGE_LIMITS.maxInputBytes, minimum: 1024, description: 'Largest accepted image file, bytes' }),
+  MAX_IMAGE_PIXELS: Type.Integer({ default: DEFAULT_IMAGE_LIMITS.maxInputPixels, minimum: 1, description: 'Largest accepted image, width x height (decompression-bomb guard)' }),
   MAX_PROMPT_CHARS: Type.Integer({ default: 20000, minimum: 1, description: 'Longest accepted prompt, characters' }),
   MAX_NEW_TOKENS: Type.Integer({ default: 512, minimum: 1, description: 'Upper bound for max_tokens in /v1/chat' }),
   POLICY_FILE: Type.String({ default: '', description: 'JSON policy file; empty uses the built-in default policy' }),

@@ -2,6 +2,9 @@ import t from 'tap';
 import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import sharp from 'sharp';
+import { loadConfig } from '../src/config.ts';
+import { DEFAULT_IMAGE_LIMITS } from '../src/psa/image-config.ts';
 import { PsaRuntime } from '../src/psa/runtime.ts';
 import { loadPackage } from '../src/psa/package-loader.ts';
 import { prepareDataset } from '../src/training/prepare.ts';
@@ -60,7 +63,7 @@ t.test('prepared training data carries the same query as serving', async (t) => 
   const pkg = await loadPackage(pkgDir);
   const example = { id: 'a', image: 'images/sign.png', prompt: 'What is this?', answer: 'Bread.', safe_type: 6, safe_level: 0 };
   const out = join(work, 'prepared');
-  await prepareDataset(pkg, ds, { train: [example] }, out, { maxImagePixels: 40_000_000, maxImageBytes: 10_000_000 });
+  await prepareDataset(pkg, ds, { train: [example] }, out, { maxImagePixels: 40_000_000 });
   const manifest = JSON.parse(await readFile(join(out, 'manifest.json'), 'utf8'));
   const shard = await readSafetensorsFile(join(out, manifest.splits.train.shards[0]));
   const query = Array.from(shard.get('query_ids')!.data as BigInt64Array, Number);
@@ -78,8 +81,21 @@ t.test('a text-only item reads nothing: no OCR, the query is BOS + the prompt, s
   const ds = join(work, 'dataset-text');
   await mkdir(ds, { recursive: true });
   const out = join(work, 'prepared-text');
-  await prepareDataset(await loadPackage(pkgDir), ds, { train: [{ id: 'a', prompt: 'Steps to bake bread.', answer: 'Bread.', safe_type: 6, safe_level: 0 }] }, out, { maxImagePixels: 40_000_000, maxImageBytes: 10_000_000 });
+  await prepareDataset(await loadPackage(pkgDir), ds, { train: [{ id: 'a', prompt: 'Steps to bake bread.', answer: 'Bread.', safe_type: 6, safe_level: 0 }] }, out, { maxImagePixels: 40_000_000 });
   const manifest = JSON.parse(await readFile(join(out, 'manifest.json'), 'utf8'));
   const shard = await readSafetensorsFile(join(out, manifest.splits.train.shards[0]));
   t.same(Array.from(shard.get('query_ids')!.data as BigInt64Array, Number), runtime.text.queryIds('Steps to bake bread.'));
+});
+
+t.test("the runtime's OCR takes the runtime's image limits, whose defaults are the config's", async (t) => {
+  const config = loadConfig({});
+  t.same(DEFAULT_IMAGE_LIMITS, { maxInputBytes: config.MAX_IMAGE_BYTES, maxInputPixels: config.MAX_IMAGE_PIXELS });
+  // A white image stored without compression: over the 10 MiB default, few pixels of text to find.
+  const big = await sharp({ create: { width: 2000, height: 1900, channels: 3, background: '#ffffff' } }).png({ compressionLevel: 0 }).toBuffer();
+  t.ok(big.length > DEFAULT_IMAGE_LIMITS.maxInputBytes, `${big.length} bytes`);
+  await t.rejects(runtime.preprocess(big), { code: 'PSA_IMAGE_TOO_LARGE' }, 'the default limit refuses it');
+  const roomy = await PsaRuntime.load(pkgDir, { device: 'cpu', limits: { maxInputBytes: 2 * big.length } });
+  t.teardown(() => roomy.close());
+  const image = await roomy.preprocess(big);
+  t.equal(image.text, '', 'vision preprocessing and OCR both accept it under the raised limit');
 });

@@ -1,5 +1,5 @@
 import type { DatasetSummary } from '../../src/datasets/validate.ts';
-import type { EvaluationMetrics } from '../../src/training/evaluate.ts';
+import type { EvaluationMetrics } from '../../src/eval/registered.ts';
 import { SYSTEM_KEYS, type EvalReport } from '../../src/eval/report.ts';
 import type { SystemMetrics } from '../../src/eval/score.ts';
 import type { SetFigures } from '../../src/eval/sets.ts';
@@ -36,7 +36,7 @@ export function modelCard(
   const lineRows = Object.entries(built.bySourceVariant).map(([k, n]) => `| ${k} | ${n.train} | ${n.val} |`).join('\n');
   const p1 = evaluation.pass1_latency.summary;
   const rows = Object.entries(subsets)
-    .map(([name, m]) => `| ${name} | ${m.examples} | ${pct(m.level_accuracy)} | ${pct(m.type_accuracy)} | ${m.level_macro_f1.toFixed(3)} | ${m.type_macro_f1.toFixed(3)} | ${pct(m.caution_or_refusal_rate_on_safe)} |`)
+    .map(([name, m]) => `| ${name} | ${m.examples} | ${pct(m.level_accuracy)} | ${pct(m.type_accuracy)} | ${dec(m.level_macro_f1)} | ${dec(m.type_macro_f1)} | ${pct(m.caution_or_refusal_rate_on_safe)} |`)
     .join('\n');
   const split = (s: { count: number; by_type: Record<string, number>; by_level: Record<string, number> } | undefined) =>
     s ? `${s.count} (types: ${Object.entries(s.by_type).map(([k, v]) => `${k} ${v}`).join(', ')}; levels: ${Object.entries(s.by_level).map(([k, v]) => `${k} ${v}`).join(', ')})` : 'none';

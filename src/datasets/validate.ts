@@ -5,11 +5,11 @@
  * field whose human turn has no <image> is a text-only example; `"image": null` is refused, so a
  * path lost upstream is not silently trained as text-only.
  */
-import { readdir, realpath, stat } from 'node:fs/promises';
+import { realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
-import sharp, { type Metadata } from 'sharp';
 import { LEVEL_LABELS, TYPE_LABELS, type LevelLabel, type TypeLabel } from '../psa/taxonomy.ts';
-import { DatasetError, DatasetErrorCodes, clip, echo, formatProblem, MAX_LISTED_PROBLEMS, type DatasetProblem } from './errors.ts';
+import { DatasetError, DatasetErrorCodes, echo, formatProblem, MAX_LISTED_PROBLEMS, type DatasetProblem } from './errors.ts';
+import { findDatasetRoot, idProblem, imageField, imageFileProblem, inside, isTextOnly, type ImageProblem, labelProblems, limiter, parseLineObject, TRAINING_WORDING, trainingTurnProblems } from './format.ts';
 import { DEFAULT_MAX_LINE_BYTES, readJsonlLines } from './lines.ts';
 
 export interface SplitSummary {
@@ -34,9 +34,6 @@ export interface ValidateOptions {
   maxLineBytes?: number;
 }
 
-// The formats the serving path decodes (src/psa/image-preprocess.ts): training on an image the
-// service would refuse teaches nothing useful.
-const IMAGE_FORMATS = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff', 'heif', 'avif']);
 // sharp decodes on its own thread pool; more than a few decodes at once only adds memory.
 const DECODE_CONCURRENCY = 4;
 const SPLITS = ['train.jsonl', 'val.jsonl'] as const;
@@ -50,7 +47,7 @@ export async function validateDataset(dir: string, opts: ValidateOptions): Promi
   if (!(opts.maxImagePixels >= 1)) throw new RangeError('maxImagePixels must be positive');
   const st = await stat(dir).catch(() => undefined);
   if (!st?.isDirectory()) throw new DatasetError(DatasetErrorCodes.DATASET_NOT_FOUND, `dataset directory not found: ${dir}`);
-  const root = await findRoot(await realpath(dir));
+  const root = await findDatasetRoot(await realpath(dir), 'train.jsonl');
   if (root === null) {
     throw new DatasetError(DatasetErrorCodes.DATASET_INVALID, 'the dataset has no train.jsonl', {
       problems: [{ file: 'train.jsonl', message: 'train.jsonl is missing: put it at the top of the dataset, or inside its single top-level folder' }],
@@ -67,21 +64,7 @@ export async function validateDataset(dir: string, opts: ValidateOptions): Promi
   return { root, splits: val === undefined ? { train } : { train, val } };
 }
 
-/** The dataset root: `dir`, or its only top-level folder (archives often wrap everything in one). */
-async function findRoot(dir: string): Promise<string | null> {
-  if (await exists(path.join(dir, 'train.jsonl'))) return dir;
-  // Archivers' litter (__MACOSX/, .DS_Store) does not count as a second top-level entry.
-  const entries = (await readdir(dir, { withFileTypes: true })).filter((d) => !d.name.startsWith('.') && d.name !== '__MACOSX');
-  const only = entries.length === 1 ? entries[0]! : undefined;
-  if (only?.isDirectory() && (await exists(path.join(dir, only.name, 'train.jsonl')))) return path.join(dir, only.name);
-  return null;
-}
-
 const exists = (p: string) => stat(p).then(() => true, () => false);
-const inside = (p: string, root: string) => p.startsWith(root + path.sep);
-const isInt = (v: unknown, max: number): v is number => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= max;
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const errText = (err: unknown) => clip((err instanceof Error ? err.message : String(err)).split('\n')[0]!.trim());
 
 class Checker {
   private readonly problems: Problem[] = [];
@@ -89,7 +72,7 @@ class Checker {
   private total = 0;
   private readonly ids = new Map<string, string>();
   /** Image check per resolved path: the same picture used by many lines is decoded once. */
-  private readonly images = new Map<string, Promise<string | undefined>>();
+  private readonly images = new Map<string, Promise<ImageProblem | undefined>>();
   private readonly pending: Promise<void>[] = [];
   private readonly limit = limiter(DECODE_CONCURRENCY);
   private examples = 0;
@@ -139,81 +122,41 @@ class Checker {
 
   private line(order: number, file: string, lineNo: number, text: string, summary: SplitSummary): void {
     const add = (message: string) => this.add(order, file, lineNo, message);
-    let ex: unknown;
-    try {
-      ex = JSON.parse(text);
-    } catch (err) {
-      return add(`not valid JSON (${errText(err)})`);
-    }
-    if (!isObject(ex)) return add('each line must be a JSON object');
+    const ex = parseLineObject(text);
+    if (typeof ex === 'string') return add(ex);
 
-    if (typeof ex.id !== 'string' || ex.id.trim() === '') add('"id" must be a non-empty string');
+    const badId = idProblem(ex.id);
+    if (badId !== undefined) add(badId);
     else {
-      const first = this.ids.get(ex.id);
-      if (first !== undefined) add(`duplicate id ${echo(ex.id)} (first used at ${first})`);
-      else this.ids.set(ex.id, `${file}:${lineNo}`);
+      const id = ex.id as string;
+      const first = this.ids.get(id);
+      if (first !== undefined) add(`duplicate id ${echo(id)} (first used at ${first})`);
+      else this.ids.set(id, `${file}:${lineNo}`);
     }
 
-    const { safe_type: type, safe_level: level } = ex;
-    if (!isInt(type, TYPE_LABELS.length - 1)) add(`"safe_type" must be an integer 0-${TYPE_LABELS.length - 1} (${TYPE_LABELS.map((l, i) => `${i}=${l}`).join(', ')}); got ${echo(type)}`);
-    if (!isInt(level, LEVEL_LABELS.length - 1)) add(`"safe_level" must be an integer 0-${LEVEL_LABELS.length - 1} (${LEVEL_LABELS.map((l, i) => `${i}=${l}`).join(', ')}); got ${echo(level)}`);
-    if (isInt(type, TYPE_LABELS.length - 1) && isInt(level, LEVEL_LABELS.length - 1)) {
-      summary.by_type[TYPE_LABELS[type]!]++;
-      summary.by_level[LEVEL_LABELS[level]!]++;
+    const labels = labelProblems(ex);
+    labels.forEach(add);
+    if (labels.length === 0) {
+      summary.by_type[TYPE_LABELS[ex.safe_type as number]!]++;
+      summary.by_level[LEVEL_LABELS[ex.safe_level as number]!]++;
     }
 
-    // No "image" field: a text-only example, trained over the stand-in image (src/psa/stand-in-image.ts).
-    const textOnly = !('image' in ex);
+    const textOnly = isTextOnly(ex);
     // "image": null is reported below on its own, so its human turn is checked as text-only.
-    for (const message of conversationProblems(ex.conversations, !textOnly && ex.image !== null)) add(message);
+    trainingTurnProblems(ex.conversations, !textOnly && ex.image !== null, TRAINING_WORDING).forEach(add);
     if (textOnly) {
       summary.text_only++;
       return;
     }
 
-    const image = ex.image;
-    if (image === null) return add('"image" is null; leave the field out for a text-only example (and no <image> in the human turn), or give a relative path');
-    if (typeof image !== 'string' || image === '' || image.includes('\0')) return add('"image" must be a non-empty relative path, e.g. "images/0001.png"');
-    if (path.posix.isAbsolute(image) || path.win32.isAbsolute(image)) return add(`"image" must be a path relative to the dataset; got the absolute path ${echo(image)}`);
-    const abs = path.resolve(this.root, image);
-    if (!inside(abs, this.root)) return add(`"image" ${echo(image)} points outside the dataset directory`);
-    let check = this.images.get(abs);
+    const field = imageField(ex.image, this.root, TRAINING_WORDING);
+    if ('problem' in field) return add(field.problem);
+    let check = this.images.get(field.abs);
     if (check === undefined) {
-      check = this.limit(() => this.image(abs, image));
-      this.images.set(abs, check);
+      check = this.limit(() => imageFileProblem(field.abs, this.root, { maxPixels: this.opts.maxImagePixels, decode: true, wording: TRAINING_WORDING }));
+      this.images.set(field.abs, check);
     }
-    this.pending.push(check.then((message) => void (message !== undefined && add(message))));
-  }
-
-  /** An error message, or undefined when the image exists inside the dataset and decodes. */
-  private async image(abs: string, name: string): Promise<string | undefined> {
-    const rel = clip(name);
-    const max = this.opts.maxImagePixels;
-    const real = await realpath(abs).catch(() => undefined);
-    if (real === undefined) return `image not found: ${rel}`;
-    // A symlink in a directory dataset could otherwise make us read (and train on) any file.
-    if (!inside(real, this.root)) return `image ${rel} is a link to a file outside the dataset`;
-    const st = await stat(real);
-    if (!st.isFile()) return `image ${rel} is not a regular file`;
-    if (st.size === 0) return `image ${rel} is empty (0 bytes)`;
-    let meta: Metadata;
-    try {
-      meta = await sharp(real, { limitInputPixels: false }).metadata(); // header only: size check before decoding
-    } catch (err) {
-      return `image ${rel} is not a readable image (${errText(err)})`;
-    }
-    if (!IMAGE_FORMATS.has(meta.format)) return `image ${rel} has unsupported format "${meta.format}"; use JPEG, PNG, WebP, GIF, TIFF or AVIF`;
-    const pixels = meta.width * (meta.pageHeight ?? meta.height);
-    if (!(pixels > 0)) return `image ${rel} has no pixels`;
-    if (pixels > max) return `image ${rel} is ${pixels} pixels; at most ${max} are accepted, scale it down`;
-    try {
-      // A real decode of the first frame, streamed into a small thumbnail so memory stays small.
-      // (stats() was tried: with several decodes in flight it let ~15% of truncated PNGs through.)
-      await sharp(real, { failOn: 'error', limitInputPixels: max, pages: 1 }).resize(64, 64, { fit: 'inside' }).raw().toBuffer();
-    } catch (err) {
-      return `image ${rel} could not be decoded; it may be truncated or corrupt (${errText(err)})`;
-    }
-    return undefined;
+    this.pending.push(check.then((problem) => void (problem !== undefined && add(problem(field.image)))));
   }
 
   /** Waits for the image checks; problems in file order, then line order. */
@@ -222,39 +165,4 @@ class Checker {
     this.problems.sort((a, b) => a.order - b.order || (a.line ?? 0) - (b.line ?? 0));
     return { problems: this.problems.slice(0, MAX_LISTED_PROBLEMS).map(({ order: _order, ...p }) => p), total: this.total };
   }
-}
-
-function conversationProblems(turns: unknown, hasImage: boolean): string[] {
-  if (!Array.isArray(turns) || turns.length < 2) return ['"conversations" must be an array of at least 2 turns: {"from": "human", ...}, then {"from": "gpt", ...}'];
-  const out: string[] = [];
-  turns.forEach((turn: unknown, i) => {
-    const want = i % 2 === 0 ? 'human' : 'gpt';
-    if (!isObject(turn)) return void out.push(`conversations[${i}] must be an object {"from": "${want}", "value": "..."}`);
-    if (turn.from !== want) out.push(`conversations[${i}].from must be "${want}" (turns alternate human, gpt); got ${echo(turn.from)}`);
-    if (typeof turn.value !== 'string') return void out.push(`conversations[${i}].value must be a string`);
-    const images = turn.value.split('<image>').length - 1;
-    if (i === 0 && !hasImage && images > 0) out.push('the first human turn contains <image> but the line has no "image"; add "image": "images/..." or, for a text-only example, remove <image>');
-    else if (i === 0 && hasImage && images !== 1) out.push(images === 0 ? 'the first human turn must contain the <image> placeholder' : `the first human turn must contain <image> exactly once; it has ${images}`);
-    if (i > 0 && images > 0) out.push(`conversations[${i}] must not contain <image>; only the first human turn refers to the image`);
-  });
-  // A trailing human turn has no answer to learn from.
-  if (turns.length % 2 !== 0) out.push('"conversations" must end with a gpt turn');
-  return out;
-}
-
-/** At most `n` tasks at once; a finishing task hands its slot straight to the next in line. */
-function limiter(n: number) {
-  let active = 0;
-  const queue: (() => void)[] = [];
-  return async <T>(task: () => Promise<T>): Promise<T> => {
-    if (active < n) active++;
-    else await new Promise<void>((resolve) => queue.push(resolve));
-    try {
-      return await task();
-    } finally {
-      const next = queue.shift();
-      if (next) next();
-      else active--;
-    }
-  };
 }

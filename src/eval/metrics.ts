@@ -1,7 +1,11 @@
 /**
- * Classification and latency metrics as pure functions over plain arrays. A figure whose
- * denominator is zero is `null` ("undefined"), never 0: a class nobody predicted has no precision,
- * and reporting 0 would read as "always wrong".
+ * Classification and latency metrics as pure functions over plain arrays: the one metrics module
+ * of `npm run eval` and of training jobs' registered metrics. A figure whose denominator is zero
+ * is `null` ("undefined"), never 0: a class nobody predicted has no precision, and reporting 0
+ * would read as "always wrong". Conventions follow scikit-learn's: F1 is 2tp / (2tp + fp + fn),
+ * macro-F1 the unweighted mean over the classes present in the expected or the predicted labels
+ * (f1_score's default `labels`), and undefined ratios are treated as `zero_division=np.nan` does:
+ * reported as undefined and left out of averages, rather than counted as 0.
  */
 
 export interface ClassScore {

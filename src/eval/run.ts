@@ -6,7 +6,8 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { BUILTIN_POLICY, decide, mergePolicy, parsePolicy, type Policy } from '../policy/policy.ts';
+import { BUILTIN_POLICY, mergePolicy, parsePolicy, type Policy } from '../policy/policy.ts';
+import { datasetImageLimits } from '../psa/image-config.ts';
 import type { DeviceSetting } from '../psa/onnx-session.ts';
 import { PsaRuntime } from '../psa/runtime.ts';
 import { LEVEL_LABELS, TYPE_LABELS } from '../psa/taxonomy.ts';
@@ -14,6 +15,7 @@ import { DatasetError, DatasetErrorCodes } from '../datasets/errors.ts';
 import { flagEverythingPrediction, KEYWORDS, keywordMatcher, keywordPrediction, mostCommonUnsafeType, type TextExtractor } from './baselines.ts';
 import { confusionSpec, f1BarsSpec, writePng, type F1Row } from './charts.ts';
 import { EVAL_FILE, loadEvalSet, type EvalItem } from './dataset.ts';
+import { judgeItems } from './evaluator.ts';
 import { markdownReport } from './markdown.ts';
 import { countBy, REPORT_FORMAT, SYSTEM_KEYS, worstErrors, type EvalReport } from './report.ts';
 import { scoreSystem, type Prediction } from './score.ts';
@@ -67,7 +69,8 @@ export async function runEvaluation(opts: EvalOptions): Promise<EvalResult> {
   const data = await loadEvalSet(opts.data);
   try {
     const sets = opts.sets === undefined ? await loadSets(opts.setsFile, data.root) : { config: opts.sets, from: 'given' };
-    const runtime = await PsaRuntime.load(opts.model, { device: opts.device ?? 'cpu' });
+    // Limits as for a training job's evaluation: the set's images were checked in pixels when read.
+    const runtime = await PsaRuntime.load(opts.model, { device: opts.device ?? 'cpu', limits: datasetImageLimits() });
     try {
       return await evaluate(runtime, data.items, policy, { ...opts, dataRoot: data.archive ? null : data.root, setsLoaded: sets });
     } finally {
@@ -93,21 +96,19 @@ async function evaluate(runtime: PsaRuntime, items: EvalItem[], policy: Policy, 
   const typeLogits: number[][] = [];
   const flagType = mostCommonUnsafeType(items);
 
-  for (const [n, item] of items.entries()) {
-    // A text-only item has no file: pass 1 sees the stand-in image, as when serving.
-    const bytes = item.imagePath === undefined ? null : await readFile(item.imagePath);
-    if (n === 0) await classifyItem(runtime, item, bytes); // warm-up: first runs allocate and plan
-    const t0 = performance.now();
-    const { scores, pass1 } = await classifyItem(runtime, item, bytes);
-    const applied = runtime.applyConcepts(scores);
-    const outcome = decide(policy, scores.levelProbs, applied);
-    const latencyMs = performance.now() - t0;
-    model.push({ ...applied, decision: outcome.decision, flagged: outcome.flagged, levelProb: scores.levelProbs[applied.level]!, typeProb: scores.typeProbs[applied.type]!, latencyMs });
+  const failure = (item: EvalItem, err: unknown) => {
+    const what = item.image === undefined ? 'text-only item' : `image ${JSON.stringify(item.image)}`;
+    const problem = { file: EVAL_FILE, line: item.line, message: `${what}: ${(err as Error).message}` };
+    return new DatasetError(DatasetErrorCodes.DATASET_INVALID, `${EVAL_FILE}:${item.line}: ${problem.message}`, { problems: [problem], cause: err });
+  };
+  let n = 0;
+  for await (const { item, bytes, scores, applied, outcome, prediction, flagScore, pass1Ms: pass1 } of judgeItems(runtime, items, policy, { failure })) {
+    const latencyMs = prediction.latencyMs!;
+    model.push(prediction);
     pass1Ms.push(pass1);
     levelLogits.push(scores.levelLogits);
     typeLogits.push(scores.typeLogits);
-    const flagScore = scores.levelProbs.slice(policy.flag.minLevel).reduce((a, b) => a + b, 0);
-    scored.push({ item, prediction: model.at(-1)!, score: flagScore });
+    scored.push({ item, prediction, score: flagScore });
 
     const k0 = performance.now();
     const extracted = opts.textExtractor && bytes ? await extractText(opts.textExtractor, item, bytes) : undefined;
@@ -136,7 +137,7 @@ async function evaluate(runtime: PsaRuntime, items: EvalItem[], policy: Policy, 
       keyword: { level: LEVEL_LABELS[hit.level], type: TYPE_LABELS[hit.type], matches: hit.matches, decision: keyword.at(-1)!.decision, flagged: keyword.at(-1)!.flagged },
       flag_everything: { level: 'refuse', type: TYPE_LABELS[flagType], decision: 'refuse', flagged: true },
     });
-    opts.onProgress?.(n + 1, items.length);
+    opts.onProgress?.(++n, items.length);
   }
   const flagAll = items.map(() => flagEverythingPrediction(flagType));
 
@@ -196,19 +197,6 @@ async function evaluate(runtime: PsaRuntime, items: EvalItem[], policy: Policy, 
     outputs: [],
   };
   return writeOutputs(report, perItem, opts);
-}
-
-async function classifyItem(runtime: PsaRuntime, item: EvalItem, bytes: Buffer | null) {
-  try {
-    const image = await runtime.prepareImage(bytes);
-    const t0 = performance.now();
-    const [scores] = await runtime.classify([{ image, prompt: item.prompt }]);
-    return { scores: scores!, pass1: performance.now() - t0 };
-  } catch (err) {
-    const what = item.image === undefined ? 'text-only item' : `image ${JSON.stringify(item.image)}`;
-    const problem = { file: EVAL_FILE, line: item.line, message: `${what}: ${(err as Error).message}` };
-    throw new DatasetError(DatasetErrorCodes.DATASET_INVALID, `${EVAL_FILE}:${item.line}: ${problem.message}`, { problems: [problem], cause: err });
-  }
 }
 
 async function extractText(extractor: TextExtractor, item: EvalItem, bytes: Buffer): Promise<string | undefined> {

@@ -13,3 +13,17 @@ export class InferenceOverloadedError extends Error {
     super(message);
   }
 }
+
+/**
+ * The pool is closing (its model is being replaced, or the server is shutting down): the work
+ * was not started and can be sent again at once. Mapped to 503 PSA_NOT_READY with Retry-After.
+ */
+export class InferenceNotReadyError extends Error {
+  override readonly name = 'InferenceNotReadyError';
+  constructor(
+    message: string,
+    readonly retryAfterS = 1,
+  ) {
+    super(message);
+  }
+}

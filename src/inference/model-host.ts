@@ -1,12 +1,11 @@
-import { readdir } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { isAbsolute, join, resolve } from 'node:path';
+import { isAbsolute, resolve } from 'node:path';
 import type { Config } from '../config.ts';
-import { ApiError, HttpErrorCodes } from '../http/errors.ts';
-import { readManifest, type Manifest } from '../psa/manifest.ts';
+import { findPackages, isPackageDir, ModelNotFoundError, modelDir } from '../packages/discovery.ts';
+import type { Manifest } from '../psa/manifest.ts';
 import type { RuntimeLogger } from '../psa/logger.ts';
+import { ShadowNotFoundError, ShadowRunningError } from '../shadow/errors.ts';
 import { ShadowRun, type ShadowSettings } from '../shadow/run.ts';
-import { isPackageDir, modelDir } from '../training/registry.ts';
 import { InferencePool } from './pool.ts';
 
 export interface PackageSummary {
@@ -61,7 +60,7 @@ export class ModelHost {
 
   private async packageDir(id: string): Promise<string> {
     const dir = modelDir(this.config.MODELS_DIR, id);
-    if (!dir || !(await isPackageDir(dir))) throw new ApiError(HttpErrorCodes.MODEL_NOT_FOUND, `no model package "${id}" in the models directory; GET /v1/models lists them`);
+    if (!dir || !(await isPackageDir(dir))) throw new ModelNotFoundError(`no model package "${id}" in the models directory; GET /v1/models lists them`);
     return dir;
   }
 
@@ -104,7 +103,7 @@ export class ModelHost {
   startShadow(id: string, settings: ShadowSettings): Promise<ShadowRun> {
     const busy = this.shadowStarting ?? (this.shadowRun?.running ? this.shadowRun.candidateId : undefined);
     if (busy !== undefined) {
-      return Promise.reject(new ApiError(HttpErrorCodes.SHADOW_RUNNING, `a shadow run of "${busy}" is running; stop it with DELETE /v1/models/${busy}/shadow first`, { running: busy }));
+      return Promise.reject(new ShadowRunningError(`a shadow run of "${busy}" is running; stop it with DELETE /v1/models/${busy}/shadow first`, { running: busy }));
     }
     this.shadowStarting = id;
     const next = this.switching.then(async () => {
@@ -132,10 +131,10 @@ export class ModelHost {
     return run;
   }
 
-  noShadow(id: string): ApiError {
+  noShadow(id: string): ShadowNotFoundError {
     const current = this.shadowStarting ?? this.shadowRun?.candidateId;
     const hint = current ? `; the shadow run is of "${current}"` : '; start one with POST /v1/models/{id}/shadow';
-    return new ApiError(HttpErrorCodes.SHADOW_NOT_FOUND, `no shadow run of "${id}"${hint}`, { field: 'id' });
+    return new ShadowNotFoundError(`no shadow run of "${id}"${hint}`);
   }
 
   /** Starts the active package afresh (its temperature file changed, say), then swaps as activation does. */
@@ -153,15 +152,7 @@ export class ModelHost {
 
   /** Packages found in MODELS_DIR (manifests only; checksums are verified when one is loaded). */
   async list(): Promise<PackageSummary[]> {
-    const root = resolve(this.config.MODELS_DIR);
-    const entries = await readdir(root, { withFileTypes: true }).catch(() => []);
-    const found: PackageSummary[] = [];
-    for (const e of entries) {
-      if (!e.isDirectory()) continue;
-      const dir = join(root, e.name);
-      const manifest = await readManifest(dir).catch(() => null);
-      if (manifest) found.push(this.summary(e.name, dir, manifest));
-    }
+    const found = (await findPackages(this.config.MODELS_DIR)).map((p) => this.summary(p.id, p.dir, p.manifest));
     if (!found.some((p) => p.active)) found.unshift(this.summary(this.activeId, this.pool.pkg.dir, this.manifest));
     return found;
   }

@@ -2,10 +2,9 @@ import { availableParallelism } from 'node:os';
 import { MessageChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { Config } from '../config.ts';
-import { ApiError, HttpErrorCodes } from '../http/errors.ts';
 import { loadPackage, type ModelPackage } from '../psa/package-loader.ts';
 import type { RuntimeLogger } from '../psa/logger.ts';
-import { InferenceOverloadedError } from './errors.ts';
+import { InferenceNotReadyError, InferenceOverloadedError } from './errors.ts';
 import { QueueWaitEstimator } from './queue-wait.ts';
 import { Pass1Batcher, type BatchedResult, type BatchItem } from './batcher.ts';
 import type { ChatEvent, ChatResult, ChatTask, InferenceTask, ModerateResult, WorkerInfo, WorkerSettings } from './protocol.ts';
@@ -103,7 +102,7 @@ export class InferencePool {
   }
 
   private async run(task: InferenceTask, transferList?: (ArrayBuffer | import('node:worker_threads').MessagePort)[]): Promise<unknown> {
-    if (this.closing) throw new ApiError(HttpErrorCodes.NOT_READY, 'the model is being replaced or the server is shutting down; retry', undefined, { 'retry-after': '1' });
+    if (this.closing) throw new InferenceNotReadyError('the model is being replaced or the server is shutting down; retry');
     // Checked here rather than left to piscina, so a full queue is this layer's own error.
     if (this.piscina.queueSize >= this.maxQueue) {
       throw new InferenceOverloadedError('the inference queue is full; retry shortly', retryAfter(this.expectedWaitMs), { queue: this.piscina.queueSize, max_queue: this.maxQueue });
@@ -116,7 +115,7 @@ export class InferencePool {
    * arrive together; the items are admitted or refused together.
    */
   moderateAll(items: BatchItem[]): Promise<BatchedResult[]> {
-    if (this.closing) return Promise.reject(new ApiError(HttpErrorCodes.NOT_READY, 'the model is being replaced; retry', undefined, { 'retry-after': '1' }));
+    if (this.closing) return Promise.reject(new InferenceNotReadyError('the model is being replaced; retry'));
     const waitMs = this.expectedWaitMs;
     if (this.maxQueueWaitMs > 0 && waitMs > this.maxQueueWaitMs) {
       return Promise.reject(

@@ -5,6 +5,7 @@
  * inference worker, not from the HTTP event loop.
  */
 import { PsaError, PsaErrorCodes } from '../psa/errors.ts';
+import { DEFAULT_IMAGE_LIMITS } from '../psa/image-config.ts';
 import { silentLogger, type RuntimeLogger } from '../psa/logger.ts';
 import { OnnxGraph, type DeviceOptions, type DeviceSetting } from '../psa/onnx-session.ts';
 import { readingOrder } from './lines.ts';
@@ -51,9 +52,9 @@ export interface OcrOptions {
   batchSize?: number;
   /** Widest recogniser input, pixels at height 48 (default 3200). */
   maxLineWidth?: number;
-  /** Largest encoded image, bytes (default 10 MiB). */
+  /** Largest encoded image, bytes (default MAX_IMAGE_BYTES's, 10 MiB; a runtime passes its own). */
   maxInputBytes?: number;
-  /** Largest image, width x height (default 40 M). */
+  /** Largest image, width x height (default MAX_IMAGE_PIXELS's, 40 M; a runtime passes its own). */
   maxInputPixels?: number;
 }
 
@@ -76,7 +77,7 @@ export interface OcrResult {
 
 const DEFAULTS = {
   limitSideLen: 960, threshold: 0.3, boxThreshold: 0.6, unclipRatio: 2, mergeGap: 2, minConfidence: 0.5,
-  maxBoxes: 100, batchSize: 6, maxLineWidth: 3200, maxInputBytes: 10 * 1024 * 1024, maxInputPixels: 40_000_000,
+  maxBoxes: 100, batchSize: 6, maxLineWidth: 3200, ...DEFAULT_IMAGE_LIMITS,
 };
 
 type Settings = typeof DEFAULTS;

@@ -1,7 +1,7 @@
 import type { InferencePool } from '../inference/pool.ts';
 import { apiError, HttpErrorCodes } from '../http/errors.ts';
 import type { ModelHost } from '../inference/model-host.ts';
-import { isPackageDir, modelDir } from '../training/registry.ts';
+import { isPackageDir, modelDir } from '../packages/discovery.ts';
 
 /**
  * The pool for a request's `model`: the active package, named by its id or its manifest name, or

@@ -1,7 +1,9 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { isDatasetError } from '../datasets/errors.ts';
-import { InferenceOverloadedError } from '../inference/errors.ts';
+import { InferenceNotReadyError, InferenceOverloadedError } from '../inference/errors.ts';
+import { ModelNotFoundError } from '../packages/discovery.ts';
+import { ShadowNotFoundError, ShadowRunningError } from '../shadow/errors.ts';
 import { isPsaError, PsaErrorCodes } from '../psa/errors.ts';
 import { LEVEL_LABELS, TYPE_LABELS } from '../psa/taxonomy.ts';
 import { DECISIONS } from '../policy/policy.ts';
@@ -50,6 +52,10 @@ function labelsHint(field: string): string {
 function toApiError(err: FastifyError | Error): ApiError {
   if (err instanceof ApiError) return err;
   if (err instanceof InferenceOverloadedError) return new ApiError(HttpErrorCodes.OVERLOADED, err.message, err.details, { 'retry-after': String(err.retryAfterS) });
+  if (err instanceof InferenceNotReadyError) return new ApiError(HttpErrorCodes.NOT_READY, err.message, undefined, { 'retry-after': String(err.retryAfterS) });
+  if (err instanceof ModelNotFoundError) return new ApiError(HttpErrorCodes.MODEL_NOT_FOUND, err.message, err.details);
+  if (err instanceof ShadowRunningError) return new ApiError(HttpErrorCodes.SHADOW_RUNNING, err.message, err.details);
+  if (err instanceof ShadowNotFoundError) return new ApiError(HttpErrorCodes.SHADOW_NOT_FOUND, err.message, err.details);
   if (isDatasetError(err)) {
     return new ApiError(err.code, err.message, err.problems.length ? { problems: err.problems, total_problems: err.totalProblems } : undefined);
   }

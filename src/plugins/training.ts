@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.ts';
-import { IngestSlots } from '../datasets/ingest-slots.ts';
+import { IngestSlots } from '../http/ingest-slots.ts';
 import { DatasetStore } from '../datasets/store.ts';
 import { ApiError, HttpErrorCodes } from '../http/errors.ts';
 import { apiRedis, keys, workerRedis } from '../redis.ts';

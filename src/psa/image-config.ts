@@ -19,6 +19,17 @@ export interface ImagePreprocessConfig {
   resizeTo?: { height: number; width: number };
 }
 export interface ImageLimits { maxInputPixels: number; maxInputBytes: number }
+
+/** The image limits where none are configured: MAX_IMAGE_BYTES and MAX_IMAGE_PIXELS default to these. */
+export const DEFAULT_IMAGE_LIMITS: Readonly<ImageLimits> = { maxInputBytes: 10 * 1024 * 1024, maxInputPixels: 40_000_000 };
+
+/**
+ * Limits for the image files of a dataset on disk (training preparation, evaluation): their bytes
+ * were bounded when the dataset was stored, so only the pixel limit applies (it bounds decoding).
+ */
+export function datasetImageLimits(maxInputPixels = DEFAULT_IMAGE_LIMITS.maxInputPixels): ImageLimits {
+  return { maxInputPixels, maxInputBytes: Number.MAX_SAFE_INTEGER };
+}
 export interface PreprocessedImage {
   pixels: Float32Array; // CHW, 3*H*W
   height: number;

@@ -6,9 +6,11 @@
 import sharp, { type Metadata } from 'sharp';
 import { PsaError, PsaErrorCodes } from './errors.ts';
 
-// Formats we decode. SVG/PDF/raw-VIPS etc. are refused: rendering vector input is a different risk.
-const FORMATS = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff', 'heif', 'avif']);
-export const FORMAT_HINT = 'send a JPEG, PNG, WebP, GIF, TIFF or AVIF image';
+// Formats we decode, as sharp names them; dataset files are checked against the same list
+// (src/datasets/format.ts). SVG/PDF/raw-VIPS etc. are refused: rendering vector input is a different risk.
+export const IMAGE_FORMATS: ReadonlySet<string> = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff', 'heif', 'avif']);
+export const FORMAT_NAMES = 'JPEG, PNG, WebP, GIF, TIFF or AVIF';
+export const FORMAT_HINT = `send a ${FORMAT_NAMES} image`;
 
 export const invalidImage = (message: string, cause?: unknown) =>
   new PsaError(PsaErrorCodes.INVALID_IMAGE, message, cause === undefined ? undefined : { cause });
@@ -46,7 +48,7 @@ export async function checkImageHeader(bytes: Uint8Array, limits: { maxInputByte
   } catch (err) {
     throw invalidImage(`the data is not a readable image; ${FORMAT_HINT}`, err);
   }
-  if (!FORMATS.has(meta.format)) throw invalidImage(`unsupported image format "${meta.format}"; ${FORMAT_HINT}`);
+  if (!IMAGE_FORMATS.has(meta.format)) throw invalidImage(`unsupported image format "${meta.format}"; ${FORMAT_HINT}`);
   const height = meta.pageHeight ?? meta.height;
   if (!(meta.width * height > 0)) throw invalidImage('the image has no pixels (zero width or height)');
   if (meta.width * height > limits.maxInputPixels) throw imageTooLarge(meta.width, height, limits.maxInputPixels);

@@ -1,5 +1,6 @@
 import { applyConcepts, hintFor, type AppliedConcepts, type ConceptScores } from './concepts.ts';
 import { generate, type DecoderShape, type GenerationEvent, type GenerationOptions } from './generator.ts';
+import { DEFAULT_IMAGE_LIMITS } from './image-config.ts';
 import { preprocessImage, type ImageLimits, type PreprocessedImage } from './image-preprocess.ts';
 import { silentLogger, type RuntimeLogger } from './logger.ts';
 import { CORE_GRAPHS, graphContracts, type GraphName } from './onnx-contract.ts';
@@ -20,8 +21,6 @@ export interface RuntimeOptions extends DeviceOptions {
   /** fp16 runs the package's float16 graphs (same inputs and outputs, half the weight memory). */
   dtype?: 'fp32' | 'fp16';
 }
-
-export const DEFAULT_IMAGE_LIMITS: ImageLimits = { maxInputPixels: 40_000_000, maxInputBytes: 20 * 1024 * 1024 };
 
 export interface ModerationInput {
   image: PreprocessedImage;
@@ -84,9 +83,11 @@ export class PsaRuntime {
         eosId: m.generation.eos_token_id,
         imageTokenId: m.image.image_token_id,
       };
-      const ocr = m.ocr ? await Ocr.load({ device: first.provider, ...(options.deviceId !== undefined && { deviceId: options.deviceId }), ...(options.intraOpThreads !== undefined && { intraOpThreads: options.intraOpThreads }), logger: log }) : null;
+      const limits: ImageLimits = { ...DEFAULT_IMAGE_LIMITS, ...options.limits };
+      // OCR reads the same bytes as the vision encoder's preprocessing: the same limits apply.
+      const ocr = m.ocr ? await Ocr.load({ ...limits, device: first.provider, ...(options.deviceId !== undefined && { deviceId: options.deviceId }), ...(options.intraOpThreads !== undefined && { intraOpThreads: options.intraOpThreads }), logger: log }) : null;
       log.info({ model: m.name, dir: pkg.dir, provider: first.provider, ocr: Boolean(ocr) }, 'model package loaded');
-      return new PsaRuntime(pkg, text, graphs, first.provider, { ...DEFAULT_IMAGE_LIMITS, ...options.limits }, shape, ocr);
+      return new PsaRuntime(pkg, text, graphs, first.provider, limits, shape, ocr);
     } catch (err) {
       await Promise.allSettled(opened.map((g) => g.release()));
       throw err;

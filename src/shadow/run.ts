@@ -1,9 +1,8 @@
 import { EventEmitter } from 'node:events';
 import type { FastifyReply } from 'fastify';
 import type { BatchItem } from '../inference/batcher.ts';
-import { InferenceOverloadedError } from '../inference/errors.ts';
+import { InferenceNotReadyError, InferenceOverloadedError } from '../inference/errors.ts';
 import type { InferencePool } from '../inference/pool.ts';
-import { ApiError, HttpErrorCodes } from '../http/errors.ts';
 import { applyConcepts, argmaxOf } from '../psa/concepts.ts';
 import type { RuntimeLogger } from '../psa/logger.ts';
 import { decide, type Policy } from '../policy/policy.ts';
@@ -131,11 +130,11 @@ export class ShadowRun extends EventEmitter {
       this.emit('compared', job.requestId, n);
     } catch (err) {
       this.pending -= n;
-      if (err instanceof InferenceOverloadedError || (err instanceof ApiError && err.code === HttpErrorCodes.NOT_READY)) {
+      if (err instanceof InferenceOverloadedError || err instanceof InferenceNotReadyError) {
         this.stats.shed(n, 'candidate_busy');
       } else {
         this.log.error({ err, model: this.candidateId }, 'shadow scoring failed');
-        this.stats.fail(err instanceof ApiError ? err.code : HttpErrorCodes.INTERNAL, n);
+        this.stats.fail(err instanceof Error ? err.name : 'Error', n);
       }
     }
     if (this.running && this.settings.maxItems !== null && this.stats.compared + this.stats.failed >= this.settings.maxItems) void this.end('max_items');

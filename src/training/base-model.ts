@@ -1,8 +1,7 @@
 import { realpath, stat } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import type { Config } from '../config.ts';
-import { ApiError, HttpErrorCodes } from '../http/errors.ts';
-import { isPackageDir, modelDir } from './registry.ts';
+import { isPackageDir, ModelNotFoundError, modelDir } from '../packages/discovery.ts';
 
 export interface BaseModel {
   id: string;
@@ -26,7 +25,7 @@ async function isDatasetOrScratch(real: string, config: Config): Promise<boolean
  * (shared storage) holding a package or a LLaVA checkpoint. Nothing outside those two roots.
  */
 export async function resolveBaseModel(config: Config, spec: string): Promise<BaseModel> {
-  const notFound = (why: string) => new ApiError(HttpErrorCodes.MODEL_NOT_FOUND, `base_model "${spec}": ${why}; GET /v1/models lists packages`);
+  const notFound = (why: string) => new ModelNotFoundError(`base_model "${spec}": ${why}; GET /v1/models lists packages`);
   if (!spec.includes('/')) {
     const dir = modelDir(config.MODELS_DIR, spec);
     if (dir && (await isPackageDir(dir))) return { id: spec, dir, kind: 'package' };

@@ -1,16 +1,17 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { JOB_DEFAULTS, LORA_DEFAULTS, STAGE_DEFAULTS } from './trainer-defaults.ts';
 
 export const QUEUE_NAME = 'psa-train';
 export const STAGES = ['stage1', 'stage2'] as const;
 
 const StageSettings = {
-  epochs: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 3 })),
-  lr: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1 })),
-  batch_size: Type.Optional(Type.Integer({ minimum: 1, maximum: 4096 })),
-  concept_weight: Type.Optional(Type.Number({ minimum: 0, maximum: 1000, description: 'Weight w of the concept loss: LM + w * (CE(level) + CE(type)); default 10' })),
-  type_head_lr_scale: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1000, description: 'Learning-rate multiplier of the type classifier (the safety head\'s last linear layer for types); default 1' })),
+  epochs: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: STAGE_DEFAULTS.epochs })),
+  lr: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1, description: `Learning rate; default ${STAGE_DEFAULTS.lr}` })),
+  batch_size: Type.Optional(Type.Integer({ minimum: 1, maximum: 4096, description: `Examples per step (over all trainer processes); default ${STAGE_DEFAULTS.batch_size}` })),
+  concept_weight: Type.Optional(Type.Number({ minimum: 0, maximum: 1000, description: `Weight w of the concept loss: LM + w * (CE(level) + CE(type)); default ${STAGE_DEFAULTS.concept_weight}` })),
+  type_head_lr_scale: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1000, description: `Learning-rate multiplier of the type classifier (the safety head's last linear layer for types); default ${STAGE_DEFAULTS.type_head_lr_scale}` })),
   query_encoder_train_layers: Type.Optional(
-    Type.Integer({ minimum: 0, maximum: 64, description: "Top layers of the base model's query encoder trained in this stage (at most its layer count; only for bases with a query encoder); default 0, frozen" }),
+    Type.Integer({ minimum: 0, maximum: 64, description: `Top layers of the base model's query encoder trained in this stage (at most its layer count; only for bases with a query encoder); default ${STAGE_DEFAULTS.query_encoder_train_layers}, frozen` }),
   ),
 };
 
@@ -42,9 +43,9 @@ export const TrainRequestSchema = Type.Object(
       ),
     ),
     seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 2 ** 31 - 1 })),
-    checkpoint_every_steps: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'Checkpoint this often as well as after every epoch; default 50' })),
+    checkpoint_every_steps: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, description: `Checkpoint this often as well as after every epoch; default ${JOB_DEFAULTS.checkpoint_every_steps}` })),
     gpus: Type.Optional(Type.Integer({ minimum: 1, maximum: 64, description: 'GPUs (one trainer process each, data parallel, launched with torch.distributed.run); default 1; at most MAX_JOB_GPUS' })),
-    activation_checkpointing: Type.Optional(Type.Boolean({ description: 'Recompute decoder activations in the backward pass: less memory, ~30% more compute; default false' })),
+    activation_checkpointing: Type.Optional(Type.Boolean({ description: `Recompute decoder activations in the backward pass: less memory, ~30% more compute; default ${JOB_DEFAULTS.activation_checkpointing}` })),
     idempotency_key: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'A second request with the same key returns the first job' })),
   },
   { additionalProperties: false },
@@ -92,24 +93,23 @@ export interface TrainResult {
   metrics: Record<string, unknown>;
 }
 
-/** Defaults follow the paper's recipe where it fits small data (it uses lr 1e-5, 3 epochs at 7B). */
+/** Every trainer setting of a request, with the defaults of src/training/trainer-defaults.ts for those it leaves out. */
 export function resolveTrainer(request: TrainRequest): TrainJobData['trainer'] {
-  const s1 = request.stage1 ?? {};
+  const stage = (s: NonNullable<TrainRequest['stage1']>) => ({
+    epochs: s.epochs ?? STAGE_DEFAULTS.epochs,
+    lr: s.lr ?? STAGE_DEFAULTS.lr,
+    batch_size: s.batch_size ?? STAGE_DEFAULTS.batch_size,
+    concept_weight: s.concept_weight ?? STAGE_DEFAULTS.concept_weight,
+    type_head_lr_scale: s.type_head_lr_scale ?? STAGE_DEFAULTS.type_head_lr_scale,
+    ...encoderLayers(s),
+  });
   const s2 = request.stage2 ?? {};
   return {
-    stage1: { epochs: s1.epochs ?? 3, lr: s1.lr ?? 1e-4, batch_size: s1.batch_size ?? 8, concept_weight: s1.concept_weight ?? 10, type_head_lr_scale: s1.type_head_lr_scale ?? 1, ...encoderLayers(s1) },
-    stage2: {
-      epochs: s2.epochs ?? 3,
-      lr: s2.lr ?? 1e-4,
-      batch_size: s2.batch_size ?? 8,
-      concept_weight: s2.concept_weight ?? 10,
-      type_head_lr_scale: s2.type_head_lr_scale ?? 1,
-      ...encoderLayers(s2),
-      lora: { r: s2.lora?.r ?? 16, alpha: s2.lora?.alpha ?? 16, dropout: s2.lora?.dropout ?? 0.05 },
-    },
-    seed: request.seed ?? 0,
-    checkpoint_every_steps: request.checkpoint_every_steps ?? 50,
-    activation_checkpointing: request.activation_checkpointing ?? false,
+    stage1: stage(request.stage1 ?? {}),
+    stage2: { ...stage(s2), lora: { r: s2.lora?.r ?? LORA_DEFAULTS.r, alpha: s2.lora?.alpha ?? LORA_DEFAULTS.alpha, dropout: s2.lora?.dropout ?? LORA_DEFAULTS.dropout } },
+    seed: request.seed ?? JOB_DEFAULTS.seed,
+    checkpoint_every_steps: request.checkpoint_every_steps ?? JOB_DEFAULTS.checkpoint_every_steps,
+    activation_checkpointing: request.activation_checkpointing ?? JOB_DEFAULTS.activation_checkpointing,
   };
 }
 

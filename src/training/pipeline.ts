@@ -1,6 +1,7 @@
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../config.ts';
+import { isDatasetError } from '../datasets/errors.ts';
 import { loadPackage } from '../psa/package-loader.ts';
 import { evaluatePackage } from './evaluate.ts';
 import type { TrainJobData, TrainProgress, TrainResult } from './job-types.ts';
@@ -83,8 +84,12 @@ export async function runPipeline(config: Config, data: TrainJobData, workdir: s
   const pkg = await loadPackage(baseDir).catch((err: Error) => {
     throw new PermanentError(`base model ${data.base.id}: ${err.message}`);
   });
-  const split = splitForEvaluation(await readSplit(data.dataset.path, 'train.jsonl', config.MAX_DATASET_LINE_BYTES), await readSplit(data.dataset.path, 'val.jsonl', config.MAX_DATASET_LINE_BYTES));
-  const prep = await prepareDataset(pkg, data.dataset.path, { train: split.train, val: split.val }, join(workdir, 'prepared'), { maxImagePixels: config.MAX_IMAGE_PIXELS, maxImageBytes: config.MAX_IMAGE_BYTES });
+  // A dataset whose lines no longer pass the format's checks (a directory edited since it was registered) cannot be retried into shape.
+  const read = (file: string) => readSplit(data.dataset.path, file, config.MAX_DATASET_LINE_BYTES).catch((err: unknown) => {
+    throw isDatasetError(err) ? new PermanentError(`dataset ${data.dataset.id}: ${err.message}`) : err;
+  });
+  const split = splitForEvaluation(await read('train.jsonl'), await read('val.jsonl'));
+  const prep = await prepareDataset(pkg, data.dataset.path, { train: split.train, val: split.val }, join(workdir, 'prepared'), { maxImagePixels: config.MAX_IMAGE_PIXELS });
   for (const s of prep.skipped) hooks.log(`skipped ${s}`);
   if (!prep.counts.train) throw new PermanentError('no usable training examples after preparation');
   stopped();
@@ -106,8 +111,9 @@ export async function runPipeline(config: Config, data: TrainJobData, workdir: s
   if (exported.code !== 0) throw new Error(`export failed with ${exported.code ?? exported.signal}`);
 
   hooks.report({ phase: 'evaluating' });
-  const metrics = { ...(await evaluatePackage(staged, data.dataset.path, split.val, 'val')), val_source: split.source };
-  hooks.log(`evaluation: level accuracy ${metrics.level_accuracy.toFixed(3)}, type accuracy ${metrics.type_accuracy.toFixed(3)}`);
+  const metrics = { ...(await evaluatePackage(staged, data.dataset.path, split.val, 'val', { maxImagePixels: config.MAX_IMAGE_PIXELS })), val_source: split.source };
+  const fixed = (x: number | null) => (x === null ? 'n/a' : x.toFixed(3));
+  hooks.log(`evaluation: level accuracy ${fixed(metrics.level_accuracy)}, type accuracy ${fixed(metrics.type_accuracy)}`);
 
   hooks.report({ phase: 'registering' });
   const { id, dir } = await registerPackage(config.MODELS_DIR, data.request.output_name, staged, {

@@ -1,7 +1,8 @@
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DEFAULT_MAX_LINE_BYTES, readJsonlLines } from '../datasets/lines.ts';
+import { readExamples, type Example } from '../datasets/examples.ts';
 import { hintFor } from '../psa/concepts.ts';
+import { datasetImageLimits } from '../psa/image-config.ts';
 import { preprocessImageRgb } from '../psa/image-preprocess.ts';
 import { standInImageRgb } from '../psa/stand-in-image.ts';
 import type { ModelPackage } from '../psa/package-loader.ts';
@@ -9,18 +10,10 @@ import { TextCodec } from '../psa/text.ts';
 import { Ocr } from '../ocr/ocr.ts';
 import { writeSafetensors } from './safetensors-write.ts';
 
+export type { Example } from '../datasets/examples.ts';
+
 export const PREPARED_FORMAT = 'psa-guard.prepared-dataset';
 const SHARD_SIZE = 256;
-
-export interface Example {
-  id: string;
-  /** Relative to the dataset root; absent for a text-only example (the stand-in image is used). */
-  image?: string;
-  prompt: string;
-  answer: string;
-  safe_type: number;
-  safe_level: number;
-}
 
 interface Encoded {
   pixels: Uint8Array;
@@ -31,22 +24,11 @@ interface Encoded {
   level: number;
 }
 
-/** Reads a validated split (JSONL): the first human turn (without <image>) and the first answer. */
-export async function readSplit(root: string, file: string, maxLineBytes = DEFAULT_MAX_LINE_BYTES): Promise<Example[]> {
-  const path = join(root, file);
-  if (!(await stat(path).catch(() => null))) return [];
-  const out: Example[] = [];
-  // The same bounded reader as upload validation: a directory dataset edited after registration
-  // must not be able to exhaust the worker's memory with one endless line.
-  for await (const { text: line } of readJsonlLines(path, file, maxLineBytes)) {
-    if (!line.trim()) continue;
-    const row = JSON.parse(line) as { id: string; image?: string; conversations: { from: string; value: string }[]; safe_type: number; safe_level: number };
-    const human = row.conversations.find((c) => c.from === 'human')?.value ?? '';
-    const answer = row.conversations.find((c) => c.from === 'gpt')?.value ?? '';
-    out.push({ id: row.id, ...(row.image !== undefined && { image: row.image }), prompt: human.replace(/<image>\n?/, '').trim(), answer, safe_type: row.safe_type, safe_level: row.safe_level });
-  }
-  return out;
-}
+/**
+ * A stored split's examples (the first human turn without <image>, the first answer), its lines
+ * checked by the dataset format's rules (src/datasets/examples.ts).
+ */
+export const readSplit = readExamples;
 
 /**
  * Tokenised, preprocessed training data for the trainer (format in trainer/train/data.py):
@@ -56,7 +38,7 @@ export async function readSplit(root: string, file: string, maxLineBytes = DEFAU
  * query exactly as the runtime does when serving. A text-only example gets the stand-in image
  * (src/psa/stand-in-image.ts) and no OCR, as when serving.
  */
-export async function prepareDataset(pkg: ModelPackage, datasetRoot: string, splits: Record<string, Example[]>, outDir: string, limits: { maxImagePixels: number; maxImageBytes: number }): Promise<{ counts: Record<string, number>; skipped: string[] }> {
+export async function prepareDataset(pkg: ModelPackage, datasetRoot: string, splits: Record<string, Example[]>, outDir: string, limits: { maxImagePixels: number }): Promise<{ counts: Record<string, number>; skipped: string[] }> {
   if (await stat(join(outDir, 'manifest.json')).catch(() => null)) {
     const m = JSON.parse(await readFile(join(outDir, 'manifest.json'), 'utf8')) as { splits: Record<string, { count: number }> };
     return { counts: Object.fromEntries(Object.entries(m.splits).map(([k, v]) => [k, v.count])), skipped: [] };
@@ -69,7 +51,9 @@ export async function prepareDataset(pkg: ModelPackage, datasetRoot: string, spl
   const skipped: string[] = [];
   const manifestSplits: Record<string, { count: number; shards: string[] }> = {};
   const pixelCache = new Map<string, Uint8Array>();
-  const ocr = pkg.manifest.ocr ? await Ocr.load() : null;
+  // Dataset files were bounded in bytes when stored; pixels bound decoding, for OCR as for the vision encoder.
+  const imageLimits = datasetImageLimits(limits.maxImagePixels);
+  const ocr = pkg.manifest.ocr ? await Ocr.load(imageLimits) : null;
   const imageText = new Map<string, string>();
   let standIn: Uint8Array | undefined;
   const loadImage = async (image: string): Promise<{ pixels: Uint8Array; text: string | undefined }> => {
@@ -78,7 +62,7 @@ export async function prepareDataset(pkg: ModelPackage, datasetRoot: string, spl
     let pixels = pixelCache.get(image);
     if (!pixels) {
       const data = await load();
-      pixels = (await preprocessImageRgb(data, pkg.preprocess, { maxInputPixels: limits.maxImagePixels, maxInputBytes: Math.max(limits.maxImageBytes, data.length) })).chw;
+      pixels = (await preprocessImageRgb(data, pkg.preprocess, imageLimits)).chw;
       if (pixelCache.size < 512) pixelCache.set(image, pixels);
     }
     return { pixels, text: await readText(image, load) };

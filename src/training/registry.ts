@@ -1,17 +1,5 @@
-import { cp, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-
-const ID = /^[a-z0-9][a-z0-9._-]{0,100}$/;
-
-/** A model id names a directory in MODELS_DIR; anything else (slashes, dots alone) is refused. */
-export function modelDir(modelsDir: string, id: string): string | null {
-  if (!ID.test(id) || id.includes('..')) return null;
-  return resolve(modelsDir, id);
-}
-
-export async function isPackageDir(dir: string): Promise<boolean> {
-  return (await stat(join(dir, 'psa.json')).catch(() => null))?.isFile() === true;
-}
+import { cp, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 
 /**
  * Moves a finished package into MODELS_DIR as NAME-vN (the next free version) and records its

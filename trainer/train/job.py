@@ -25,18 +25,21 @@ class JobError(UserInputError):
         self.field = field_name
 
 
+# The defaults equal the API's (src/training/trainer-defaults.ts; test/trainer-defaults.test.ts
+# compares them). The API writes every setting into the job file, so these apply to job files
+# written by hand.
 @dataclass
 class LoraSpec:
-    r: int = 8
+    r: int = 16
     alpha: float = 16.0
     dropout: float = 0.05
 
 
 @dataclass
 class StageSpec:
-    epochs: int = 1
+    epochs: int = 3
     lr: float = 1e-4
-    batch_size: int = 4
+    batch_size: int = 8
     concept_weight: float = 10.0
     weight_decay: float = 0.0
     # Learning-rate multiplier of the type classifier (the safety head's last linear layer for types).
@@ -102,22 +105,24 @@ def _stage(obj: Any, name: str) -> StageSpec:
             "query_encoder_train_layers"} | ({"lora"} if name == "stage2" else set())
     o = _check_keys({} if obj is None else obj, keys, f"{name}.")
     w = f"{name}."
+    d = StageSpec()
     spec = StageSpec(
-        epochs=_number(o, "epochs", w, int, 1, 1),
-        lr=_number(o, "lr", w, float, 1e-4, 0, exclusive=True),
-        batch_size=_number(o, "batch_size", w, int, 4, 1),
-        concept_weight=_number(o, "concept_weight", w, float, 10.0, 0),
-        weight_decay=_number(o, "weight_decay", w, float, 0.0, 0),
-        type_head_lr_scale=_number(o, "type_head_lr_scale", w, float, 1.0, 0, exclusive=True),
-        query_encoder_train_layers=_number(o, "query_encoder_train_layers", w, int, 0, 0),
+        epochs=_number(o, "epochs", w, int, d.epochs, 1),
+        lr=_number(o, "lr", w, float, d.lr, 0, exclusive=True),
+        batch_size=_number(o, "batch_size", w, int, d.batch_size, 1),
+        concept_weight=_number(o, "concept_weight", w, float, d.concept_weight, 0),
+        weight_decay=_number(o, "weight_decay", w, float, d.weight_decay, 0),
+        type_head_lr_scale=_number(o, "type_head_lr_scale", w, float, d.type_head_lr_scale, 0, exclusive=True),
+        query_encoder_train_layers=_number(o, "query_encoder_train_layers", w, int, d.query_encoder_train_layers, 0),
     )
     if name == "stage2":
         lo = _check_keys(o.get("lora") or {}, {"r", "alpha", "dropout"}, "stage2.lora.")
-        dropout = _number(lo, "dropout", "stage2.lora.", float, 0.05, 0)
+        dl = LoraSpec()
+        dropout = _number(lo, "dropout", "stage2.lora.", float, dl.dropout, 0)
         if dropout >= 1:
             raise JobError("stage2.lora.dropout", f"must be < 1, got {dropout}")
-        spec.lora = LoraSpec(r=_number(lo, "r", "stage2.lora.", int, 8, 1),
-                             alpha=_number(lo, "alpha", "stage2.lora.", float, 16.0, 0, exclusive=True),
+        spec.lora = LoraSpec(r=_number(lo, "r", "stage2.lora.", int, dl.r, 1),
+                             alpha=_number(lo, "alpha", "stage2.lora.", float, dl.alpha, 0, exclusive=True),
                              dropout=dropout)
     return spec
 
@@ -151,14 +156,14 @@ def parse_job(raw: Any) -> Job:
     if device not in DEVICES:
         raise JobError("device", f"must be one of {list(DEVICES)}, got {json.dumps(device)}")
     max_steps = o.get("max_steps")
-    checkpointing = o.get("activation_checkpointing", False)
+    checkpointing = o.get("activation_checkpointing", Job.activation_checkpointing)
     if not isinstance(checkpointing, bool):
         raise JobError("activation_checkpointing", f"must be true or false, got {json.dumps(checkpointing)}")
     return Job(
         base=base, data=data, workdir=_directory(o, "workdir", False), stages=list(stages),
         stage1=_stage(o.get("stage1"), "stage1"), stage2=_stage(o.get("stage2"), "stage2"),
-        seed=_number(o, "seed", "", int, 0, 0),
-        checkpoint_every_steps=_number(o, "checkpoint_every_steps", "", int, 50, 1),
+        seed=_number(o, "seed", "", int, Job.seed, 0),
+        checkpoint_every_steps=_number(o, "checkpoint_every_steps", "", int, Job.checkpoint_every_steps, 1),
         device=device,
         max_steps=None if max_steps is None else _number(o, "max_steps", "", int, None, 1),
         activation_checkpointing=checkpointing,

@@ -1,4 +1,4 @@
-import { ApiError, HttpErrorCodes } from '../http/errors.ts';
+import { ApiError, HttpErrorCodes } from './errors.ts';
 
 /**
  * Bounds dataset ingests (extraction, validation, hashing: disk and CPU heavy) per API key and in
