@@ -11,6 +11,7 @@ import { registerJsonParser } from './http/json-body.ts';
 import { allowList } from './http/remote-image.ts';
 import authPlugin from './plugins/auth.ts';
 import errorHandler from './plugins/error-handler.ts';
+import feedbackPlugin from './plugins/feedback.ts';
 import inferencePlugin from './plugins/inference.ts';
 import metricsPlugin from './plugins/metrics.ts';
 import openapiPlugin from './plugins/openapi.ts';
@@ -18,6 +19,7 @@ import policyPlugin from './plugins/policy.ts';
 import queueDashboard from './plugins/queue-dashboard.ts';
 import trainingPlugin from './plugins/training.ts';
 import datasetRoutes from './routes/datasets.ts';
+import feedbackRoutes from './routes/feedback.ts';
 import trainRoutes from './routes/train.ts';
 import chatRoutes from './routes/chat.ts';
 import healthRoutes from './routes/health.ts';
@@ -104,6 +106,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(policyPlugin, { policyFile: config.POLICY_FILE });
   await app.register(inferencePlugin, { config });
   await app.register(trainingPlugin, { config });
+  await app.register(feedbackPlugin, { config });
   await app.register(metricsPlugin);
 
   await app.register(healthRoutes);
@@ -114,6 +117,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(openaiChatRoutes, { config });
   await app.register(datasetRoutes, { config });
   await app.register(trainRoutes, { config });
+  await app.register(feedbackRoutes, { config });
   await app.register(queueDashboard);
   await app.register(playgroundRoutes, { config });
   return app;

@@ -6,6 +6,7 @@ import { apiError, HttpErrorCodes } from '../http/errors.ts';
 import { decodeImageString, jsonField, readMultipart, validateLikeJson } from '../http/image-input.ts';
 import { moderate, ModerationItemSchema, ModerationTimingsSchema, type ModerationRequest } from '../http/moderation.ts';
 import { parseMs, requestTimingHooks } from '../http/request-timing.ts';
+import { retainedModeration } from '../feedback/retained.ts';
 import { ImageString, InterveneSchema, PolicyInputSchema, withErrors, type InterveneInput } from '../http/schemas.ts';
 import type { PolicyInput } from '../policy/policy.ts';
 
@@ -107,6 +108,7 @@ export default async function moderateRoutes(app: FastifyInstance, opts: { confi
       const parse = parseMs(request);
       app.metrics.stageSeconds.observe({ stage: 'parse' }, parse / 1000);
       const outcome = await moderate(app, config, app.models.active, input);
+      app.retention?.keep(request.id, retainedModeration('moderate', input, outcome));
       const { timings } = outcome;
       return { model: outcome.model, items: outcome.items.map((i) => i.view), timings: { ...timings, stages_ms: { parse, ...timings.stages_ms } } };
     },
