@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { RequestRetention, retainedBytes, type RetainedRequest } from '../src/feedback/retention.ts';
-import { DEFAULT_ANSWERS } from '../src/feedback/item.ts';
+import { DEFAULT_ANSWERS, type FeedbackRecord } from '../src/feedback/item.ts';
+import { feedbackStats } from '../src/feedback/stats.ts';
 import { b64, testApp } from './helpers/app.ts';
 import { writeTinyDataset } from './helpers/dataset.ts';
 import { gradientPng, noiseJpeg } from './helpers/images.ts';
@@ -59,6 +60,29 @@ t.test('retention: bounded by bytes, by requests and by age; images are copies',
   copies.keep('x', { ...request(0), items: [{ image: original, prompt: 'p', judgement }] });
   original.fill(0);
   t.equal(copies.get('x')!.items[0]!.image![0], 7, 'what was kept does not change with the request\'s buffer');
+});
+
+t.test('stats: disagreement, direction and confusion are counted against the model\'s prediction', async (t) => {
+  const record = (safe_type: number, safe_level: number, model: FeedbackRecord['model_judgement']): FeedbackRecord => ({
+    id: 'fb-0000000000000000', image: null, prompt: 'p', safe_type, safe_level, reviewer: 'r', created_at: '2026-01-01T00:00:00.000Z', updated_at: '2026-01-01T00:00:00.000Z', history: [],
+    source: model === null ? { kind: 'inline' } : { kind: 'request', request_id: 'x', route: 'moderate', item: 0, model: 'm', served_at: '2026-01-01T00:00:00.000Z' },
+    model_judgement: model,
+  });
+  const stats = feedbackStats([
+    record(6, 0, { level: 'refuse', type: 'illegal_risk', decision: 'refuse', flagged: true }), // both; the model was stricter
+    record(1, 3, { level: 'careful', type: 'illegal_risk', decision: 'careful', flagged: false }), // level; more lenient
+    record(4, 2, { level: 'caution', type: 'privacy', decision: 'caution', flagged: true }), // none
+    record(5, 1, { level: 'careful', type: 'politics', decision: 'careful', flagged: false }), // type
+    record(2, 3, null),
+  ]);
+  t.same(stats.disagreement, { none: 1, type: 1, level: 1, both: 1, not_judged: 1 });
+  t.same(stats.level_direction, { model_stricter: 1, model_more_lenient: 1 });
+  t.equal(stats.confusion.level.refuse.safe, 1);
+  t.equal(stats.confusion.type.politics.misleading, 1);
+  t.equal(stats.confusion.type.illegal_risk.illegal_risk, 1);
+  t.same(stats.by_source, { request: 4, inline: 1 });
+  t.equal(stats.by_level.refuse, 2);
+  t.equal(stats.items, 5);
 });
 
 t.test('retention off: inline reviews work, a request_id says retention is off', async (t) => {
