@@ -11,6 +11,7 @@ import { registerJsonParser } from './http/json-body.ts';
 import { allowList } from './http/remote-image.ts';
 import authPlugin from './plugins/auth.ts';
 import errorHandler from './plugins/error-handler.ts';
+import feedbackPlugin from './plugins/feedback.ts';
 import inferencePlugin from './plugins/inference.ts';
 import metricsPlugin from './plugins/metrics.ts';
 import openapiPlugin from './plugins/openapi.ts';
@@ -19,6 +20,7 @@ import namedPoliciesPlugin from './plugins/named-policies.ts';
 import queueDashboard from './plugins/queue-dashboard.ts';
 import trainingPlugin from './plugins/training.ts';
 import datasetRoutes from './routes/datasets.ts';
+import feedbackRoutes from './routes/feedback.ts';
 import trainRoutes from './routes/train.ts';
 import calibrateRoutes from './routes/calibrate.ts';
 import policyRoutes from './routes/policies.ts';
@@ -109,6 +111,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(namedPoliciesPlugin, { config });
   await app.register(inferencePlugin, { config });
   await app.register(trainingPlugin, { config });
+  await app.register(feedbackPlugin, { config });
   await app.register(metricsPlugin);
 
   await app.register(healthRoutes);
@@ -122,6 +125,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(trainRoutes, { config });
   await app.register(calibrateRoutes, { config });
   await app.register(policyRoutes);
+  await app.register(feedbackRoutes, { config });
   await app.register(queueDashboard);
   await app.register(playgroundRoutes, { config });
   return app;

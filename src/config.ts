@@ -40,7 +40,7 @@ export const ConfigSchema = Type.Object({
   POLICY_FILE: Type.String({ default: '', description: 'JSON policy file; empty uses the built-in default policy' }),
   API_KEYS: Type.String({
     default: '',
-    description: 'Comma-separated KEY=SCOPE[+SCOPE] entries, scopes infer, train, metrics, admin (admin implies all); each key once, no spaces; empty disables auth and binds 127.0.0.1',
+    description: 'Comma-separated KEY=SCOPE[+SCOPE] entries, scopes infer, train, feedback, metrics, admin (admin implies all); each key once, no spaces; empty disables auth and binds 127.0.0.1',
   }),
   ALLOW_NO_AUTH: Type.Boolean({
     default: false,
@@ -77,6 +77,13 @@ export const ConfigSchema = Type.Object({
   MAX_CONCURRENT_INGESTS_PER_KEY: Type.Integer({ default: 1, minimum: 1, description: 'Dataset uploads or registrations at once per API key; more answer 429 with Retry-After' }),
   CALIBRATE_MAX_ITEMS: Type.Integer({ default: 2000, minimum: 1, description: 'Most labelled items POST /v1/models/{id}/calibrate scores in one request (npm run calibrate has no limit)' }),
   CALIBRATE_TIMEOUT_MS: Type.Integer({ default: 300000, minimum: 1000, description: 'Most time POST /v1/models/{id}/calibrate spends scoring; past it the request answers 504 and nothing is stored' }),
+  FEEDBACK_RETENTION: Type.Union([Type.Literal('on'), Type.Literal('off')], {
+    default: 'off',
+    description: 'on: keep the inputs (image bytes, prompt) and results of recent moderation and chat requests in memory, so POST /v1/feedback can label them by request id. This holds user data; it is bounded by the three FEEDBACK_RETENTION_* limits and lost on restart',
+  }),
+  FEEDBACK_RETENTION_MAX_BYTES: Type.Integer({ default: 268435456, minimum: 1048576, description: 'Most bytes of retained requests (images, prompts, answers) in memory; the least recently kept are dropped first' }),
+  FEEDBACK_RETENTION_MAX_REQUESTS: Type.Integer({ default: 10000, minimum: 1, description: 'Most requests retained at once' }),
+  FEEDBACK_RETENTION_TTL_S: Type.Integer({ default: 3600, minimum: 1, maximum: 604800, description: 'Seconds a retained request is kept; after that its request id answers 404 and its data is dropped' }),
   GPUS: Type.String({ default: '', description: 'Worker: comma-separated CUDA device ids, grouped into training slots of GPUS_PER_SLOT; empty runs one CPU slot' }),
   GPUS_PER_SLOT: Type.Integer({ default: 1, minimum: 1, maximum: 64, description: 'Worker: GPUs per training slot, the most a job on this worker may ask for (on a CPU worker: trainer processes, gloo)' }),
   MAX_JOB_GPUS: Type.Integer({ default: 1, minimum: 1, maximum: 64, description: 'API: the most GPUs a training job may ask for, the GPUS_PER_SLOT of the largest worker; more is refused with 422' }),

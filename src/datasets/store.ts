@@ -114,34 +114,48 @@ export class DatasetStore {
         }
         throw err;
       }
-      const summary = await validateDataset(tmp, this.limits);
-      const content = await hashTree(summary.root);
-      if (content.paths.has(RECORD)) {
-        throw new DatasetError(DatasetErrorCodes.DATASET_INVALID, `${RECORD} is a reserved name`, {
-          problems: [{ file: RECORD, message: `${RECORD} is reserved for the stored summary; rename or remove it` }],
-        });
-      }
-      return await this.locked(content.id, async () => {
-        const existing = await this.read(content.id);
-        if (existing) return this.own(existing, owner, path.join(this.datasetsDir, content.id, RECORD));
-        const dir = path.join(this.datasetsDir, content.id);
-        await rm(dir, { recursive: true, force: true }); // an interrupted earlier ingest of this content
-        await mkdir(this.datasetsDir, { recursive: true });
-        await rename(summary.root, dir);
-        const record: StoredDataset = { id: content.id, path: dir, source: sourceName, kind: 'archive', created_at: new Date().toISOString(), bytes: content.bytes, files: content.files, splits: summary.splits, ...(owner !== undefined && { owners: [owner] }) };
-        try {
-          await writeJsonAtomic(path.join(dir, RECORD), record);
-        } catch (err) {
-          await rm(dir, { recursive: true, force: true }); // no half-stored dataset left behind
-          throw err;
-        }
-        return record;
-      });
+      return await this.moveIn(await validateDataset(tmp, this.limits), sourceName, owner);
     } finally {
       release();
       reservation?.release();
       await rm(tmp, { recursive: true, force: true });
     }
+  }
+
+  /**
+   * Validates a dataset directory this process built under `scratch.dir` and moves it into the
+   * store as a stored copy (kind "archive"), exactly as an upload's extraction; the caller removes
+   * `dir` afterwards (it is gone when the content moved in).
+   */
+  async ingestBuilt(dir: string, sourceName: string, owner?: string): Promise<StoredDataset> {
+    if (!inside(path.resolve(dir), this.scratch.dir)) throw new RangeError('ingestBuilt takes a directory under the store\'s scratch space');
+    return this.moveIn(await validateDataset(dir, this.limits), sourceName, owner);
+  }
+
+  /** Moves a validated tree (under scratch) to datasets/<content id>; the same content already stored is returned as is. */
+  private async moveIn(summary: DatasetSummary, sourceName: string, owner: string | undefined): Promise<StoredDataset> {
+    const content = await hashTree(summary.root);
+    if (content.paths.has(RECORD)) {
+      throw new DatasetError(DatasetErrorCodes.DATASET_INVALID, `${RECORD} is a reserved name`, {
+        problems: [{ file: RECORD, message: `${RECORD} is reserved for the stored summary; rename or remove it` }],
+      });
+    }
+    return this.locked(content.id, async () => {
+      const existing = await this.read(content.id);
+      if (existing) return this.own(existing, owner, path.join(this.datasetsDir, content.id, RECORD));
+      const dir = path.join(this.datasetsDir, content.id);
+      await rm(dir, { recursive: true, force: true }); // an interrupted earlier ingest of this content
+      await mkdir(this.datasetsDir, { recursive: true });
+      await rename(summary.root, dir);
+      const record: StoredDataset = { id: content.id, path: dir, source: sourceName, kind: 'archive', created_at: new Date().toISOString(), bytes: content.bytes, files: content.files, splits: summary.splits, ...(owner !== undefined && { owners: [owner] }) };
+      try {
+        await writeJsonAtomic(path.join(dir, RECORD), record);
+      } catch (err) {
+        await rm(dir, { recursive: true, force: true }); // no half-stored dataset left behind
+        throw err;
+      }
+      return record;
+    });
   }
 
   /** Adds `owner` to a stored record (the same content uploaded by another key). */
@@ -220,7 +234,7 @@ export class DatasetStore {
 }
 
 /** Write-then-rename: a reader sees the whole record or none, never half of it. */
-async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
+export async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${randomUUID()}.tmp`);
   await writeFile(tmp, JSON.stringify(value, null, 2) + '\n');
   await rename(tmp, file);

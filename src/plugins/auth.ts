@@ -4,7 +4,7 @@ import fp from 'fastify-plugin';
 import { ApiError, HttpErrorCodes } from '../http/errors.ts';
 import { checkBrowserOrigin } from '../http/origin.ts';
 
-export const SCOPES = ['infer', 'train', 'admin', 'metrics'] as const;
+export const SCOPES = ['infer', 'train', 'feedback', 'admin', 'metrics'] as const;
 export type Scope = (typeof SCOPES)[number];
 /**
  * What a route declares in `config.scope`: a key scope, 'key' (any valid key) or 'public' (no key,

@@ -24,6 +24,7 @@ export default fp(
           { name: 'policies', description: 'Calibrated policies: thresholds chosen from labelled data, stored by name, one of them the default' },
           { name: 'openai', description: 'OpenAI-compatible moderations, chat completions and models (official SDKs work with baseURL set to this server\'s /v1); errors in OpenAI\'s shape' },
           { name: 'training', description: 'Datasets and two-stage training jobs' },
+          { name: 'feedback', description: 'Reviewers\' labels for served requests, their counts, and datasets made of them for retraining' },
           { name: 'operations', description: 'Health and readiness' },
         ],
       },

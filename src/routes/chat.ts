@@ -6,6 +6,7 @@ import { inferenceBodyLimit } from '../http/body-limits.ts';
 import { ApiError, apiError, HttpErrorCodes } from '../http/errors.ts';
 import { ChatBody, GenerationFields, readChatInput } from '../http/chat-input.ts';
 import { runChat } from '../http/chat-run.ts';
+import { retainedChat } from '../feedback/retained.ts';
 import { AppliedSchema, ConceptsSchema, DecisionSchema, withErrors } from '../http/schemas.ts';
 
 const ChatResponse = Type.Object({
@@ -64,7 +65,9 @@ export default async function chatRoutes(app: FastifyInstance, opts: { config: C
             delta: (text: string) => sse(reply, 'delta', { text }),
           }
         : {};
-      const { refusedByMessage, failure, finishReason, ...final } = await runChat(app, config, reply, { pool: app.models.active, input, idPrefix: 'chat-', sink });
+      const outcome = await runChat(app, config, reply, { pool: app.models.active, input, idPrefix: 'chat-', sink });
+      app.retention?.keep(request.id, retainedChat('chat', input, outcome));
+      const { refusedByMessage, failure, finishReason, ...final } = outcome;
       const body = { ...final, finish_reason: finishReason };
       if (stream) {
         if (refusedByMessage) sse(reply, 'delta', { text: final.answer });

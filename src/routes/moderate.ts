@@ -9,6 +9,7 @@ import { parseMs, requestTimingHooks } from '../http/request-timing.ts';
 import { ImageString, InterveneSchema, PolicyFieldSchema, withErrors, type InterveneInput } from '../http/schemas.ts';
 import { mirrorModeration } from '../shadow/mirror.ts';
 import type { PolicyField } from '../plugins/named-policies.ts';
+import { retainedModeration } from '../feedback/retained.ts';
 
 const Item = Type.Object(
   {
@@ -110,6 +111,7 @@ export default async function moderateRoutes(app: FastifyInstance, opts: { confi
       const pool = app.models.active;
       const outcome = await moderate(app, config, pool, input);
       mirrorModeration(app.models.shadow, reply, pool, input, outcome);
+      app.retention?.keep(request.id, retainedModeration('moderate', input, outcome));
       const { timings } = outcome;
       return { model: outcome.model, items: outcome.items.map((i) => i.view), timings: { ...timings, stages_ms: { parse, ...timings.stages_ms } } };
     },

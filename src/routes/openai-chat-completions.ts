@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { TSchema } from '@sinclair/typebox';
 import type { Config } from '../config.ts';
 import { runChat, type ChatConceptsView } from '../http/chat-run.ts';
+import { retainedChat } from '../feedback/retained.ts';
 import { ApiError } from '../http/errors.ts';
 import { ChunkWriter, completion } from '../openai/chat-completion.ts';
 import { readCompletionInput } from '../openai/chat-messages.ts';
@@ -52,6 +53,7 @@ export default async function openaiChatRoutes(app: FastifyInstance, opts: { con
           }
         : {};
       const outcome = await runChat(app, config, reply, { pool, input, idPrefix: 'chatcmpl-', sink });
+      app.retention?.keep(request.id, retainedChat('chat.completions', input, outcome));
       if (!stream || !chunks) {
         if (outcome.failure) throw ApiError.from(outcome.failure);
         return completion(outcome, created);

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config.ts';
 import { moderate } from '../http/moderation.ts';
+import { retainedModeration } from '../feedback/retained.ts';
 import { inferenceBodyLimit } from '../http/body-limits.ts';
 import { OPENAI_ROUTE, withOpenAIErrors } from '../openai/errors.ts';
 import { servedPool } from '../openai/inputs.ts';
@@ -31,6 +32,7 @@ export default async function openaiModerationRoutes(app: FastifyInstance, opts:
       const { request: input, inputTypes } = await readModerationsInput(body, config);
       const outcome = await moderate(app, config, pool, input);
       mirrorModeration(app.models.shadow, reply, pool, input, outcome);
+      app.retention?.keep(request.id, retainedModeration('moderations', input, outcome));
       return {
         id: `modr-${randomUUID()}`,
         model: outcome.model,
