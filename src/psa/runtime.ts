@@ -1,6 +1,7 @@
 import { applyConcepts, hintFor, type AppliedConcepts, type ConceptScores } from './concepts.ts';
 import { generate, type DecoderShape, type GenerationEvent, type GenerationOptions } from './generator.ts';
-import { preprocessImage, type ImageLimits, type PreprocessedImage } from './image-preprocess.ts';
+import { decodeImage } from './image-decode.ts';
+import { preprocessDecoded, type ImageLimits, type PreprocessedImage } from './image-preprocess.ts';
 import { silentLogger, type RuntimeLogger } from './logger.ts';
 import { CORE_GRAPHS, graphContracts, type GraphName } from './onnx-contract.ts';
 import { OnnxGraph, type DeviceOptions } from './onnx-session.ts';
@@ -84,9 +85,10 @@ export class PsaRuntime {
         eosId: m.generation.eos_token_id,
         imageTokenId: m.image.image_token_id,
       };
-      const ocr = m.ocr ? await Ocr.load({ device: first.provider, ...(options.deviceId !== undefined && { deviceId: options.deviceId }), ...(options.intraOpThreads !== undefined && { intraOpThreads: options.intraOpThreads }), logger: log }) : null;
+      const limits = { ...DEFAULT_IMAGE_LIMITS, ...options.limits };
+      const ocr = m.ocr ? await Ocr.load({ device: first.provider, ...(options.deviceId !== undefined && { deviceId: options.deviceId }), ...(options.intraOpThreads !== undefined && { intraOpThreads: options.intraOpThreads }), logger: log, ...limits }) : null;
       log.info({ model: m.name, dir: pkg.dir, provider: first.provider, ocr: Boolean(ocr) }, 'model package loaded');
-      return new PsaRuntime(pkg, text, graphs, first.provider, { ...DEFAULT_IMAGE_LIMITS, ...options.limits }, shape, ocr);
+      return new PsaRuntime(pkg, text, graphs, first.provider, limits, shape, ocr);
     } catch (err) {
       await Promise.allSettled(opened.map((g) => g.release()));
       throw err;
@@ -98,13 +100,15 @@ export class PsaRuntime {
   }
 
   /**
-   * Pixels for the vision encoder, and for packages that read images, the text OCR finds.
-   * With `stages`, the time spent decoding (both decodes), detecting and recognising is added to it.
+   * Pixels for the vision encoder, and for packages that read images, the text OCR finds. The
+   * image is decoded once; both read the same pixels. With `stages`, the time spent decoding and
+   * resizing, detecting and recognising is added to it.
    */
   async preprocess(bytes: Uint8Array, stages?: StageMs): Promise<PreprocessedImage> {
-    const image = await timed(stages, 'decode', () => preprocessImage(bytes, this.pkg.preprocess, this.limits));
+    const decoded = await timed(stages, 'decode', () => decodeImage(bytes, this.limits));
+    const image = await timed(stages, 'decode', () => preprocessDecoded(decoded, this.pkg.preprocess, this.limits));
     if (this.ocr) {
-      const read = await this.ocr.read(bytes);
+      const read = await this.ocr.read(decoded);
       image.text = read.text;
       if (stages) {
         stages.decode += read.timings.decodeMs;
