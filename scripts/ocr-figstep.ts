@@ -1,7 +1,8 @@
 /**
  * OCR word accuracy and time per image on the FigStep SafeBench dev split (docs/ocr.md, "Measured").
  *   npx tsx scripts/ocr-figstep.ts [--dir ../shared/data/figstep-dev] [--every 1] [--limit-side-len N] [--threads N]
- * Prints one JSON object: mean and min word accuracy for the instruction and the whole image,
+ * Images are decoded as the model runtime decodes them (src/psa/image-decode.ts) and OCR reads
+ * those pixels. Prints one JSON object: mean and min word accuracy for the instruction and the whole image,
  * images read exactly, the misread ones, and mean milliseconds per stage.
  */
 import { readFile } from 'node:fs/promises';
@@ -10,6 +11,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parse } from 'csv-parse/sync';
 import { Ocr } from '../src/ocr/ocr.ts';
+import { decodeImage } from '../src/psa/image-decode.ts';
+import { DEFAULT_IMAGE_LIMITS } from '../src/psa/runtime.ts';
 import { figstepScores } from './lib/word-accuracy.ts';
 
 const { values } = parseArgs({
@@ -30,7 +33,10 @@ const ms = { decode: 0, detect: 0, recognize: 0 };
 const misread: { image: string; instruction: string; text: string }[] = [];
 try {
   for (const row of rows) {
-    const result = await ocr.read(await readFile(join(values.dir, row.image!)));
+    const t0 = performance.now();
+    const decoded = await decodeImage(await readFile(join(values.dir, row.image!)), DEFAULT_IMAGE_LIMITS);
+    ms.decode += performance.now() - t0;
+    const result = await ocr.read(decoded);
     const s = figstepScores(result.text, row.instruction!);
     scores.instruction.push(s.instruction);
     scores.whole.push(s.whole);
