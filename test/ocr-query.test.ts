@@ -6,6 +6,7 @@ import sharp from 'sharp';
 import { loadConfig } from '../src/config.ts';
 import { DEFAULT_IMAGE_LIMITS } from '../src/psa/image-config.ts';
 import { PsaRuntime } from '../src/psa/runtime.ts';
+import { preprocessImage } from '../src/psa/image-preprocess.ts';
 import { loadPackage } from '../src/psa/package-loader.ts';
 import { prepareDataset } from '../src/training/prepare.ts';
 import { readSafetensorsFile } from '../src/psa/safetensors-read.ts';
@@ -44,6 +45,22 @@ t.test('the package says it reads images; the runtime reads them and puts the te
   const [withOcr, without] = await runtime.classify([{ image, prompt: 'What is this?' }, { image: { ...image, text: '' }, prompt: 'What is this?' }]);
   t.not(withOcr!.levelProbs.join(), without!.levelProbs.join(), 'the text changes what the safety head sees');
   t.equal((await runtime.preprocess(blank)).text, '', 'an image without text reads as empty');
+});
+
+t.test('one decode feeds both the vision encoder and OCR, alpha handled as each needs', async (t) => {
+  // Text on a transparent background: the vision encoder keeps the stored colour (alpha dropped),
+  // OCR reads it over white. Decoded once, each must see what a decode of its own gave it.
+  const svg = '<svg xmlns="http://www.w3.org/2000/svg" width="420" height="110"><text x="20" y="70" font-family="DejaVu Sans" font-size="48" fill="black">safety first</text></svg>';
+  const rgba = await sharp(Buffer.from(svg)).png().toBuffer();
+  t.equal((await sharp(rgba).metadata()).channels, 4);
+  for (const bytes of [rgba, sign]) {
+    const image = await runtime.preprocess(bytes);
+    const own = await preprocessImage(bytes, runtime.pkg.preprocess, DEFAULT_IMAGE_LIMITS);
+    t.same(Array.from(image.pixels), Array.from(own.pixels), 'the vision encoder\'s pixels');
+    t.same(image.source, own.source);
+    t.equal(image.text, (await runtime.ocr!.read(bytes)).text, 'the text OCR reads from the bytes');
+  }
+  t.equal((await runtime.preprocess(rgba)).text, 'safety first');
 });
 
 t.test('/v1/moderate reports the text it read', async (t) => {

@@ -9,41 +9,12 @@ import { ctcGreedyDecode, spaceAtGaps } from '../src/ocr/ctc.ts';
 import { joinLines, readingOrder } from '../src/ocr/lines.ts';
 import { defaultModelDir, locateModelFiles } from '../src/ocr/models.ts';
 import { Ocr } from '../src/ocr/ocr.ts';
+import { figstepScores } from '../scripts/lib/word-accuracy.ts';
 
 const FIGSTEP = '/work/shared/data/figstep-dev';
 // Measured over all 300 figstep-dev images: instruction mean 0.9989 (min 0.75), instruction + list
 // numbers mean 0.9945 (min 0.625); over these 20: 1.0 and 1.0.
 const FIGSTEP_FLOOR = 0.97;
-
-/** Lower-case words, punctuation removed. */
-const words = (s: string) => s.toLowerCase().replace(/['’]/g, '').replace(/[^\p{L}\p{N}]+/gu, ' ').trim().split(' ').filter(Boolean);
-
-/** 1 - word edit distance / reference words, at least 0. */
-function wordAccuracy(reference: string, hypothesis: string): number {
-  const a = words(reference);
-  const b = words(hypothesis);
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    prev = cur;
-  }
-  return Math.max(0, 1 - prev[b.length]! / a.length);
-}
-
-/**
- * FigStep wraps its text by characters, so a word can start at the end of one row and end on the
- * next ("drugs i" / "nternationally."): rejoin the pieces when together they are a reference word.
- */
-function joinWraps(text: string, reference: string): string {
-  const known = new Set(words(reference));
-  const rows = text.split('\n').map(words);
-  for (let i = 0; i + 1 < rows.length; i++) {
-    const [a, b] = [rows[i]!, rows[i + 1]!];
-    if (a.length && b.length && !known.has(a.at(-1)!) && known.has(a.at(-1)! + b[0]!)) a.push(`${a.pop()!}${b.shift()!}`);
-  }
-  return rows.map((r) => r.join(' ')).join('\n');
-}
 
 const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
 
@@ -61,12 +32,10 @@ t.test('FigStep images: the instruction and the numbered list are read', async (
   const instruction: number[] = [];
   const whole: number[] = [];
   for (const row of sample) {
-    const text = joinWraps((await ocr.read(await readFile(join(FIGSTEP, row.image!)))).text, row.instruction!);
     // The image shows the instruction, then "1." "2." "3." on lines of their own (when they fit).
-    whole.push(wordAccuracy(`${row.instruction} 1. 2. 3.`, text));
-    const lines = text.split('\n');
-    while (lines.length && /^[\d.\s-]*$/.test(lines.at(-1)!)) lines.pop();
-    instruction.push(wordAccuracy(row.instruction!, lines.join(' ')));
+    const scores = figstepScores((await ocr.read(await readFile(join(FIGSTEP, row.image!)))).text, row.instruction!);
+    whole.push(scores.whole);
+    instruction.push(scores.instruction);
   }
   const report = (name: string, v: number[]) =>
     `${name}: mean word accuracy ${mean(v).toFixed(4)}, min ${Math.min(...v).toFixed(4)} over ${v.length} images, floor ${FIGSTEP_FLOOR}`;

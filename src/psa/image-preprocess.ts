@@ -13,8 +13,8 @@
  * No HTTP here: this runs inside worker threads.
  */
 import sharp from 'sharp';
-import { checkImageHeader, errorText, invalidImage } from './image-header.ts';
 import { PsaError, PsaErrorCodes } from './errors.ts';
+import { decodeImage, type DecodedImage } from './image-decode.ts';
 import type { ImageLimits, ImagePreprocessConfig, PreprocessedImage } from './image-config.ts';
 import { cropAxis, cropRgb, resampleCost, resampleRgb, resizedSize } from './image-resample.ts';
 
@@ -35,25 +35,16 @@ export interface RgbImage {
 
 /** Bytes -> resized, centre-cropped CHW uint8 (decode, orient, resize, crop). */
 export async function preprocessImageRgb(bytes: Uint8Array, cfg: ImagePreprocessConfig, limits: ImageLimits): Promise<RgbImage> {
-  if (!(limits.maxInputPixels >= 1) || !(limits.maxInputBytes >= 1)) throw new RangeError('image limits must be positive');
-  const { input, meta, height: frameHeight } = await checkImageHeader(bytes, limits);
+  return preprocessDecodedRgb(await decodeImage(bytes, limits), cfg, limits);
+}
 
-  // Decode the first frame, upright, as 8-bit sRGB. Alpha is dropped before anything else
-  // touches it (PIL convert('RGB') keeps stored RGB; sharp would premultiply if it resized with
-  // alpha). limitInputPixels repeats the check in libvips in case the header lied.
-  let rgb: Buffer;
-  let w: number;
-  let h: number;
-  try {
-    const out = await sharp(input, { failOn: 'error', limitInputPixels: Math.floor(limits.maxInputPixels), autoOrient: true, pages: 1 })
-      .removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
-    ({ data: rgb, info: { width: w, height: h } } = out);
-    if (out.info.channels !== 3) throw new Error(`decoded to ${out.info.channels} channels`);
-  } catch (err) {
-    if (/pixel limit/i.test(errorText(err))) throw new PsaError(PsaErrorCodes.IMAGE_TOO_LARGE, `the image exceeds ${limits.maxInputPixels} pixels`, { cause: err });
-    throw invalidImage(`the ${meta.format} image could not be decoded; it may be truncated or corrupt; re-encode or re-upload the complete file`, err);
-  }
-
+/**
+ * Decoded pixels -> resized, centre-cropped CHW uint8. Alpha is dropped before anything else
+ * touches it (PIL convert('RGB') keeps stored RGB; sharp would premultiply if it resized with alpha).
+ */
+export async function preprocessDecodedRgb(decoded: DecodedImage, cfg: ImagePreprocessConfig, limits: ImageLimits): Promise<RgbImage> {
+  const { width: w, height: h } = decoded;
+  const rgb = decoded.channels === 3 ? decoded.data : dropAlpha(decoded.data);
   const [rw, rh] = resizedSize(w, h, cfg);
   // A 1xN strip resized to a shortest edge of S is S x S*N: refuse rather than loop over it.
   if (rw * rh > Math.max(limits.maxInputPixels, 4 * cfg.shortestEdge ** 2)) {
@@ -81,10 +72,7 @@ export async function preprocessImageRgb(bytes: Uint8Array, cfg: ImagePreprocess
       for (let x = 0; x < cx.len; x++) chw[row + x] = region[(y * cx.len + x) * 3 + c]!;
     }
   }
-  const source = { format: meta.format, width: meta.width, height: frameHeight } as PreprocessedImage['source'];
-  if (meta.orientation !== undefined) source.orientation = meta.orientation;
-  if (meta.pages !== undefined) source.pages = meta.pages;
-  return { chw, height: outH, width: outW, source };
+  return { chw, height: outH, width: outW, source: decoded.source };
 }
 
 /** Rescales and normalises CHW uint8 pixels into the model's float input. */
@@ -101,6 +89,22 @@ export function normalizePixels(chw: Uint8Array, cfg: ImagePreprocessConfig): Fl
 
 /** Bytes -> the model's CHW float input (decode, orient, resize, crop, normalise). */
 export async function preprocessImage(bytes: Uint8Array, cfg: ImagePreprocessConfig, limits: ImageLimits): Promise<PreprocessedImage> {
-  const { chw, height, width, source } = await preprocessImageRgb(bytes, cfg, limits);
+  return preprocessDecoded(await decodeImage(bytes, limits), cfg, limits);
+}
+
+/** Decoded pixels -> the model's CHW float input (resize, crop, normalise). */
+export async function preprocessDecoded(decoded: DecodedImage, cfg: ImagePreprocessConfig, limits: ImageLimits): Promise<PreprocessedImage> {
+  const { chw, height, width, source } = await preprocessDecodedRgb(decoded, cfg, limits);
   return { pixels: normalizePixels(chw, cfg), height, width, source };
+}
+
+function dropAlpha(rgba: Uint8Array): Uint8Array {
+  const n = rgba.length / 4;
+  const rgb = new Uint8Array(n * 3);
+  for (let i = 0, s = 0, d = 0; i < n; i++, s += 4, d += 3) {
+    rgb[d] = rgba[s]!;
+    rgb[d + 1] = rgba[s + 1]!;
+    rgb[d + 2] = rgba[s + 2]!;
+  }
+  return rgb;
 }

@@ -1,7 +1,8 @@
 import { applyConcepts, hintFor, type AppliedConcepts, type ConceptScores } from './concepts.ts';
 import { generate, type DecoderShape, type GenerationEvent, type GenerationOptions } from './generator.ts';
 import { DEFAULT_IMAGE_LIMITS } from './image-config.ts';
-import { preprocessImage, type ImageLimits, type PreprocessedImage } from './image-preprocess.ts';
+import { decodeImage } from './image-decode.ts';
+import { preprocessDecoded, type ImageLimits, type PreprocessedImage } from './image-preprocess.ts';
 import { silentLogger, type RuntimeLogger } from './logger.ts';
 import { CORE_GRAPHS, graphContracts, type GraphName } from './onnx-contract.ts';
 import { OnnxGraph, type DeviceOptions } from './onnx-session.ts';
@@ -105,13 +106,15 @@ export class PsaRuntime {
   }
 
   /**
-   * Pixels for the vision encoder, and for packages that read images, the text OCR finds.
-   * With `stages`, the time spent decoding (both decodes), detecting and recognising is added to it.
+   * Pixels for the vision encoder, and for packages that read images, the text OCR finds. The
+   * image is decoded once; both read the same pixels. With `stages`, the time spent decoding and
+   * resizing, detecting and recognising is added to it.
    */
   async preprocess(bytes: Uint8Array, stages?: StageMs): Promise<PreprocessedImage> {
-    const image = await timed(stages, 'decode', () => preprocessImage(bytes, this.pkg.preprocess, this.limits));
+    const decoded = await timed(stages, 'decode', () => decodeImage(bytes, this.limits));
+    const image = await timed(stages, 'decode', () => preprocessDecoded(decoded, this.pkg.preprocess, this.limits));
     if (this.ocr) {
-      const read = await this.ocr.read(bytes);
+      const read = await this.ocr.read(decoded);
       image.text = read.text;
       if (stages) {
         stages.decode += read.timings.decodeMs;
