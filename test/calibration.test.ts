@@ -3,7 +3,7 @@ import { calibrate, type ScoredItem } from '../src/calibration/calibrate.ts';
 import { bootstrapFigures } from '../src/calibration/bootstrap.ts';
 import { ECE_BINS, eceAt, expectedCalibrationError } from '../src/calibration/ece.ts';
 import { figuresUnder, flagsUnder, type CalibrationItem } from '../src/calibration/figures.ts';
-import { mulberry32 } from '../src/calibration/rng.ts';
+import { seededRandom as mulberry32 } from '../src/psa/sampling.ts';
 import { searchPolicy } from '../src/calibration/search.ts';
 import { fitTemperature, meanNll } from '../src/calibration/temperature-fit.ts';
 import { BUILTIN_POLICY, decide, mergePolicy, parsePolicy } from '../src/policy/policy.ts';

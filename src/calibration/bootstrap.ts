@@ -6,7 +6,7 @@
  * the sample, not how much the chosen thresholds would.
  */
 import { figuresOf, RISK_TYPE_LABELS, type CalibrationItem, type Figures, type RiskTypeLabel } from './figures.ts';
-import { mulberry32 } from './rng.ts';
+import { seededRandom } from '../psa/sampling.ts';
 
 export const BOOTSTRAP_DEFAULTS = { resamples: 1000, seed: 1, level: 0.95 } as const;
 
@@ -32,7 +32,7 @@ export function bootstrapFigures(items: readonly CalibrationItem[], flagged: rea
   const resamples = options.resamples ?? BOOTSTRAP_DEFAULTS.resamples;
   const seed = options.seed ?? BOOTSTRAP_DEFAULTS.seed;
   const level = options.level ?? BOOTSTRAP_DEFAULTS.level;
-  const random = mulberry32(seed);
+  const random = seededRandom(seed);
   const n = items.length;
   const recall: number[] = [];
   const overRefusal: number[] = [];

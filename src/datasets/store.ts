@@ -23,6 +23,7 @@ import { DiskBudget } from './disk-budget.ts';
 import { DatasetError, DatasetErrorCodes, isDatasetError } from './errors.ts';
 import { Scratch } from './scratch.ts';
 import { validateDataset, type DatasetSummary } from './validate.ts';
+import { KeyedLock } from './keyed-lock.ts';
 
 export interface DatasetStoreLimits extends ArchiveLimits {
   maxImagePixels: number;
@@ -70,7 +71,7 @@ export class DatasetStore {
   private readonly dataDir: string;
   private readonly datasetsDir: string;
   /** Per-id queue: two concurrent uploads of the same content must not both move into datasets/<id>. */
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly locks = new KeyedLock();
   readonly scratch: Scratch;
   private readonly budget: DiskBudget | undefined;
 
@@ -221,15 +222,8 @@ export class DatasetStore {
     return undefined;
   }
 
-  private async locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    const run = (this.locks.get(id) ?? Promise.resolve()).then(fn, fn);
-    const tail = run.catch(() => undefined);
-    this.locks.set(id, tail);
-    try {
-      return await run;
-    } finally {
-      if (this.locks.get(id) === tail) this.locks.delete(id);
-    }
+  private locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    return this.locks.run(id, fn);
   }
 }
 

@@ -20,6 +20,7 @@ import { writeJsonAtomic } from '../datasets/store.ts';
 import { validateDataset } from '../datasets/validate.ts';
 import { ApiError, HttpErrorCodes } from '../http/errors.ts';
 import { answerFor, datasetLine, feedbackId, FEEDBACK_ID_PATTERN, MAX_HISTORY, sha256, type FeedbackRecord } from './item.ts';
+import { KeyedLock } from '../datasets/keyed-lock.ts';
 
 export interface FeedbackStoreLimits {
   maxImagePixels: number;
@@ -45,7 +46,7 @@ export class FeedbackStore {
   readonly itemsDir: string;
   readonly imagesDir: string;
   private readonly budget: DiskBudget | undefined;
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly locks = new KeyedLock();
 
   constructor(dataDir: string, private readonly scratch: Scratch, private readonly limits: FeedbackStoreLimits) {
     const root = path.join(path.resolve(dataDir), 'feedback');
@@ -163,15 +164,8 @@ export class FeedbackStore {
     return path.join(this.imagesDir, path.basename(file));
   }
 
-  private async locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    const run = (this.locks.get(id) ?? Promise.resolve()).then(fn, fn);
-    const tail = run.catch(() => undefined);
-    this.locks.set(id, tail);
-    try {
-      return await run;
-    } finally {
-      if (this.locks.get(id) === tail) this.locks.delete(id);
-    }
+  private locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    return this.locks.run(id, fn);
   }
 }
 
