@@ -2,6 +2,7 @@ import t from 'tap';
 import { PsaErrorCodes } from '../src/psa/errors.ts';
 import type { GenerationEvent, GenerationOptions } from '../src/psa/generator.ts';
 import { PsaRuntime } from '../src/psa/runtime.ts';
+import { applyConcepts, hintFor } from '../src/psa/concepts.ts';
 import { LEVEL_LABELS, TYPE_LABELS } from '../src/psa/taxonomy.ts';
 import { gradientPng, noiseJpeg, shapesWebp } from './helpers/images.ts';
 import { tinyPackage } from '../scripts/lib/random-package.ts';
@@ -93,12 +94,12 @@ t.test('a prompt longer than the context is refused before generating', async (t
 
 t.test('hints follow (level, type); interventions replace the prediction', async (t) => {
   const m = runtime.pkg.manifest;
-  t.equal(runtime.hint({ level: 0, type: 1 }), null, 'level safe adds no hint');
-  t.equal(runtime.hint({ level: 3, type: TYPE_LABELS.indexOf('safe') }), null, 'type safe adds no hint');
-  const refusal = runtime.hint({ level: 3, type: TYPE_LABELS.indexOf('privacy') });
+  t.equal(hintFor(m, { level: 0, type: 1 }), null, 'level safe adds no hint');
+  t.equal(hintFor(m, { level: 3, type: TYPE_LABELS.indexOf('safe') }), null, 'type safe adds no hint');
+  const refusal = hintFor(m, { level: 3, type: TYPE_LABELS.indexOf('privacy') });
   t.equal(refusal, m.hints.refuse!.privacy);
   t.match(refusal, /refuse/i);
-  const applied = runtime.applyConcepts(pass1!, { level: LEVEL_LABELS.indexOf('caution') });
+  const applied = applyConcepts(pass1!, { level: LEVEL_LABELS.indexOf('caution') });
   t.equal(applied.level, 2);
   t.equal(applied.type, pass1!.typeProbs.indexOf(Math.max(...pass1!.typeProbs)), 'type stays predicted');
   const withHint = runtime.text.chatPrompt(prompt, refusal);

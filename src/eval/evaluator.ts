@@ -6,7 +6,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
-import { decide, type Policy, type PolicyOutcome } from '../policy/policy.ts';
+import { judge } from '../policy/judge.ts';
+import type { Policy, PolicyOutcome } from '../policy/policy.ts';
 import type { AppliedConcepts } from '../psa/concepts.ts';
 import type { Pass1Result } from '../psa/safety-classifier.ts';
 import type { PsaRuntime } from '../psa/runtime.ts';
@@ -48,8 +49,7 @@ export async function* judgeItems<T extends JudgeInput>(runtime: PsaRuntime, ite
     if (n === 0) await classify(runtime, item, bytes, opts);
     const t0 = performance.now();
     const { scores, pass1Ms } = await classify(runtime, item, bytes, opts);
-    const applied = runtime.applyConcepts(scores);
-    const outcome = decide(policy, scores.levelProbs, applied);
+    const { applied, outcome } = judge(scores, policy, undefined, runtime.pkg.manifest);
     const latencyMs = performance.now() - t0;
     const prediction: Prediction = { ...applied, decision: outcome.decision, flagged: outcome.flagged, levelProb: scores.levelProbs[applied.level]!, typeProb: scores.typeProbs[applied.type]!, latencyMs };
     const flagScore = scores.levelProbs.slice(policy.flag.minLevel).reduce((a, b) => a + b, 0);

@@ -4,8 +4,8 @@ import type { Config } from '../config.ts';
 import type { BatchStats } from '../inference/batcher.ts';
 import type { InferencePool } from '../inference/pool.ts';
 import { WORKER_STAGES, type StageMs } from '../psa/stage-timings.ts';
-import { applyConcepts, hintFor } from '../psa/concepts.ts';
-import { decide, type Policy } from '../policy/policy.ts';
+import { judge } from '../policy/judge.ts';
+import type { Policy } from '../policy/policy.ts';
 import type { PolicyField } from '../plugins/named-policies.ts';
 import { appliedView, conceptsView, resolveIntervention } from './concepts-view.ts';
 import { ApiError, apiError, HttpErrorCodes } from './errors.ts';
@@ -103,8 +103,7 @@ export async function moderate(app: FastifyInstance, config: Config, pool: Infer
   const policyStart = performance.now();
   const items = results.map((r, index): ModeratedItem => {
     const scores = r.item as { levelProbs: number[]; typeProbs: number[]; imageText?: string };
-    const applied = applyConcepts(scores, intervene);
-    const outcome = decide(policy, scores.levelProbs, applied);
+    const { applied, outcome, hint } = judge(scores, policy, intervene, manifest);
     return {
       view: {
         index,
@@ -113,7 +112,7 @@ export async function moderate(app: FastifyInstance, config: Config, pool: Infer
         applied: appliedView(applied, intervene.level !== undefined || intervene.type !== undefined),
         decision: outcome.decision,
         flagged: outcome.flagged,
-        hint: hintFor(manifest, { level: outcome.decisionLevel, type: applied.type }),
+        hint,
         ...(scores.imageText !== undefined && { image_text: scores.imageText }),
       },
       levelProbs: scores.levelProbs,

@@ -5,7 +5,7 @@
 import { threadId, workerData } from 'node:worker_threads';
 import { isPsaError } from '../psa/errors.ts';
 import { PsaRuntime } from '../psa/runtime.ts';
-import { decide } from '../policy/policy.ts';
+import { judge } from '../policy/judge.ts';
 import { fitToWall, noStages } from '../psa/stage-timings.ts';
 import type { ChatEvent, ChatResult, ChatTask, InferenceTask, ItemFailure, ModerateResult, ModerateTask, WorkerInfo, WorkerSettings } from './protocol.ts';
 
@@ -69,9 +69,7 @@ async function chat(runtime: PsaRuntime, task: ChatTask): Promise<ChatResult> {
     t1 = performance.now();
     const [scores] = await runtime.classify([{ image, prompt: task.prompt }]);
     t2 = performance.now();
-    const applied = runtime.applyConcepts(scores!, task.intervene);
-    const outcome = decide(task.policy, scores!.levelProbs, applied);
-    const hint = runtime.hint({ level: outcome.decisionLevel, type: applied.type });
+    const { applied, outcome, hint } = judge(scores!, task.policy, task.intervene, runtime.pkg.manifest);
     send({ type: 'concepts', levelProbs: scores!.levelProbs, typeProbs: scores!.typeProbs, applied, outcome, hint });
     let cancelled = false;
     if (!(outcome.decision === 'refuse' && task.policy.refusal.mode === 'message')) {

@@ -1,4 +1,3 @@
-import { applyConcepts, hintFor, type AppliedConcepts, type ConceptScores } from './concepts.ts';
 import { generate, type DecoderShape, type GenerationEvent, type GenerationOptions } from './generator.ts';
 import { DEFAULT_IMAGE_LIMITS } from './image-config.ts';
 import { decodeImage } from './image-decode.ts';
@@ -151,14 +150,6 @@ export class PsaRuntime {
   }
 
   /** The predicted concepts (argmax), optionally replaced by an intervention. */
-  applyConcepts(scores: ConceptScores, intervene?: Partial<AppliedConcepts>): AppliedConcepts {
-    return applyConcepts(scores, intervene);
-  }
-
-  hint(concepts: AppliedConcepts): string | null {
-    return hintFor(this.pkg.manifest, concepts);
-  }
-
   /** Pass 2 as a stream of token events ending with one `end` event. */
   chat(request: ChatRequest): AsyncGenerator<GenerationEvent> {
     const g = this.pkg.manifest.generation;

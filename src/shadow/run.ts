@@ -3,9 +3,10 @@ import type { FastifyReply } from 'fastify';
 import type { BatchItem } from '../inference/batcher.ts';
 import { InferenceNotReadyError, InferenceOverloadedError } from '../inference/errors.ts';
 import type { InferencePool } from '../inference/pool.ts';
-import { applyConcepts, argmaxOf } from '../psa/concepts.ts';
+import { argmaxOf } from '../psa/concepts.ts';
 import type { RuntimeLogger } from '../psa/logger.ts';
-import { decide, type Policy } from '../policy/policy.ts';
+import { judge } from '../policy/judge.ts';
+import type { Policy } from '../policy/policy.ts';
 import { afterResponse } from './after-response.ts';
 import { ShadowQueue } from './queue.ts';
 import { ShadowStats, type Verdict } from './stats.ts';
@@ -122,8 +123,7 @@ export class ShadowRun extends EventEmitter {
       results.forEach((r, i) => {
         if (!r.item.ok) return this.stats.fail(r.item.code);
         // The same two steps as the live moderation path: intervention, then the policy.
-        const applied = applyConcepts(r.item, job.intervene);
-        const outcome = decide(job.policy, r.item.levelProbs, applied);
+        const { outcome } = judge(r.item, job.policy, job.intervene, this.candidate.pkg.manifest);
         this.stats.compare(job.live[i]!, { decision: outcome.decision, flagged: outcome.flagged, type: argmaxOf(r.item.typeProbs), ms: r.stats.preprocessMs + r.stats.pass1Ms });
       });
       this.pending -= n;
