@@ -18,7 +18,7 @@ import type { CalibrationTarget } from '../src/calibration/search.ts';
 import { runCalibration } from '../src/calibration/service.ts';
 import { RISK_TYPE_LABELS, type RiskTypeLabel } from '../src/calibration/figures.ts';
 import { formatProblem, isDatasetError } from '../src/datasets/errors.ts';
-import { loadPolicyFile } from '../src/plugins/policy.ts';
+import { loadPolicyFile } from '../src/policy/policy-file.ts';
 import type { DeviceSetting } from '../src/psa/onnx-session.ts';
 import { PsaRuntime } from '../src/psa/runtime.ts';
 import { LEVEL_LABELS } from '../src/psa/taxonomy.ts';

@@ -6,7 +6,8 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { BUILTIN_POLICY, mergePolicy, parsePolicy, type Policy } from '../policy/policy.ts';
+import type { Policy } from '../policy/policy.ts';
+import { loadPolicyFile } from '../policy/policy-file.ts';
 import { datasetImageLimits } from '../psa/image-config.ts';
 import type { DeviceSetting } from '../psa/onnx-session.ts';
 import { PsaRuntime } from '../psa/runtime.ts';
@@ -53,19 +54,8 @@ export interface EvalResult {
 const LATENCY_SCOPE = 'image preprocessing (decode, resize, normalise; the stand-in image for a text-only item) + pass 1 (vision encoder, safety head) + policy, one item at a time, file read excluded, after one untimed warm-up item';
 const PASS1_SCOPE = 'pass 1 alone, one item at a time: the safety query built from the prompt and the text OCR read during preprocessing (not timed here), the vision encoder, the safety head (and a query encoder where the package has one)';
 
-export async function loadPolicy(file: string | undefined): Promise<Policy> {
-  if (!file) return BUILTIN_POLICY;
-  let raw: unknown;
-  try {
-    raw = JSON.parse(await readFile(file, 'utf8'));
-  } catch (err) {
-    throw new Error(`policy ${file}: cannot read it as JSON (${(err as Error).message})`);
-  }
-  return mergePolicy(BUILTIN_POLICY, parsePolicy(raw, `policy ${file} at `));
-}
-
 export async function runEvaluation(opts: EvalOptions): Promise<EvalResult> {
-  const policy = await loadPolicy(opts.policyFile);
+  const policy = await loadPolicyFile(opts.policyFile);
   const data = await loadEvalSet(opts.data);
   try {
     const sets = opts.sets === undefined ? await loadSets(opts.setsFile, data.root) : { config: opts.sets, from: 'given' };
