@@ -9,7 +9,6 @@
 import { stat } from 'node:fs/promises';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/config.ts';
 import { datasetSplit, evalSet, SPLITS, type Split } from '../src/calibration/labelled-set.ts';
 import { PolicyStore } from '../src/calibration/policy-store.ts';
@@ -22,6 +21,7 @@ import { loadPolicyFile } from '../src/policy/policy-file.ts';
 import type { DeviceSetting } from '../src/psa/onnx-session.ts';
 import { PsaRuntime } from '../src/psa/runtime.ts';
 import { LEVEL_LABELS } from '../src/psa/taxonomy.ts';
+import { parseCli } from './lib/cli.ts';
 
 const USAGE = `usage: npm run calibrate -- --model <package dir> --data <labelled set> --name <name> <target> [options]
 
@@ -53,28 +53,13 @@ function usageError(message: string): never {
   process.exit(2);
 }
 
-let parsed;
-try {
-  parsed = parseArgs({
-    options: {
-      model: { type: 'string' }, data: { type: 'string' }, split: { type: 'string' }, name: { type: 'string' },
-      recall: { type: 'string' }, 'recall-type': { type: 'string', multiple: true }, 'max-over-refusal': { type: 'string' },
-      'min-level': { type: 'string' }, 'fit-temperature': { type: 'boolean', default: false }, 'no-decision-changes': { type: 'boolean', default: false },
-      resamples: { type: 'string' }, seed: { type: 'string' }, default: { type: 'boolean', default: false }, replace: { type: 'boolean', default: false },
-      'data-dir': { type: 'string' }, policy: { type: 'string' }, out: { type: 'string' }, device: { type: 'string', default: 'cpu' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-    strict: true,
-    allowPositionals: false,
-  });
-} catch (err) {
-  usageError((err as Error).message);
-}
-const args = parsed.values;
-if (args.help) {
-  process.stdout.write(`${USAGE}\n`);
-  process.exit(0);
-}
+const args = parseCli(USAGE, {
+  model: { type: 'string' }, data: { type: 'string' }, split: { type: 'string' }, name: { type: 'string' },
+  recall: { type: 'string' }, 'recall-type': { type: 'string', multiple: true }, 'max-over-refusal': { type: 'string' },
+  'min-level': { type: 'string' }, 'fit-temperature': { type: 'boolean', default: false }, 'no-decision-changes': { type: 'boolean', default: false },
+  resamples: { type: 'string' }, seed: { type: 'string' }, default: { type: 'boolean', default: false }, replace: { type: 'boolean', default: false },
+  'data-dir': { type: 'string' }, policy: { type: 'string' }, out: { type: 'string' }, device: { type: 'string', default: 'cpu' },
+}, usageError);
 const share = (flag: string, raw: string) => {
   const v = Number(raw);
   if (raw.trim() === '' || !(v >= 0 && v <= 1)) usageError(`${flag} must be a number from 0 to 1; got ${JSON.stringify(raw)}`);

@@ -6,12 +6,12 @@
  */
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { formatProblem, isDatasetError } from '../src/datasets/errors.ts';
 import { runEvaluation } from '../src/eval/run.ts';
 import { SYSTEM_KEYS } from '../src/eval/report.ts';
 import type { DeviceSetting } from '../src/psa/onnx-session.ts';
 import { Ocr } from '../src/ocr/ocr.ts';
+import { parseCli } from './lib/cli.ts';
 
 const USAGE = `usage: npm run eval -- --model <package dir> --data <eval set> [options]
 
@@ -36,33 +36,18 @@ function usageError(message: string): never {
   process.exit(2);
 }
 
-let parsed;
-try {
-  parsed = parseArgs({
-    options: {
-      model: { type: 'string' },
-      data: { type: 'string' },
-      out: { type: 'string', default: 'eval-report' },
-      policy: { type: 'string' },
-      sets: { type: 'string' },
-      'no-ocr-text': { type: 'boolean', default: false },
-      worst: { type: 'string', default: '15' },
-      device: { type: 'string', default: 'cpu' },
-      'no-charts': { type: 'boolean', default: false },
-      'no-ocr': { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-    strict: true,
-    allowPositionals: false,
-  });
-} catch (err) {
-  usageError((err as Error).message);
-}
-const args = parsed.values;
-if (args.help) {
-  process.stdout.write(`${USAGE}\n`);
-  process.exit(0);
-}
+const args = parseCli(USAGE, {
+  model: { type: 'string' },
+  data: { type: 'string' },
+  out: { type: 'string', default: 'eval-report' },
+  policy: { type: 'string' },
+  sets: { type: 'string' },
+  'no-ocr-text': { type: 'boolean', default: false },
+  worst: { type: 'string', default: '15' },
+  device: { type: 'string', default: 'cpu' },
+  'no-charts': { type: 'boolean', default: false },
+  'no-ocr': { type: 'boolean', default: false },
+}, usageError);
 if (!args.model) usageError('--model is required');
 if (!args.data) usageError('--data is required');
 const worst = Number(args.worst);
