@@ -70,7 +70,7 @@ export class ModelHost {
    * the candidate with the model that was live when it started).
    */
   activate(id: string): Promise<{ id: string; previous: string; changed: boolean }> {
-    const next = this.switching.then(async () => {
+    return this.serialised(async () => {
       const dir = await this.packageDir(id);
       const previous = this.activeId;
       const shadow = this.shadowRun?.running ? this.shadowRun : undefined;
@@ -79,16 +79,11 @@ export class ModelHost {
         if (isCandidate) void shadow!.end('activated');
         return { id, previous, changed: false };
       }
-      const fresh = await InferencePool.start(dir, this.config, this.log);
-      const old = this.pool;
-      this.pool = fresh;
+      await this.swapPool(dir);
       if (shadow?.running) void shadow.end(isCandidate ? 'activated' : 'live_changed');
       this.log.info({ model: id, previous }, 'model activated');
-      void old.close().catch((err: unknown) => this.log.error({ err }, 'closing the previous model failed'));
       return { id, previous, changed: true };
     });
-    this.switching = next.catch(() => {});
-    return next;
   }
 
   /** The current shadow run, running or ended (its figures stay readable until DELETE or the next run). */
@@ -106,20 +101,19 @@ export class ModelHost {
       return Promise.reject(new ShadowRunningError(`a shadow run of "${busy}" is running; stop it with DELETE /v1/models/${busy}/shadow first`, { running: busy }));
     }
     this.shadowStarting = id;
-    const next = this.switching.then(async () => {
-      const dir = await this.packageDir(id);
-      const c = this.config;
-      const threads = c.POOL_THREADS || Math.max(1, Math.floor(availableParallelism() / c.POOL_SIZE));
-      const pool = await InferencePool.start(dir, { ...c, POOL_SIZE: c.SHADOW_POOL_SIZE, POOL_THREADS: threads }, this.log);
-      this.shadowRun = new ShadowRun(id, pool, this.activeId, this.pool, settings, c.SHADOW_MAX_QUEUE, this.log);
-      this.log.info({ model: id, live: this.activeId, share: settings.share }, 'shadow run started');
-      return this.shadowRun;
+    return this.serialised(async () => {
+      try {
+        const dir = await this.packageDir(id);
+        const c = this.config;
+        const threads = c.POOL_THREADS || Math.max(1, Math.floor(availableParallelism() / c.POOL_SIZE));
+        const pool = await InferencePool.start(dir, { ...c, POOL_SIZE: c.SHADOW_POOL_SIZE, POOL_THREADS: threads }, this.log);
+        this.shadowRun = new ShadowRun(id, pool, this.activeId, this.pool, settings, c.SHADOW_MAX_QUEUE, this.log);
+        this.log.info({ model: id, live: this.activeId, share: settings.share }, 'shadow run started');
+        return this.shadowRun;
+      } finally {
+        this.shadowStarting = undefined;
+      }
     });
-    const settled = next.finally(() => {
-      this.shadowStarting = undefined;
-    });
-    this.switching = settled.catch(() => {});
-    return settled;
   }
 
   /** Ends the shadow run of `id` (if running), frees its pool and forgets it; its last report. */
@@ -139,15 +133,25 @@ export class ModelHost {
 
   /** Starts the active package afresh (its temperature file changed, say), then swaps as activation does. */
   reload(): Promise<void> {
-    const next = this.switching.then(async () => {
-      const fresh = await InferencePool.start(this.pool.pkg.dir, this.config, this.log);
-      const old = this.pool;
-      this.pool = fresh;
+    return this.serialised(async () => {
+      await this.swapPool(this.pool.pkg.dir);
       this.log.info({ model: this.activeId }, 'model reloaded');
-      void old.close().catch((err: unknown) => this.log.error({ err }, 'closing the previous pool failed'));
     });
+  }
+
+  /** Runs `fn` after every earlier activation, reload or shadow start has settled. */
+  private serialised<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.switching.then(fn);
     this.switching = next.catch(() => {});
     return next;
+  }
+
+  /** Starts a pool on `dir`, makes it the live one, and closes the previous pool in the background. */
+  private async swapPool(dir: string): Promise<void> {
+    const fresh = await InferencePool.start(dir, this.config, this.log);
+    const old = this.pool;
+    this.pool = fresh;
+    void old.close().catch((err: unknown) => this.log.error({ err }, 'closing the previous pool failed'));
   }
 
   /** Packages found in MODELS_DIR (manifests only; checksums are verified when one is loaded). */
