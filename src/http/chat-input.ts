@@ -2,7 +2,8 @@ import type { FastifyRequest } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import type { Config } from '../config.ts';
 import { apiError, HttpErrorCodes } from './errors.ts';
-import { decodeImageString, imageFromUrl, jsonField, policyFormField, readMultipart, validateLikeJson } from './image-input.ts';
+import { decodeImageString, imageFromUrl, interveneFormField, jsonField, policyFormField, readMultipart, validateLikeJson } from './image-input.ts';
+import type { GenerationRequest } from '../psa/generation-options.ts';
 import { ImageString, InterveneSchema, PolicyFieldSchema, type InterveneInput } from './schemas.ts';
 import type { PolicyField } from '../plugins/named-policies.ts';
 
@@ -48,13 +49,40 @@ export const ChatBody = Type.Object(
 );
 export type ChatBody = Static<typeof ChatBody>;
 
+/** A chat request's generation fields as it sent them, and whether it wants a stream. */
+export type ChatOptions = GenerationRequest & { stream?: boolean };
+
 export interface ChatInput {
   /** null: a text-only request. */
   image: Buffer | null;
   prompt: string;
-  options: Pick<ChatBody, 'max_tokens' | 'temperature' | 'top_p' | 'top_k' | 'seed' | 'stop' | 'stream'>;
+  options: ChatOptions;
   policy: PolicyField;
   intervene: InterveneInput | undefined;
+}
+
+/** What a form's "options" field may hold: the JSON body's generation fields and "stream". */
+const FORM_OPTIONS = [...Object.keys(GenerationFields), 'stream'];
+
+/**
+ * A multipart chat: file "image", field "prompt", JSON fields "options", "policy", "intervene".
+ * The form is checked as the JSON body it stands for, so it fails with the same codes and messages.
+ */
+async function readChatForm(request: FastifyRequest): Promise<ChatInput> {
+  const form = await readMultipart(request, 1);
+  const options = jsonField(form.fields, 'options') ?? {};
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) throw apiError(HttpErrorCodes.BAD_REQUEST, 'form field "options" must be a JSON object of generation options');
+  // An unknown name fails validation below as in JSON; a body field that is not an option would be lost.
+  const misplaced = Object.keys(options).find((k) => !FORM_OPTIONS.includes(k) && k in ChatBody.properties);
+  if (misplaced) throw apiError(HttpErrorCodes.BAD_REQUEST, `form field "options" holds generation options only (${FORM_OPTIONS.join(', ')}); "${misplaced}" is not one`);
+  const prompt = form.fields.get('prompt')?.[0];
+  const policy = policyFormField(form.fields);
+  const intervene = interveneFormField(form.fields);
+  const body: Record<string, unknown> = { ...options, ...(prompt !== undefined && { prompt }), ...(policy !== undefined && { policy }), ...(intervene !== undefined && { intervene }) };
+  validateLikeJson(request, body);
+  const { prompt: _p, policy: _po, intervene: _in, ...generation } = body as ChatBody;
+  const content = withContent(form.images[0] ?? null, prompt ?? '', 'the form has no file field "image" and its "prompt" field is missing or empty');
+  return { ...content, options: generation, policy: policy as PolicyField, intervene: intervene as InterveneInput | undefined };
 }
 
 /**
@@ -62,17 +90,7 @@ export interface ChatInput {
  * form. Without an image the request is text-only and needs a non-empty prompt.
  */
 export async function readChatInput(request: FastifyRequest, config: Config): Promise<ChatInput> {
-  if (request.isMultipart()) {
-    const form = await readMultipart(request, 1);
-    const options = (jsonField(form.fields, 'options') ?? {}) as ChatInput['options'];
-    if (typeof options !== 'object' || options === null || Array.isArray(options)) throw apiError(HttpErrorCodes.BAD_REQUEST, 'form field "options" must be a JSON object of generation options');
-    const prompt = form.fields.get('prompt')?.[0];
-    const policy = policyFormField(form.fields) as PolicyField;
-    const intervene = jsonField(form.fields, 'intervene') as InterveneInput | undefined;
-    const { image: _i, prompt: _p, messages: _m, policy: _po, intervene: _in, ...generation } = options as Record<string, unknown>;
-    validateLikeJson(request, { ...generation, ...(prompt !== undefined && { prompt }), ...(policy !== undefined && { policy }), ...(intervene !== undefined && { intervene }) });
-    return { ...withContent(form.images[0] ?? null, prompt ?? '', 'the form has no file field "image" and its "prompt" field is missing or empty'), options, policy, intervene };
-  }
+  if (request.isMultipart()) return readChatForm(request);
   const body = request.body as ChatBody;
   const { image: _i, prompt: _p, messages, policy, intervene, ...options } = body;
   if (messages && (body.image !== undefined || body.prompt !== undefined)) {

@@ -3,7 +3,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { Config } from '../config.ts';
 import { inferenceBodyLimit } from '../http/body-limits.ts';
 import { apiError, HttpErrorCodes } from '../http/errors.ts';
-import { decodeImageString, jsonField, policyFormField, readMultipart, validateLikeJson } from '../http/image-input.ts';
+import { decodeImageString, interveneFormField, policyFormField, readMultipart, validateLikeJson } from '../http/image-input.ts';
 import { moderate, ModerationItemSchema, ModerationTimingsSchema, type ModerationRequest } from '../http/moderation.ts';
 import { parseMs, requestTimingHooks } from '../http/request-timing.ts';
 import { ImageString, InterveneSchema, PolicyFieldSchema, withErrors, type InterveneInput } from '../http/schemas.ts';
@@ -56,7 +56,7 @@ async function normalize(request: FastifyRequest, config: Config): Promise<Moder
       throw apiError(HttpErrorCodes.BAD_REQUEST, `send one "prompt" field for all images or one per image (got ${prompts.length} for ${form.images.length})`);
     }
     const policy = policyFormField(form.fields) as PolicyField;
-    const intervene = jsonField(form.fields, 'intervene') as InterveneInput | undefined;
+    const intervene = interveneFormField(form.fields) as InterveneInput | undefined;
     validateLikeJson(request, { ...(prompts.length === 1 && { prompt: prompts[0] }), ...(policy !== undefined && { policy }), ...(intervene !== undefined && { intervene }) });
     // Without files, each "prompt" field is one text-only item.
     const items = form.images.length === 0
