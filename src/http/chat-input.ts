@@ -68,7 +68,7 @@ const FORM_OPTIONS = [...Object.keys(GenerationFields), 'stream'];
  * A multipart chat: file "image", field "prompt", JSON fields "options", "policy", "intervene".
  * The form is checked as the JSON body it stands for, so it fails with the same codes and messages.
  */
-async function readChatForm(request: FastifyRequest): Promise<ChatInput> {
+export async function readChatForm(request: FastifyRequest): Promise<ChatInput> {
   const form = await readMultipart(request, 1);
   const options = jsonField(form.fields, 'options') ?? {};
   if (typeof options !== 'object' || options === null || Array.isArray(options)) throw apiError(HttpErrorCodes.BAD_REQUEST, 'form field "options" must be a JSON object of generation options');
@@ -86,12 +86,10 @@ async function readChatForm(request: FastifyRequest): Promise<ChatInput> {
 }
 
 /**
- * At most one image and the last user turn's text, from image+prompt, messages, or a multipart
- * form. Without an image the request is text-only and needs a non-empty prompt.
+ * At most one image and the last user turn's text, from image+prompt or messages. Without an
+ * image the request is text-only and needs a non-empty prompt.
  */
-export async function readChatInput(request: FastifyRequest, config: Config): Promise<ChatInput> {
-  if (request.isMultipart()) return readChatForm(request);
-  const body = request.body as ChatBody;
+export async function readChatBody(body: ChatBody, config: Config): Promise<ChatInput> {
   const { image: _i, prompt: _p, messages, policy, intervene, ...options } = body;
   if (messages && (body.image !== undefined || body.prompt !== undefined)) {
     throw apiError(HttpErrorCodes.BAD_REQUEST, 'send either "messages" or "image" + "prompt", not both');

@@ -3,11 +3,12 @@ import { Type } from '@sinclair/typebox';
 import type { Config } from '../config.ts';
 import { inferenceBodyLimit } from '../http/body-limits.ts';
 import { ApiError, HttpErrorCodes } from '../http/errors.ts';
-import { ChatBody, readChatInput } from '../http/chat-input.ts';
+import { ChatBody, readChatBody, readChatForm } from '../http/chat-input.ts';
 import { completeChat, streamChat, type ChatRun } from '../http/chat-run.ts';
 import { openEventStream } from '../http/event-stream.ts';
 import { retainedChat } from '../feedback/retained.ts';
 import { AppliedSchema, ConceptsSchema, DecisionSchema, withErrors } from '../http/schemas.ts';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 
 const ChatResponse = Type.Object({
   id: Type.String(),
@@ -57,7 +58,7 @@ async function stream(app: FastifyInstance, config: Config, request: FastifyRequ
   return reply;
 }
 
-export default async function chatRoutes(app: FastifyInstance, opts: { config: Config }) {
+const chatRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, opts) => {
   const { config } = opts;
   app.post(
     '/v1/chat',
@@ -75,9 +76,11 @@ export default async function chatRoutes(app: FastifyInstance, opts: { config: C
       },
     },
     async (request, reply) => {
-      const input = await readChatInput(request, config);
+      const input = request.isMultipart() ? await readChatForm(request) : await readChatBody(request.body, config);
       const run = { pool: app.models.active, input, idPrefix: 'chat-' };
       return input.options.stream === true ? stream(app, config, request, reply, run) : answer(app, config, request, reply, run);
     },
   );
-}
+};
+
+export default chatRoutes;

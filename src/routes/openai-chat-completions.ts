@@ -11,6 +11,7 @@ import { inferenceBodyLimit } from '../http/body-limits.ts';
 import { OPENAI_ROUTE, openaiErrorBody, withOpenAIErrors } from '../openai/errors.ts';
 import { servedPool } from '../openai/inputs.ts';
 import { ChatCompletion, ChatCompletionChunk, ChatCompletionsBody } from '../openai/schemas.ts';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 
 const data = (value: unknown) => `data: ${typeof value === 'string' ? value : JSON.stringify(value)}\n\n`;
 
@@ -49,7 +50,7 @@ async function stream(app: FastifyInstance, config: Config, request: FastifyRequ
   return reply;
 }
 
-export default async function openaiChatRoutes(app: FastifyInstance, opts: { config: Config }) {
+const openaiChatRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, opts) => {
   const { config } = opts;
   app.post(
     '/v1/chat/completions',
@@ -68,7 +69,7 @@ export default async function openaiChatRoutes(app: FastifyInstance, opts: { con
       },
     },
     async (request, reply) => {
-      const body = request.body as ChatCompletionsBody;
+      const body = request.body;
       const created = Math.floor(Date.now() / 1000);
       const pool = await servedPool(app.models, config.MODELS_DIR, body.model);
       const input = await readCompletionInput(body, config);
@@ -77,4 +78,6 @@ export default async function openaiChatRoutes(app: FastifyInstance, opts: { con
       return body.stream === true ? stream(app, config, request, reply, run, created, body.stream_options?.include_usage === true) : complete(app, config, request, reply, run, created);
     },
   );
-}
+};
+
+export default openaiChatRoutes;
