@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { Config } from '../config.ts';
 import { inferenceBodyLimit } from '../http/body-limits.ts';
@@ -29,7 +29,8 @@ const ChatResponse = Type.Object({
 const event = (name: string, data: unknown) => `event: ${name}\ndata: ${JSON.stringify(data)}\n\n`;
 
 /** The answer as one JSON body. */
-async function answer(app: FastifyInstance, config: Config, request: FastifyRequest, reply: FastifyReply, run: ChatRun) {
+async function answer(app: FastifyInstance, config: Config, reply: FastifyReply, run: ChatRun) {
+  const { request } = reply;
   const outcome = await completeChat(app, config, reply, run);
   app.retention?.keep(request.id, retainedChat('chat', run.input, outcome));
   if (outcome.failure) throw ApiError.from(outcome.failure);
@@ -38,7 +39,8 @@ async function answer(app: FastifyInstance, config: Config, request: FastifyRequ
 }
 
 /** The answer as Server-Sent Events: "concepts", "delta"s, then "done" or "error". */
-async function stream(app: FastifyInstance, config: Config, request: FastifyRequest, reply: FastifyReply, run: ChatRun) {
+async function stream(app: FastifyInstance, config: Config, reply: FastifyReply, run: ChatRun) {
+  const { request } = reply;
   const chat = await streamChat(app, config, reply, run);
   const events = openEventStream(reply);
   events.write(event('concepts', chat.view));
@@ -78,7 +80,7 @@ const chatRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, op
     async (request, reply) => {
       const input = request.isMultipart() ? await readChatForm(request) : await readChatBody(request.body, config);
       const run = { pool: app.models.active, input, idPrefix: 'chat-' };
-      return input.options.stream === true ? stream(app, config, request, reply, run) : answer(app, config, request, reply, run);
+      return input.options.stream === true ? stream(app, config, reply, run) : answer(app, config, reply, run);
     },
   );
 };

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { TSchema } from '@sinclair/typebox';
 import type { Config } from '../config.ts';
 import { completeChat, streamChat, type ChatRun } from '../http/chat-run.ts';
@@ -16,7 +16,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 const data = (value: unknown) => `data: ${typeof value === 'string' ? value : JSON.stringify(value)}\n\n`;
 
 /** A chat.completion object. */
-async function complete(app: FastifyInstance, config: Config, request: FastifyRequest, reply: FastifyReply, run: ChatRun, created: number) {
+async function complete(app: FastifyInstance, config: Config, reply: FastifyReply, run: ChatRun, created: number) {
+  const { request } = reply;
   const outcome = await completeChat(app, config, reply, run);
   app.retention?.keep(request.id, retainedChat('chat.completions', run.input, outcome));
   if (outcome.failure) throw ApiError.from(outcome.failure);
@@ -24,7 +25,8 @@ async function complete(app: FastifyInstance, config: Config, request: FastifyRe
 }
 
 /** chat.completion.chunk events, an optional usage chunk, then [DONE]. */
-async function stream(app: FastifyInstance, config: Config, request: FastifyRequest, reply: FastifyReply, run: ChatRun, created: number, includeUsage: boolean) {
+async function stream(app: FastifyInstance, config: Config, reply: FastifyReply, run: ChatRun, created: number, includeUsage: boolean) {
+  const { request } = reply;
   const chat = await streamChat(app, config, reply, run);
   const chunks = new ChunkWriter(chat.view, created, includeUsage);
   const events = openEventStream(reply);
@@ -75,7 +77,7 @@ const openaiChatRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (a
       const input = await readCompletionInput(body, config);
       if (body.user !== undefined) request.log.debug({ user: body.user }, 'chat completion for user');
       const run = { pool, input, idPrefix: 'chatcmpl-' };
-      return body.stream === true ? stream(app, config, request, reply, run, created, body.stream_options?.include_usage === true) : complete(app, config, request, reply, run, created);
+      return body.stream === true ? stream(app, config, reply, run, created, body.stream_options?.include_usage === true) : complete(app, config, reply, run, created);
     },
   );
 };
