@@ -3,7 +3,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { Config } from '../config.ts';
 import { apiError, HttpErrorCodes } from './errors.ts';
 import { decodeImageString, imageFromUrl, interveneFormField, jsonField, policyFormField, readMultipart, validateLikeJson } from './image-input.ts';
-import type { GenerationRequest } from '../psa/generation-options.ts';
+import { GenerationFields, type GenerationRequest } from '../psa/generation-options.ts';
 import { ImageString, InterveneSchema, PolicyFieldSchema, type InterveneInput } from './schemas.ts';
 import type { PolicyField } from '../plugins/named-policies.ts';
 
@@ -25,15 +25,6 @@ const Message = Type.Object(
   },
   { additionalProperties: false },
 );
-
-export const GenerationFields = {
-  max_tokens: Type.Optional(Type.Integer({ minimum: 1, description: 'Most tokens to generate (bounded by MAX_NEW_TOKENS)' })),
-  temperature: Type.Optional(Type.Number({ minimum: 0, maximum: 5, description: '0 is greedy' })),
-  top_p: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1 })),
-  top_k: Type.Optional(Type.Integer({ minimum: 0 })),
-  seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 4294967295 })),
-  stop: Type.Optional(Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 }), { maxItems: 8 })])),
-};
 
 export const ChatBody = Type.Object(
   {

@@ -1,3 +1,5 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
 import { PsaError, PsaErrorCodes } from './errors.ts';
 import type { GenerationOptions } from './generator.ts';
 import type { Manifest } from './manifest.ts';
@@ -9,15 +11,17 @@ import type { Manifest } from './manifest.ts';
  * runtime use the result as it is.
  */
 
-/** A request's generation fields, named as the API names them; `stop` is one string or several. */
-export interface GenerationRequest {
-  max_tokens?: number;
-  temperature?: number;
-  top_p?: number;
-  top_k?: number;
-  seed?: number;
-  stop?: string | string[];
-}
+/** A request's generation fields, named as the API names them: the chat bodies' schemas and the checks below. */
+export const GenerationFields = {
+  max_tokens: Type.Optional(Type.Integer({ minimum: 1, description: 'Most tokens to generate (bounded by MAX_NEW_TOKENS)' })),
+  temperature: Type.Optional(Type.Number({ minimum: 0, maximum: 5, description: '0 is greedy' })),
+  top_p: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1 })),
+  top_k: Type.Optional(Type.Integer({ minimum: 0 })),
+  seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 4294967295 })),
+  stop: Type.Optional(Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 }), { maxItems: 8 })])),
+};
+const GenerationRequestSchema = Type.Object(GenerationFields);
+export type GenerationRequest = Static<typeof GenerationRequestSchema>;
 
 /** The defaults a package manifest may set (psa.json `generation`). */
 export type GenerationDefaults = Partial<Omit<Manifest['generation'], 'eos_token_id'>>;
@@ -38,17 +42,17 @@ const invalid = (field: string, rule: string) => new PsaError(PsaErrorCodes.INVA
 export function resolveGeneration(request: GenerationRequest, defaults: GenerationDefaults = {}, limits: GenerationLimits = {}): ResolvedGeneration {
   const cap = limits.maxNewTokens ?? Number.POSITIVE_INFINITY;
   if (request.max_tokens !== undefined && request.max_tokens > cap) throw invalid('max_tokens', `is at most ${cap} on this server`);
-  const temperature = request.temperature ?? defaults.temperature ?? PROJECT_GENERATION_DEFAULTS.temperature;
-  const topK = request.top_k ?? defaults.top_k ?? PROJECT_GENERATION_DEFAULTS.top_k;
-  const topP = request.top_p ?? defaults.top_p ?? PROJECT_GENERATION_DEFAULTS.top_p;
-  const { seed } = request;
-  const maxNewTokens = request.max_tokens ?? Math.min(defaults.max_new_tokens ?? PROJECT_GENERATION_DEFAULTS.max_new_tokens, cap);
+  // The values used, whoever set them, meet the request's rules; the manifest's stop strings were checked when it was read.
+  const used = {
+    max_tokens: request.max_tokens ?? Math.min(defaults.max_new_tokens ?? PROJECT_GENERATION_DEFAULTS.max_new_tokens, cap),
+    temperature: request.temperature ?? defaults.temperature ?? PROJECT_GENERATION_DEFAULTS.temperature,
+    top_p: request.top_p ?? defaults.top_p ?? PROJECT_GENERATION_DEFAULTS.top_p,
+    top_k: request.top_k ?? defaults.top_k ?? PROJECT_GENERATION_DEFAULTS.top_k,
+    ...(request.seed !== undefined && { seed: request.seed }),
+    ...(request.stop !== undefined && { stop: request.stop }),
+  };
+  const problem = Value.Errors(GenerationRequestSchema, used).First();
+  if (problem) throw invalid(problem.path.split('/')[1] ?? 'options', `is invalid: ${problem.message}`);
   const stop = request.stop === undefined ? (defaults.stop ?? PROJECT_GENERATION_DEFAULTS.stop) : typeof request.stop === 'string' ? [request.stop] : request.stop;
-  if (!Number.isFinite(temperature) || temperature < 0 || temperature > 5) throw invalid('temperature', 'must be between 0 and 5');
-  if (!Number.isInteger(topK) || topK < 0) throw invalid('top_k', 'must be a non-negative integer');
-  if (!Number.isFinite(topP) || topP <= 0 || topP > 1) throw invalid('top_p', 'must be in (0, 1]');
-  if (seed !== undefined && (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff)) throw invalid('seed', 'must be an integer in [0, 2^32)');
-  if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1) throw invalid('max_tokens', 'must be a positive integer');
-  if (!Array.isArray(stop) || stop.some((s) => typeof s !== 'string')) throw invalid('stop', 'must be a string or a list of strings');
-  return Object.freeze({ maxNewTokens, temperature, topK, topP, stop: [...stop], ...(seed !== undefined && { seed }) });
+  return Object.freeze({ maxNewTokens: used.max_tokens, temperature: used.temperature, topK: used.top_k, topP: used.top_p, stop: [...stop], ...(used.seed !== undefined && { seed: used.seed }) });
 }
