@@ -71,9 +71,9 @@ export async function readChatForm(request: FastifyRequest): Promise<ChatInput> 
   const intervene = interveneFormField(form.fields);
   const body: Record<string, unknown> = { ...options, ...(prompt !== undefined && { prompt }), ...(policy !== undefined && { policy }), ...(intervene !== undefined && { intervene }) };
   validateLikeJson(request, body);
-  const { prompt: _p, policy: _po, intervene: _in, ...generation } = body as ChatBody;
+  const { prompt: _p, policy: checkedPolicy, intervene: checkedIntervene, ...generation } = body as ChatBody;
   const content = withContent(form.images[0] ?? null, prompt ?? '', 'the form has no file field "image" and its "prompt" field is missing or empty');
-  return { ...content, options: generation, policy: policy as PolicyField, intervene: intervene as InterveneInput | undefined };
+  return { ...content, options: generation, policy: checkedPolicy, intervene: checkedIntervene };
 }
 
 /**
