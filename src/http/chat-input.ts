@@ -2,7 +2,8 @@ import type { FastifyRequest } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import type { Config } from '../config.ts';
 import { apiError, HttpErrorCodes } from './errors.ts';
-import { decodeImageString, imageFromUrl, jsonField, policyFormField, readMultipart, validateLikeJson } from './image-input.ts';
+import { decodeImageString, imageFromUrl, interveneFormField, jsonField, policyFormField, readMultipart, validateLikeJson } from './image-input.ts';
+import { GenerationFields, type GenerationRequest } from '../psa/generation-options.ts';
 import { ImageString, InterveneSchema, PolicyFieldSchema, type InterveneInput } from './schemas.ts';
 import type { PolicyField } from '../plugins/named-policies.ts';
 
@@ -25,15 +26,6 @@ const Message = Type.Object(
   { additionalProperties: false },
 );
 
-export const GenerationFields = {
-  max_tokens: Type.Optional(Type.Integer({ minimum: 1, description: 'Most tokens to generate (bounded by MAX_NEW_TOKENS)' })),
-  temperature: Type.Optional(Type.Number({ minimum: 0, maximum: 5, description: '0 is greedy' })),
-  top_p: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1 })),
-  top_k: Type.Optional(Type.Integer({ minimum: 0 })),
-  seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 4294967295 })),
-  stop: Type.Optional(Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 }), { maxItems: 8 })])),
-};
-
 export const ChatBody = Type.Object(
   {
     image: Type.Optional(ImageString),
@@ -48,32 +40,47 @@ export const ChatBody = Type.Object(
 );
 export type ChatBody = Static<typeof ChatBody>;
 
+/** A chat request's generation fields as it sent them, and whether it wants a stream. */
+export type ChatOptions = GenerationRequest & { stream?: boolean };
+
 export interface ChatInput {
   /** null: a text-only request. */
   image: Buffer | null;
   prompt: string;
-  options: Pick<ChatBody, 'max_tokens' | 'temperature' | 'top_p' | 'top_k' | 'seed' | 'stop' | 'stream'>;
+  options: ChatOptions;
   policy: PolicyField;
   intervene: InterveneInput | undefined;
 }
 
+/** What a form's "options" field may hold: the JSON body's generation fields and "stream". */
+const FORM_OPTIONS = [...Object.keys(GenerationFields), 'stream'];
+
 /**
- * At most one image and the last user turn's text, from image+prompt, messages, or a multipart
- * form. Without an image the request is text-only and needs a non-empty prompt.
+ * A multipart chat: file "image", field "prompt", JSON fields "options", "policy", "intervene".
+ * The form is checked as the JSON body it stands for, so it fails with the same codes and messages.
  */
-export async function readChatInput(request: FastifyRequest, config: Config): Promise<ChatInput> {
-  if (request.isMultipart()) {
-    const form = await readMultipart(request, 1);
-    const options = (jsonField(form.fields, 'options') ?? {}) as ChatInput['options'];
-    if (typeof options !== 'object' || options === null || Array.isArray(options)) throw apiError(HttpErrorCodes.BAD_REQUEST, 'form field "options" must be a JSON object of generation options');
-    const prompt = form.fields.get('prompt')?.[0];
-    const policy = policyFormField(form.fields) as PolicyField;
-    const intervene = jsonField(form.fields, 'intervene') as InterveneInput | undefined;
-    const { image: _i, prompt: _p, messages: _m, policy: _po, intervene: _in, ...generation } = options as Record<string, unknown>;
-    validateLikeJson(request, { ...generation, ...(prompt !== undefined && { prompt }), ...(policy !== undefined && { policy }), ...(intervene !== undefined && { intervene }) });
-    return { ...withContent(form.images[0] ?? null, prompt ?? '', 'the form has no file field "image" and its "prompt" field is missing or empty'), options, policy, intervene };
-  }
-  const body = request.body as ChatBody;
+export async function readChatForm(request: FastifyRequest): Promise<ChatInput> {
+  const form = await readMultipart(request, 1);
+  const options = jsonField(form.fields, 'options') ?? {};
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) throw apiError(HttpErrorCodes.BAD_REQUEST, 'form field "options" must be a JSON object of generation options');
+  // An unknown name fails validation below as in JSON; a body field that is not an option would be lost.
+  const misplaced = Object.keys(options).find((k) => !FORM_OPTIONS.includes(k) && k in ChatBody.properties);
+  if (misplaced) throw apiError(HttpErrorCodes.BAD_REQUEST, `form field "options" holds generation options only (${FORM_OPTIONS.join(', ')}); "${misplaced}" is not one`);
+  const prompt = form.fields.get('prompt')?.[0];
+  const policy = policyFormField(form.fields);
+  const intervene = interveneFormField(form.fields);
+  const body: Record<string, unknown> = { ...options, ...(prompt !== undefined && { prompt }), ...(policy !== undefined && { policy }), ...(intervene !== undefined && { intervene }) };
+  validateLikeJson(request, body);
+  const { prompt: _p, policy: checkedPolicy, intervene: checkedIntervene, ...generation } = body as ChatBody;
+  const content = withContent(form.images[0] ?? null, prompt ?? '', 'the form has no file field "image" and its "prompt" field is missing or empty');
+  return { ...content, options: generation, policy: checkedPolicy, intervene: checkedIntervene };
+}
+
+/**
+ * At most one image and the last user turn's text, from image+prompt or messages. Without an
+ * image the request is text-only and needs a non-empty prompt.
+ */
+export async function readChatBody(body: ChatBody, config: Config): Promise<ChatInput> {
   const { image: _i, prompt: _p, messages, policy, intervene, ...options } = body;
   if (messages && (body.image !== undefined || body.prompt !== undefined)) {
     throw apiError(HttpErrorCodes.BAD_REQUEST, 'send either "messages" or "image" + "prompt", not both');

@@ -73,7 +73,7 @@ export async function readMultipart(request: FastifyRequest, maxImages: number):
   return { images, fields };
 }
 
-/** A JSON-valued form field ("policy", "intervene"), parsed. */
+/** A JSON-valued form field ("options", "policy"), parsed. */
 export function jsonField(fields: Map<string, string[]>, name: string): unknown {
   const raw = fields.get(name)?.[0];
   if (raw === undefined) return undefined;
@@ -81,6 +81,20 @@ export function jsonField(fields: Map<string, string[]>, name: string): unknown 
     return JSON.parse(raw);
   } catch {
     throw apiError(HttpErrorCodes.BAD_REQUEST, `form field "${name}" must be JSON`);
+  }
+}
+
+/**
+ * The form's "intervene" field: JSON, or text that is not JSON taken as the string it is, so that
+ * validation refuses it as it refuses a JSON body whose "intervene" is that string (PSA_INVALID_LABEL).
+ */
+export function interveneFormField(fields: Map<string, string[]>): unknown {
+  const raw = fields.get('intervene')?.[0];
+  if (raw === undefined) return undefined;
+  try {
+    return JSON.parse(raw);
+  } catch {
+    return raw;
   }
 }
 

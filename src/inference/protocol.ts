@@ -1,5 +1,6 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { GenerationEvent } from '../psa/generator.ts';
+import type { ResolvedGeneration } from '../psa/generation-options.ts';
 import type { Policy, PolicyOutcome } from '../policy/policy.ts';
 import type { StageMs } from '../psa/stage-timings.ts';
 
@@ -57,7 +58,8 @@ export interface ChatTask {
   prompt: string;
   intervene: { level?: number; type?: number };
   policy: Policy;
-  generation: { maxNewTokens?: number; temperature?: number; topP?: number; topK?: number; seed?: number; stop?: string[] };
+  /** Resolved at the HTTP edge (src/psa/generation-options.ts); used as it is. */
+  generation: ResolvedGeneration;
   /** Events (ChatEvent) go out on this port; a 'cancel' message coming in stops generation. */
   port: MessagePort;
 }

@@ -74,17 +74,8 @@ async function chat(runtime: PsaRuntime, task: ChatTask): Promise<ChatResult> {
     let cancelled = false;
     if (!(outcome.decision === 'refuse' && task.policy.refusal.mode === 'message')) {
       try {
-        const g = task.generation;
-        const options = {
-          signal: controller.signal,
-          ...(g.maxNewTokens !== undefined && { maxNewTokens: g.maxNewTokens }),
-          ...(g.temperature !== undefined && { temperature: g.temperature }),
-          ...(g.topP !== undefined && { topP: g.topP }),
-          ...(g.topK !== undefined && { topK: g.topK }),
-          ...(g.seed !== undefined && { seed: g.seed }),
-          ...(g.stop !== undefined && { stop: g.stop }),
-        };
-        for await (const event of runtime.chat({ imageFeatures: scores!.imageFeatures, prompt: task.prompt, hint, options })) send(event);
+        const options = { ...task.generation, signal: controller.signal };
+        for await (const event of runtime.generate({ imageFeatures: scores!.imageFeatures, prompt: task.prompt, hint, options })) send(event);
       } catch (err) {
         if (!isPsaError(err, 'PSA_ABORTED')) throw err;
         cancelled = true;

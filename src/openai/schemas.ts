@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { GenerationFields } from '../http/chat-input.ts';
+import { GenerationFields } from '../psa/generation-options.ts';
 import { ModerationItemSchema } from '../http/moderation.ts';
 import { AppliedSchema, ConceptsSchema, DecisionSchema, InterveneSchema, PolicyFieldSchema } from '../http/schemas.ts';
 import { TYPE_LABELS } from '../psa/taxonomy.ts';

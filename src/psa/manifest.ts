@@ -62,13 +62,14 @@ export const ManifestSchema = Type.Object({
   ),
   /** Present when the safety head's query starts with the text OCR reads in the image. */
   ocr: Type.Optional(Type.Object({ engine: Type.Literal('pp-ocrv4'), max_text_tokens: Type.Integer({ minimum: 1 }) })),
+  /** Defaults of pass 2; src/psa/generation-options.ts fills in the project's for any left out. */
   generation: Type.Object({
-    max_new_tokens: Type.Integer({ minimum: 1 }),
-    temperature: Type.Number({ minimum: 0 }),
-    top_k: Count,
-    top_p: Type.Number({ exclusiveMinimum: 0, maximum: 1 }),
+    max_new_tokens: Type.Optional(Type.Integer({ minimum: 1 })),
+    temperature: Type.Optional(Type.Number({ minimum: 0 })),
+    top_k: Type.Optional(Count),
+    top_p: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1 })),
     eos_token_id: Count,
-    stop: Type.Array(Type.String()),
+    stop: Type.Optional(Type.Array(Type.String())),
   }),
   onnx: OnnxGraphs,
   /** The same graphs stored and computed in float16, float32 at their inputs and outputs. */

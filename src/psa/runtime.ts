@@ -1,4 +1,5 @@
 import { generate, type DecoderShape, type GenerationEvent, type GenerationOptions } from './generator.ts';
+import { resolveGeneration } from './generation-options.ts';
 import { DEFAULT_IMAGE_LIMITS } from './image-config.ts';
 import { decodeImage } from './image-decode.ts';
 import { preprocessDecoded, type ImageLimits, type PreprocessedImage } from './image-preprocess.ts';
@@ -6,7 +7,6 @@ import { silentLogger, type RuntimeLogger } from './logger.ts';
 import { CORE_GRAPHS, graphContracts, type GraphName } from './onnx-contract.ts';
 import { OnnxGraph, type DeviceOptions } from './onnx-session.ts';
 import { loadPackage, type ModelPackage } from './package-loader.ts';
-import { validateSampling } from './sampling.ts';
 import { runPass1, type Pass1Result } from './safety-classifier.ts';
 import { standInImage } from './stand-in-image.ts';
 import { timed, type StageMs } from './stage-timings.ts';
@@ -32,7 +32,13 @@ export interface ChatRequest {
   imageFeatures: Float32Array;
   prompt: string;
   hint: string | null;
+  /** Any of the settings; the package's defaults fill in the rest. */
   options?: Partial<GenerationOptions>;
+}
+
+/** Pass 2 with every setting given (src/psa/generation-options.ts resolves them). */
+export interface GenerateRequest extends Omit<ChatRequest, 'options'> {
+  options: GenerationOptions;
 }
 
 /**
@@ -149,28 +155,24 @@ export class PsaRuntime {
     );
   }
 
-  /** The predicted concepts (argmax), optionally replaced by an intervention. */
-  /** Pass 2 as a stream of token events ending with one `end` event. */
+  /**
+   * Pass 2 for a caller that gives some settings (scripts, tests): they are resolved once over
+   * the package's defaults, then generated with. The server resolves at its edge and calls generate.
+   */
   chat(request: ChatRequest): AsyncGenerator<GenerationEvent> {
-    const g = this.pkg.manifest.generation;
-    const options: GenerationOptions = {
-      maxNewTokens: g.max_new_tokens,
-      temperature: g.temperature,
-      topK: g.top_k,
-      topP: g.top_p,
-      stop: g.stop,
-      ...request.options,
-    };
-    validateSampling(options);
-    if (!Number.isInteger(options.maxNewTokens) || options.maxNewTokens < 1) {
-      throw new PsaError(PsaErrorCodes.INVALID_GENERATION_OPTION, 'max_tokens must be a positive integer', { details: { field: 'max_tokens' } });
-    }
+    const { signal, ...o } = request.options ?? {};
+    const settings = resolveGeneration({ max_tokens: o.maxNewTokens, temperature: o.temperature, top_p: o.topP, top_k: o.topK, seed: o.seed, stop: o.stop }, this.pkg.manifest.generation);
+    return this.generate({ ...request, options: { ...settings, ...(signal && { signal }) } });
+  }
+
+  /** Pass 2 with resolved settings, used as they are: a stream of token events ending with one `end` event. */
+  generate(request: GenerateRequest): AsyncGenerator<GenerationEvent> {
     const prompt = this.text.chatPrompt(request.prompt, request.hint);
     if (prompt.ids.length >= this.decoderShape.maxContext) {
       throw new PsaError(PsaErrorCodes.PROMPT_TOO_LONG, `the prompt takes ${prompt.ids.length} tokens; this model's context is ${this.decoderShape.maxContext}`);
     }
     const graphs = { embed: this.graphs.embed_tokens, decoder: this.graphs.decoder };
-    return generate(graphs, this.decoderShape, prompt.ids, request.imageFeatures, options, (ids) => this.text.decode(ids));
+    return generate(graphs, this.decoderShape, prompt.ids, request.imageFeatures, request.options, (ids) => this.text.decode(ids));
   }
 
   /** Releases every session; safe to call more than once. */

@@ -1,5 +1,3 @@
-import { PsaError, PsaErrorCodes } from './errors.ts';
-
 export interface SamplingOptions {
   /** 0 means greedy. */
   temperature: number;
@@ -20,15 +18,6 @@ export function seededRandom(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-}
-
-export function validateSampling(o: SamplingOptions): void {
-  const bad = (field: string, rule: string) =>
-    new PsaError(PsaErrorCodes.INVALID_GENERATION_OPTION, `${field} ${rule}`, { details: { field } });
-  if (!Number.isFinite(o.temperature) || o.temperature < 0 || o.temperature > 5) throw bad('temperature', 'must be between 0 and 5');
-  if (!Number.isInteger(o.topK) || o.topK < 0) throw bad('top_k', 'must be a non-negative integer');
-  if (!Number.isFinite(o.topP) || o.topP <= 0 || o.topP > 1) throw bad('top_p', 'must be in (0, 1]');
-  if (o.seed !== undefined && (!Number.isInteger(o.seed) || o.seed < 0 || o.seed > 0xffffffff)) throw bad('seed', 'must be an integer in [0, 2^32)');
 }
 
 export function argmax(logits: Float32Array, offset = 0, length = logits.length - offset): number {

@@ -1,6 +1,5 @@
 import { realpath } from 'node:fs/promises';
 import path from 'node:path';
-import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import type { Config } from '../config.ts';
 import { datasetSplit, evalSet, type LabelledSet } from '../calibration/labelled-set.ts';
@@ -13,6 +12,7 @@ import { InferencePool } from '../inference/pool.ts';
 import { LEVEL_LABELS } from '../psa/taxonomy.ts';
 import { requester } from './datasets.ts';
 import { CalibrateBody, CalibrateResponse } from './calibrate-schemas.ts';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 
 type Body = Static<typeof CalibrateBody>;
 const inside = (p: string, dir: string) => p === dir || p.startsWith(dir + path.sep);
@@ -22,7 +22,7 @@ const inside = (p: string, dir: string) => p === dir || p.startsWith(dir + path.
  * CALIBRATE_MAX_ITEMS items and CALIBRATE_TIMEOUT_MS of scoring; larger sets go through
  * `npm run calibrate`, which runs the same code in its own process.
  */
-export default async function calibrateRoutes(app: FastifyInstance, opts: { config: Config }) {
+const calibrateRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, opts) => {
   const { config } = opts;
   let running = false;
 
@@ -56,8 +56,8 @@ export default async function calibrateRoutes(app: FastifyInstance, opts: { conf
       },
     },
     async (request) => {
-      const { id } = request.params as { id: string };
-      const body = request.body as Body;
+      const { id } = request.params;
+      const body = request.body;
       const found = (await app.models.list()).find((m) => m.id === id || m.name === id);
       if (!found) throw apiError(HttpErrorCodes.MODEL_NOT_FOUND, `no model "${id}"; GET /v1/models lists them`, { field: 'id' });
       const name = `calibrated-${body.name}`;
@@ -105,4 +105,6 @@ export default async function calibrateRoutes(app: FastifyInstance, opts: { conf
       }
     },
   );
-}
+};
+
+export default calibrateRoutes;

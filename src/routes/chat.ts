@@ -1,13 +1,14 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { Type } from '@sinclair/typebox';
-import { Value } from '@sinclair/typebox/value';
 import type { Config } from '../config.ts';
 import { inferenceBodyLimit } from '../http/body-limits.ts';
-import { ApiError, apiError, HttpErrorCodes } from '../http/errors.ts';
-import { ChatBody, GenerationFields, readChatInput } from '../http/chat-input.ts';
-import { runChat } from '../http/chat-run.ts';
+import { ApiError, HttpErrorCodes } from '../http/errors.ts';
+import { ChatBody, readChatBody, readChatForm } from '../http/chat-input.ts';
+import { completeChat, streamChat, type ChatRun } from '../http/chat-run.ts';
+import { openEventStream } from '../http/event-stream.ts';
 import { retainedChat } from '../feedback/retained.ts';
 import { AppliedSchema, ConceptsSchema, DecisionSchema, withErrors } from '../http/schemas.ts';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 
 const ChatResponse = Type.Object({
   id: Type.String(),
@@ -25,13 +26,41 @@ const ChatResponse = Type.Object({
   timings: Type.Object({ total_ms: Type.Number(), preprocess_ms: Type.Number(), pass1_ms: Type.Number(), pass2_ms: Type.Number(), tokens_per_second: Type.Number() }),
 });
 
-const MultipartOptions = Type.Object({ ...GenerationFields, stream: Type.Optional(Type.Boolean()) }, { additionalProperties: false });
+const event = (name: string, data: unknown) => `event: ${name}\ndata: ${JSON.stringify(data)}\n\n`;
 
-function sse(reply: FastifyReply, event: string, data: unknown): void {
-  if (!reply.raw.writableEnded) reply.raw.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+/** The answer as one JSON body. */
+async function answer(app: FastifyInstance, config: Config, reply: FastifyReply, run: ChatRun) {
+  const { request } = reply;
+  const outcome = await completeChat(app, config, reply, run);
+  app.retention?.keep(request.id, retainedChat('chat', run.input, outcome));
+  if (outcome.failure) throw ApiError.from(outcome.failure);
+  const { refusedByMessage: _r, failure: _f, finishReason, ...final } = outcome;
+  return { ...final, finish_reason: finishReason };
 }
 
-export default async function chatRoutes(app: FastifyInstance, opts: { config: Config }) {
+/** The answer as Server-Sent Events: "concepts", "delta"s, then "done" or "error". */
+async function stream(app: FastifyInstance, config: Config, reply: FastifyReply, run: ChatRun) {
+  const { request } = reply;
+  const chat = await streamChat(app, config, reply, run);
+  const events = openEventStream(reply);
+  events.write(event('concepts', chat.view));
+  try {
+    for await (const text of chat.deltas) events.write(event('delta', { text }));
+    const outcome = await chat.outcome;
+    app.retention?.keep(request.id, retainedChat('chat', run.input, outcome));
+    if (outcome.refusedByMessage) events.write(event('delta', { text: outcome.answer }));
+    if (outcome.failure) events.write(event('error', { error: outcome.failure, request_id: request.id }));
+    else events.write(event('done', { finish_reason: outcome.finishReason, usage: outcome.usage, timings: outcome.timings, refused: outcome.refused }));
+  } catch (err) {
+    // The status is sent: the stream itself has to say that it failed.
+    request.log.error({ err }, 'chat stream failed');
+    events.write(event('error', { error: { code: HttpErrorCodes.INTERNAL, message: 'the answer could not be finished' }, request_id: request.id }));
+  }
+  events.end();
+  return reply;
+}
+
+const chatRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, opts) => {
   const { config } = opts;
   app.post(
     '/v1/chat',
@@ -49,35 +78,11 @@ export default async function chatRoutes(app: FastifyInstance, opts: { config: C
       },
     },
     async (request, reply) => {
-      const input = await readChatInput(request, config);
-      if (request.isMultipart() && !Value.Check(MultipartOptions, input.options)) {
-        const first = Value.Errors(MultipartOptions, input.options).First();
-        throw apiError(HttpErrorCodes.BAD_REQUEST, `options${first?.path ?? ''} ${first?.message ?? 'is invalid'}`);
-      }
-      const stream = input.options.stream === true;
-      const sink = stream
-        ? {
-            concepts: (view: object) => {
-              reply.hijack();
-              reply.raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-request-id': request.id });
-              sse(reply, 'concepts', view);
-            },
-            delta: (text: string) => sse(reply, 'delta', { text }),
-          }
-        : {};
-      const outcome = await runChat(app, config, reply, { pool: app.models.active, input, idPrefix: 'chat-', sink });
-      app.retention?.keep(request.id, retainedChat('chat', input, outcome));
-      const { refusedByMessage, failure, finishReason, ...final } = outcome;
-      const body = { ...final, finish_reason: finishReason };
-      if (stream) {
-        if (refusedByMessage) sse(reply, 'delta', { text: final.answer });
-        if (failure) sse(reply, 'error', { error: failure, request_id: request.id });
-        else sse(reply, 'done', { finish_reason: finishReason, usage: final.usage, timings: final.timings, refused: final.refused });
-        reply.raw.end();
-        return reply;
-      }
-      if (failure) throw ApiError.from(failure);
-      return body;
+      const input = request.isMultipart() ? await readChatForm(request) : await readChatBody(request.body, config);
+      const run = { pool: app.models.active, input, idPrefix: 'chat-' };
+      return input.options.stream === true ? stream(app, config, reply, run) : answer(app, config, reply, run);
     },
   );
-}
+};
+
+export default chatRoutes;

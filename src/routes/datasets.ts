@@ -3,13 +3,14 @@ import { createWriteStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import type {} from '@fastify/multipart';
 import { Type } from '@sinclair/typebox';
 import type { Config } from '../config.ts';
 import type { Requester, StoredDataset } from '../datasets/store.ts';
 import { apiError, HttpErrorCodes } from '../http/errors.ts';
 import { withErrors } from '../http/schemas.ts';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 
 const counts = Type.Record(Type.String(), Type.Integer());
 const Split = Type.Object({
@@ -32,7 +33,7 @@ const DatasetView = Type.Object({
 /** The caller as the store sees it: train keys see their own datasets, admin keys every one. */
 export const requester = (request: FastifyRequest): Requester => ({ owner: request.principal.owner, admin: request.principal.admin });
 
-export default async function datasetRoutes(app: FastifyInstance, opts: { config: Config }) {
+const datasetRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, opts) => {
   const { config } = opts;
   const view = ({ path: _path, owners: _owners, ...rest }: StoredDataset) => rest;
 
@@ -54,7 +55,7 @@ export default async function datasetRoutes(app: FastifyInstance, opts: { config
       const release = app.ingestSlots.acquire(who.owner);
       try {
         if (!request.isMultipart()) {
-          const { path } = request.body as { path?: string };
+          const { path } = request.body;
           if (!path) throw apiError(HttpErrorCodes.BAD_REQUEST, 'send a multipart file field "file" or JSON {"path": ...}');
           return reply.code(201).send(view(await app.datasets.ingestDirectory(path, who.owner)));
         }
@@ -99,6 +100,8 @@ export default async function datasetRoutes(app: FastifyInstance, opts: { config
       config: { scope: 'train' },
       schema: { summary: 'A dataset with its counts per type and level', tags: ['training'], params: Type.Object({ id: Type.String() }), response: withErrors({ 200: DatasetView }, [401, 403, 404]) },
     },
-    async (request) => view(await app.datasets.get((request.params as { id: string }).id, requester(request))),
+    async (request) => view(await app.datasets.get(request.params.id, requester(request))),
   );
-}
+};
+
+export default datasetRoutes;

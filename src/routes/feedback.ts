@@ -1,4 +1,3 @@
-import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { Config } from '../config.ts';
 import { buildFeedbackDataset } from '../feedback/dataset-build.ts';
@@ -10,6 +9,7 @@ import { apiError, HttpErrorCodes } from '../http/errors.ts';
 import { withErrors } from '../http/schemas.ts';
 import { LEVEL_LABELS, TYPE_LABELS } from '../psa/taxonomy.ts';
 import { requester } from './datasets.ts';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 
 /** What a client sees of an item: labels as labels, no image bytes, no reviewer ids. */
 function view(r: FeedbackRecord, status?: 'created' | 'updated' | 'unchanged') {
@@ -33,7 +33,7 @@ function view(r: FeedbackRecord, status?: 'created' | 'updated' | 'unchanged') {
 
 const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 100 }) });
 
-export default async function feedbackRoutes(app: FastifyInstance, opts: { config: Config }) {
+const feedbackRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, opts) => {
   const { config } = opts;
   const notFound = (id: string) => apiError(HttpErrorCodes.FEEDBACK_NOT_FOUND, `no reviewed item ${JSON.stringify(id.slice(0, 100))}`);
 
@@ -53,7 +53,7 @@ export default async function feedbackRoutes(app: FastifyInstance, opts: { confi
       },
     },
     async (request, reply) => {
-      const submission = resolveSubmission(request.body as FeedbackBody, config, app.retention, request.principal.owner);
+      const submission = resolveSubmission(request.body, config, app.retention, request.principal.owner);
       const { record, status } = await app.feedback.put(submission);
       request.log.info({ feedback: record.id, status, source: record.source.kind }, 'feedback stored');
       return reply.code(status === 'created' ? 201 : 200).send(view(record, status));
@@ -79,7 +79,7 @@ export default async function feedbackRoutes(app: FastifyInstance, opts: { confi
     '/v1/feedback/:id',
     { config: { scope: 'feedback' }, schema: { summary: 'One reviewed item', tags: ['feedback'], params: IdParams, response: withErrors({ 200: FeedbackView }, [401, 403, 404]) } },
     async (request) => {
-      const { id } = request.params as { id: string };
+      const { id } = request.params;
       const record = await app.feedback.get(id);
       if (!record) throw notFound(id);
       return view(record);
@@ -90,7 +90,7 @@ export default async function feedbackRoutes(app: FastifyInstance, opts: { confi
     '/v1/feedback/:id',
     { config: { scope: 'feedback' }, schema: { summary: 'Delete a reviewed item (and its image, when no other item uses it)', tags: ['feedback'], params: IdParams, response: withErrors({ 200: Type.Object({ id: Type.String(), deleted: Type.Boolean() }) }, [401, 403, 404]) } },
     async (request) => {
-      const { id } = request.params as { id: string };
+      const { id } = request.params;
       if (!(await app.feedback.remove(id))) throw notFound(id);
       request.log.info({ feedback: id }, 'feedback deleted');
       return { id, deleted: true };
@@ -111,7 +111,7 @@ export default async function feedbackRoutes(app: FastifyInstance, opts: { confi
       },
     },
     async (request, reply) => {
-      const body = request.body as FeedbackDatasetBody;
+      const body = request.body;
       const who = requester(request);
       const release = app.ingestSlots.acquire(who.owner);
       try {
@@ -126,4 +126,6 @@ export default async function feedbackRoutes(app: FastifyInstance, opts: { confi
       }
     },
   );
-}
+};
+
+export default feedbackRoutes;

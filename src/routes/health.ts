@@ -1,7 +1,7 @@
-import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 
-export default async function healthRoutes(app: FastifyInstance) {
+const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/healthz',
     { config: { scope: 'public' }, schema: { summary: 'Liveness: the process answers', tags: ['operations'], response: { 200: Type.Object({ status: Type.Literal('ok') }) } } },
@@ -26,4 +26,6 @@ export default async function healthRoutes(app: FastifyInstance) {
       return { status: 'ready' as const, model: pool.name, provider: pool.provider, workers: pool.workers.length };
     },
   );
-}
+};
+
+export default healthRoutes;

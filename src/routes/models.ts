@@ -1,4 +1,3 @@
-import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { Config } from '../config.ts';
 import { apiError, HttpErrorCodes } from '../http/errors.ts';
@@ -7,6 +6,7 @@ import { withErrors } from '../http/schemas.ts';
 import type { PackageSummary } from '../inference/model-host.ts';
 import { OPENAI_ROUTE, withOpenAIErrors } from '../openai/errors.ts';
 import { ModelList, ModelObject } from '../openai/schemas.ts';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 
 const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 200 }) });
 
@@ -21,7 +21,7 @@ const modelObject = ({ dir: _dir, id, name, created_at, active, provenance }: Pa
   provenance: hidePathsDeep(provenance, roots) as Record<string, unknown>,
 });
 
-export default async function modelRoutes(app: FastifyInstance, opts: { config: Config }) {
+const modelRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, opts) => {
   const roots = { DATA_DIR: opts.config.DATA_DIR, MODELS_DIR: opts.config.MODELS_DIR };
   app.get(
     '/v1/models',
@@ -51,7 +51,7 @@ export default async function modelRoutes(app: FastifyInstance, opts: { config: 
       },
     },
     async (request) => {
-      const { id } = request.params as { id: string };
+      const { id } = request.params;
       const found = (await app.models.list()).find((m) => m.id === id || m.name === id);
       if (!found) throw apiError(HttpErrorCodes.MODEL_NOT_FOUND, `no model "${id}"; GET /v1/models lists them`, { field: 'id' });
       return modelObject(found, roots);
@@ -70,10 +70,12 @@ export default async function modelRoutes(app: FastifyInstance, opts: { config: 
       },
     },
     async (request) => {
-      const { id } = request.params as { id: string };
+      const { id } = request.params;
       const result = await app.models.activate(id);
       const propagated = app.training ? await app.training.announceActivation(id).catch(() => false) : false;
       return { active: result.id, previous: result.previous, changed: result.changed, propagated };
     },
   );
-}
+};
+
+export default modelRoutes;

@@ -1,15 +1,16 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import type { Config } from '../config.ts';
 import { inferenceBodyLimit } from '../http/body-limits.ts';
 import { apiError, HttpErrorCodes } from '../http/errors.ts';
-import { decodeImageString, jsonField, policyFormField, readMultipart, validateLikeJson } from '../http/image-input.ts';
+import { decodeImageString, interveneFormField, policyFormField, readMultipart, validateLikeJson } from '../http/image-input.ts';
 import { moderate, ModerationItemSchema, ModerationTimingsSchema, type ModerationRequest } from '../http/moderation.ts';
 import { parseMs, requestTimingHooks } from '../http/request-timing.ts';
 import { ImageString, InterveneSchema, PolicyFieldSchema, withErrors, type InterveneInput } from '../http/schemas.ts';
 import { mirrorModeration } from '../shadow/mirror.ts';
 import type { PolicyField } from '../plugins/named-policies.ts';
 import { retainedModeration } from '../feedback/retained.ts';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 
 const Item = Type.Object(
   {
@@ -45,32 +46,29 @@ function requireContent<T extends { image: Buffer | null; prompt: string }>(item
   return item;
 }
 
-async function normalize(request: FastifyRequest, config: Config): Promise<ModerationRequest> {
-  if (request.isMultipart()) {
-    const form = await readMultipart(request, config.MAX_ITEMS);
-    const prompts = form.fields.get('prompt') ?? [];
-    if (form.images.length === 0 && prompts.length === 0) {
-      throw apiError(HttpErrorCodes.MISSING_IMAGE, 'the form has no file field "image" and no "prompt" field; send images, or prompts alone for text-only moderation');
-    }
-    if (form.images.length > 0 && prompts.length > 1 && prompts.length !== form.images.length) {
-      throw apiError(HttpErrorCodes.BAD_REQUEST, `send one "prompt" field for all images or one per image (got ${prompts.length} for ${form.images.length})`);
-    }
-    const policy = policyFormField(form.fields) as PolicyField;
-    const intervene = jsonField(form.fields, 'intervene') as InterveneInput | undefined;
-    validateLikeJson(request, { ...(prompts.length === 1 && { prompt: prompts[0] }), ...(policy !== undefined && { policy }), ...(intervene !== undefined && { intervene }) });
-    // Without files, each "prompt" field is one text-only item.
-    const items = form.images.length === 0
-      ? prompts.map((prompt) => ({ image: null, prompt }))
-      : form.images.map((image, i) => ({ image, prompt: prompts[prompts.length > 1 ? i : 0] ?? '' }));
-    if (items.length > config.MAX_ITEMS) throw apiError(HttpErrorCodes.TOO_MANY_ITEMS, `at most ${config.MAX_ITEMS} items per request (got ${items.length})`);
-    items.forEach((item, i) => requireContent(item, items.length > 1 ? `prompt field ${i}` : 'the "prompt" field'));
-    return {
-      items,
-      policy,
-      intervene,
-    };
+/** A form: file fields "image", text fields "prompt", JSON fields "policy" and "intervene". */
+async function readForm(request: FastifyRequest, config: Config): Promise<ModerationRequest> {
+  const form = await readMultipart(request, config.MAX_ITEMS);
+  const prompts = form.fields.get('prompt') ?? [];
+  if (form.images.length === 0 && prompts.length === 0) {
+    throw apiError(HttpErrorCodes.MISSING_IMAGE, 'the form has no file field "image" and no "prompt" field; send images, or prompts alone for text-only moderation');
   }
-  const body = request.body as ModerateBody;
+  if (form.images.length > 0 && prompts.length > 1 && prompts.length !== form.images.length) {
+    throw apiError(HttpErrorCodes.BAD_REQUEST, `send one "prompt" field for all images or one per image (got ${prompts.length} for ${form.images.length})`);
+  }
+  const policy = policyFormField(form.fields) as PolicyField;
+  const intervene = interveneFormField(form.fields) as InterveneInput | undefined;
+  validateLikeJson(request, { ...(prompts.length === 1 && { prompt: prompts[0] }), ...(policy !== undefined && { policy }), ...(intervene !== undefined && { intervene }) });
+  // Without files, each "prompt" field is one text-only item.
+  const items = form.images.length === 0
+    ? prompts.map((prompt) => ({ image: null, prompt }))
+    : form.images.map((image, i) => ({ image, prompt: prompts[prompts.length > 1 ? i : 0] ?? '' }));
+  if (items.length > config.MAX_ITEMS) throw apiError(HttpErrorCodes.TOO_MANY_ITEMS, `at most ${config.MAX_ITEMS} items per request (got ${items.length})`);
+  items.forEach((item, i) => requireContent(item, items.length > 1 ? `prompt field ${i}` : 'the "prompt" field'));
+  return { items, policy, intervene };
+}
+
+function readBody(body: ModerateBody, config: Config): ModerationRequest {
   if (body.items && body.image !== undefined) throw apiError(HttpErrorCodes.BAD_REQUEST, 'send either "image" or "items", not both');
   const raw = body.items ?? (body.image !== undefined || body.prompt !== undefined ? [{ image: body.image, prompt: body.prompt }] : []);
   if (raw.length === 0) throw apiError(HttpErrorCodes.MISSING_IMAGE, 'send "image" (base64 or data URL), "prompt" alone for text-only moderation, or "items"');
@@ -86,7 +84,7 @@ async function normalize(request: FastifyRequest, config: Config): Promise<Moder
   };
 }
 
-export default async function moderateRoutes(app: FastifyInstance, opts: { config: Config }) {
+const moderateRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, opts) => {
   const { config } = opts;
   app.post(
     '/v1/moderate',
@@ -105,7 +103,7 @@ export default async function moderateRoutes(app: FastifyInstance, opts: { confi
       },
     },
     async (request, reply) => {
-      const input = await normalize(request, config);
+      const input = request.isMultipart() ? await readForm(request, config) : readBody(request.body, config);
       const parse = parseMs(request);
       app.metrics.stageSeconds.observe({ stage: 'parse' }, parse / 1000);
       const pool = app.models.active;
@@ -116,4 +114,6 @@ export default async function moderateRoutes(app: FastifyInstance, opts: { confi
       return { model: outcome.model, items: outcome.items.map((i) => i.view), timings: { ...timings, stages_ms: { parse, ...timings.stages_ms } } };
     },
   );
-}
+};
+
+export default moderateRoutes;

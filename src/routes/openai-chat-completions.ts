@@ -1,21 +1,58 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { TSchema } from '@sinclair/typebox';
 import type { Config } from '../config.ts';
-import { runChat, type ChatConceptsView } from '../http/chat-run.ts';
+import { completeChat, streamChat, type ChatRun } from '../http/chat-run.ts';
+import { openEventStream } from '../http/event-stream.ts';
 import { retainedChat } from '../feedback/retained.ts';
-import { ApiError } from '../http/errors.ts';
+import { ApiError, apiError, HttpErrorCodes } from '../http/errors.ts';
 import { ChunkWriter, completion } from '../openai/chat-completion.ts';
 import { readCompletionInput } from '../openai/chat-messages.ts';
 import { inferenceBodyLimit } from '../http/body-limits.ts';
 import { OPENAI_ROUTE, openaiErrorBody, withOpenAIErrors } from '../openai/errors.ts';
 import { servedPool } from '../openai/inputs.ts';
 import { ChatCompletion, ChatCompletionChunk, ChatCompletionsBody } from '../openai/schemas.ts';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 
-function send(reply: FastifyReply, data: unknown): void {
-  if (!reply.raw.writableEnded) reply.raw.write(`data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`);
+const data = (value: unknown) => `data: ${typeof value === 'string' ? value : JSON.stringify(value)}\n\n`;
+
+/** A chat.completion object. */
+async function complete(app: FastifyInstance, config: Config, reply: FastifyReply, run: ChatRun, created: number) {
+  const { request } = reply;
+  const outcome = await completeChat(app, config, reply, run);
+  app.retention?.keep(request.id, retainedChat('chat.completions', run.input, outcome));
+  if (outcome.failure) throw ApiError.from(outcome.failure);
+  return completion(outcome, created);
 }
 
-export default async function openaiChatRoutes(app: FastifyInstance, opts: { config: Config }) {
+/** chat.completion.chunk events, an optional usage chunk, then [DONE]. */
+async function stream(app: FastifyInstance, config: Config, reply: FastifyReply, run: ChatRun, created: number, includeUsage: boolean) {
+  const { request } = reply;
+  const chat = await streamChat(app, config, reply, run);
+  const chunks = new ChunkWriter(chat.view, created, includeUsage);
+  const events = openEventStream(reply);
+  events.write(data(chunks.first()));
+  try {
+    for await (const text of chat.deltas) events.write(data(chunks.delta(text)));
+    const outcome = await chat.outcome;
+    app.retention?.keep(request.id, retainedChat('chat.completions', run.input, outcome));
+    if (outcome.failure) {
+      events.write(data(openaiErrorBody(ApiError.from(outcome.failure))));
+    } else {
+      if (outcome.refusedByMessage) events.write(data(chunks.delta(outcome.answer)));
+      events.write(data(chunks.finish(outcome)));
+      if (includeUsage) events.write(data(chunks.usage(outcome)));
+      events.write(data('[DONE]'));
+    }
+  } catch (err) {
+    // The status is sent: the stream itself has to say that it failed.
+    request.log.error({ err }, 'chat completion stream failed');
+    events.write(data(openaiErrorBody(apiError(HttpErrorCodes.INTERNAL, 'the answer could not be finished'))));
+  }
+  events.end();
+  return reply;
+}
+
+const openaiChatRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, opts) => {
   const { config } = opts;
   app.post(
     '/v1/chat/completions',
@@ -34,40 +71,15 @@ export default async function openaiChatRoutes(app: FastifyInstance, opts: { con
       },
     },
     async (request, reply) => {
-      const body = request.body as ChatCompletionsBody;
+      const body = request.body;
       const created = Math.floor(Date.now() / 1000);
       const pool = await servedPool(app.models, config.MODELS_DIR, body.model);
       const input = await readCompletionInput(body, config);
       if (body.user !== undefined) request.log.debug({ user: body.user }, 'chat completion for user');
-      const stream = body.stream === true;
-      let chunks: ChunkWriter | undefined;
-      const sink = stream
-        ? {
-            concepts: (view: ChatConceptsView) => {
-              chunks = new ChunkWriter(view, created, body.stream_options?.include_usage === true);
-              reply.hijack();
-              reply.raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-request-id': request.id });
-              send(reply, chunks.first());
-            },
-            delta: (text: string) => send(reply, chunks!.delta(text)),
-          }
-        : {};
-      const outcome = await runChat(app, config, reply, { pool, input, idPrefix: 'chatcmpl-', sink });
-      app.retention?.keep(request.id, retainedChat('chat.completions', input, outcome));
-      if (!stream || !chunks) {
-        if (outcome.failure) throw ApiError.from(outcome.failure);
-        return completion(outcome, created);
-      }
-      if (outcome.failure) {
-        send(reply, openaiErrorBody(ApiError.from(outcome.failure)));
-      } else {
-        if (outcome.refusedByMessage) send(reply, chunks.delta(outcome.answer));
-        send(reply, chunks.finish(outcome));
-        if (body.stream_options?.include_usage) send(reply, chunks.usage(outcome));
-        send(reply, '[DONE]');
-      }
-      reply.raw.end();
-      return reply;
+      const run = { pool, input, idPrefix: 'chatcmpl-' };
+      return body.stream === true ? stream(app, config, reply, run, created, body.stream_options?.include_usage === true) : complete(app, config, reply, run, created);
     },
   );
-}
+};
+
+export default openaiChatRoutes;

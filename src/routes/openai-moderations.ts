@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config.ts';
 import { moderate } from '../http/moderation.ts';
 import { retainedModeration } from '../feedback/retained.ts';
@@ -9,8 +8,9 @@ import { servedPool } from '../openai/inputs.ts';
 import { moderationResult, readModerationsInput } from '../openai/moderations.ts';
 import { ModerationsBody, ModerationsResponse } from '../openai/schemas.ts';
 import { mirrorModeration } from '../shadow/mirror.ts';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 
-export default async function openaiModerationRoutes(app: FastifyInstance, opts: { config: Config }) {
+const openaiModerationRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, opts) => {
   const { config } = opts;
   app.post(
     '/v1/moderations',
@@ -27,7 +27,7 @@ export default async function openaiModerationRoutes(app: FastifyInstance, opts:
       },
     },
     async (request, reply) => {
-      const body = request.body as ModerationsBody;
+      const body = request.body;
       const pool = await servedPool(app.models, config.MODELS_DIR, body.model);
       const { request: input, inputTypes } = await readModerationsInput(body, config);
       const outcome = await moderate(app, config, pool, input);
@@ -40,4 +40,6 @@ export default async function openaiModerationRoutes(app: FastifyInstance, opts:
       };
     },
   );
-}
+};
+
+export default openaiModerationRoutes;

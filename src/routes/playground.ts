@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
-import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config.ts';
 import { playgroundEnabled } from '../listen-host.ts';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 
 export const PLAYGROUND_PATH = '/playground';
 
@@ -41,7 +41,7 @@ const SECURITY_HEADERS = {
  * The playground: a static page (src/playground/) that calls the public API with the key the
  * user types. The files are read once at start; the page itself needs no key.
  */
-export default async function playgroundRoutes(app: FastifyInstance, opts: { config: Config }) {
+const playgroundRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, opts) => {
   if (!playgroundEnabled(opts.config, app.authEnabled)) return;
   const files = await Promise.all(
     Object.entries(ASSETS).map(async ([path, a]) => ({ path, type: a.type, body: await readFile(new URL(a.file, ASSETS_DIR)) })),
@@ -50,4 +50,6 @@ export default async function playgroundRoutes(app: FastifyInstance, opts: { con
     app.get(PLAYGROUND_PATH + f.path, { config: { scope: 'public' }, schema: { hide: true } }, async (_request, reply) => reply.headers(SECURITY_HEADERS).type(f.type).send(f.body));
   }
   app.get('/', { config: { scope: 'public' }, schema: { hide: true } }, async (_request, reply) => reply.redirect(PLAYGROUND_PATH, 302));
-}
+};
+
+export default playgroundRoutes;

@@ -1,12 +1,12 @@
-import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { Config } from '../config.ts';
 import { withErrors } from '../http/schemas.ts';
 import { ShadowBody, ShadowReportSchema } from '../shadow/schemas.ts';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 
 const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 200 }) });
 
-export default async function shadowRoutes(app: FastifyInstance, opts: { config: Config }) {
+const shadowRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, opts) => {
   const { config } = opts;
   const runOf = (id: string) => {
     const run = app.models.shadow;
@@ -33,8 +33,8 @@ export default async function shadowRoutes(app: FastifyInstance, opts: { config:
       },
     },
     async (request, reply) => {
-      const { id } = request.params as { id: string };
-      const body = request.body as ShadowBody;
+      const { id } = request.params;
+      const body = request.body;
       const run = await app.models.startShadow(id, { share: body.share ?? config.SHADOW_SHARE, maxItems: body.max_items ?? null, maxSeconds: body.max_seconds ?? null });
       reply.code(201);
       return run.report();
@@ -52,7 +52,7 @@ export default async function shadowRoutes(app: FastifyInstance, opts: { config:
         response: withErrors({ 200: ShadowReportSchema }, [401, 403, 404, 500]),
       },
     },
-    async (request) => runOf((request.params as { id: string }).id).report(),
+    async (request) => runOf(request.params.id).report(),
   );
 
   app.delete(
@@ -67,9 +67,11 @@ export default async function shadowRoutes(app: FastifyInstance, opts: { config:
       },
     },
     async (request) => {
-      const { id } = request.params as { id: string };
+      const { id } = request.params;
       runOf(id);
       return (await app.models.stopShadow(id)).report();
     },
   );
-}
+};
+
+export default shadowRoutes;

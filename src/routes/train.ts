@@ -1,13 +1,14 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { Config } from '../config.ts';
 import { ApiError, HttpErrorCodes } from '../http/errors.ts';
 import { hidePaths, hidePathsDeep } from '../http/paths.ts';
 import { withErrors } from '../http/schemas.ts';
-import { resolveTrainer, STAGES, TrainRequestSchema, type TrainJobData, type TrainRequest } from '../training/job-types.ts';
+import { resolveTrainer, STAGES, TrainRequestSchema, type TrainJobData } from '../training/job-types.ts';
 import { resolveBaseModel } from '../training/base-model.ts';
 import type { JobView } from '../training/queue.ts';
 import { requester } from './datasets.ts';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 
 const JobView = Type.Object(
   {
@@ -48,7 +49,7 @@ function clientView({ owner: _owner, ...view }: JobView, roots: Record<string, s
   return { ...view, result: view.result ? (hidePathsDeep(result, roots) as typeof result) : null, error: view.error === null ? null : hidePaths(view.error, roots), logs: view.logs.map((l) => hidePaths(l, roots)) };
 }
 
-export default async function trainRoutes(app: FastifyInstance, opts: { config: Config }) {
+const trainRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, opts) => {
   const { config } = opts;
   const publicView = (view: JobView) => clientView(view, { DATA_DIR: config.DATA_DIR, MODELS_DIR: config.MODELS_DIR });
   const training = () => {
@@ -69,7 +70,7 @@ export default async function trainRoutes(app: FastifyInstance, opts: { config: 
       },
     },
     async (request, reply) => {
-      const body = request.body as TrainRequest;
+      const body = request.body;
       const gpus = body.gpus ?? 1;
       if (gpus > config.MAX_JOB_GPUS) {
         throw new ApiError(HttpErrorCodes.GPUS_UNAVAILABLE, `gpus ${gpus}: no worker can host a job that large; the largest worker slot has ${config.MAX_JOB_GPUS} (MAX_JOB_GPUS)`, { gpus, max_job_gpus: config.MAX_JOB_GPUS });
@@ -109,7 +110,7 @@ export default async function trainRoutes(app: FastifyInstance, opts: { config: 
       schema: { summary: 'State, progress, logs and result of a training job', tags: ['training'], params: IdParams, response: withErrors({ 200: JobView }, [401, 403, 404, 503]) },
     },
     async (request) => {
-      const { id } = request.params as { id: string };
+      const { id } = request.params;
       const view = await training().queue.get(id);
       if (!view || !visibleTo(view, request)) throw new ApiError(HttpErrorCodes.JOB_NOT_FOUND, `no training job ${id}`);
       return publicView(view);
@@ -123,7 +124,7 @@ export default async function trainRoutes(app: FastifyInstance, opts: { config: 
       schema: { summary: 'Cancel a job: a waiting one is removed, a running one stops and ends as cancelled', tags: ['training'], params: IdParams, response: withErrors({ 200: JobView, 202: JobView }, [401, 403, 404, 503]) },
     },
     async (request, reply) => {
-      const { id } = request.params as { id: string };
+      const { id } = request.params;
       const t = training();
       const current = await t.queue.get(id);
       if (!current || !visibleTo(current, request)) throw new ApiError(HttpErrorCodes.JOB_NOT_FOUND, `no training job ${id}`);
@@ -132,4 +133,6 @@ export default async function trainRoutes(app: FastifyInstance, opts: { config: 
       return reply.code(view.state === 'cancelling' ? 202 : 200).send(publicView(view));
     },
   );
-}
+};
+
+export default trainRoutes;
