@@ -69,11 +69,6 @@ export default async function modelRoutes(app: FastifyInstance, opts: { config: 
         response: withErrors({ 200: Type.Object({ active: Type.String(), previous: Type.String(), changed: Type.Boolean(), propagated: Type.Boolean() }) }, [401, 403, 404, 422, 500]),
       },
     },
-    async (request) => {
-      const { id } = request.params as { id: string };
-      const result = await app.models.activate(id);
-      const propagated = app.training ? await app.training.announceActivation(id).catch(() => false) : false;
-      return { active: result.id, previous: result.previous, changed: result.changed, propagated };
-    },
+    async (request) => app.activation.activate((request.params as { id: string }).id),
   );
 }
