@@ -10,7 +10,7 @@ import { formatProblem, isDatasetError } from '../src/datasets/errors.ts';
 import { runEvaluation } from '../src/eval/run.ts';
 import { SYSTEM_KEYS } from '../src/eval/report.ts';
 import type { DeviceSetting } from '../src/psa/onnx-session.ts';
-import { Ocr } from '../src/ocr/ocr.ts';
+import { Ocr } from '../src/psa/ocr/ocr.ts';
 import { parseCli } from './lib/cli.ts';
 
 const USAGE = `usage: npm run eval -- --model <package dir> --data <eval set> [options]

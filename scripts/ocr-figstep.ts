@@ -10,7 +10,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parse } from 'csv-parse/sync';
-import { Ocr } from '../src/ocr/ocr.ts';
+import { Ocr } from '../src/psa/ocr/ocr.ts';
 import { decodeImage } from '../src/psa/image-decode.ts';
 import { DEFAULT_IMAGE_LIMITS } from '../src/psa/image-config.ts';
 import { figstepScores } from './lib/word-accuracy.ts';

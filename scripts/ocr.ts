@@ -4,7 +4,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { Ocr } from '../src/ocr/ocr.ts';
+import { Ocr } from '../src/psa/ocr/ocr.ts';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,

@@ -25,7 +25,7 @@ import { NSFWJS_MODEL_DIR } from './lib/random-package.ts';
 import { writeGloveText } from './default-model/word-vectors.ts';
 import { MINILM, minilmDir } from './default-model/query-encoder.ts';
 import { runEvaluation } from '../src/eval/run.ts';
-import { Ocr } from '../src/ocr/ocr.ts';
+import { Ocr } from '../src/psa/ocr/ocr.ts';
 
 const { values } = parseArgs({
   options: {

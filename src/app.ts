@@ -9,7 +9,9 @@ import { ApiError, HttpErrorCodes } from './http/errors.ts';
 import { clientErrorHandler, clientRequestId, frameworkErrors } from './http/framework-errors.ts';
 import { registerJsonParser } from './http/json-body.ts';
 import { allowList } from './http/remote-image.ts';
+import activationPlugin from './plugins/activation.ts';
 import authPlugin from './plugins/auth.ts';
+import datasetsPlugin from './plugins/datasets.ts';
 import errorHandler from './plugins/error-handler.ts';
 import feedbackPlugin from './plugins/feedback.ts';
 import inferencePlugin from './plugins/inference.ts';
@@ -18,6 +20,7 @@ import openapiPlugin from './plugins/openapi.ts';
 import policyPlugin from './plugins/policy.ts';
 import namedPoliciesPlugin from './plugins/named-policies.ts';
 import queueDashboard from './plugins/queue-dashboard.ts';
+import redisPlugin from './plugins/redis.ts';
 import trainingPlugin from './plugins/training.ts';
 import datasetRoutes from './routes/datasets.ts';
 import feedbackRoutes from './routes/feedback.ts';
@@ -110,7 +113,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(policyPlugin, { policyFile: config.POLICY_FILE });
   await app.register(namedPoliciesPlugin, { config });
   await app.register(inferencePlugin, { config });
+  await app.register(redisPlugin, { config });
+  await app.register(datasetsPlugin, { config });
   await app.register(trainingPlugin, { config });
+  await app.register(activationPlugin, { config });
   await app.register(feedbackPlugin, { config });
   await app.register(metricsPlugin);
 

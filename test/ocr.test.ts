@@ -5,10 +5,10 @@ import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import sharp from 'sharp';
 import { isPsaError, PsaErrorCodes } from '../src/psa/errors.ts';
-import { ctcGreedyDecode, spaceAtGaps } from '../src/ocr/ctc.ts';
-import { joinLines, readingOrder } from '../src/ocr/lines.ts';
-import { defaultModelDir, locateModelFiles } from '../src/ocr/models.ts';
-import { Ocr } from '../src/ocr/ocr.ts';
+import { ctcGreedyDecode, spaceAtGaps } from '../src/psa/ocr/ctc.ts';
+import { joinLines, readingOrder } from '../src/psa/ocr/lines.ts';
+import { defaultModelDir, locateModelFiles } from '../src/psa/ocr/models.ts';
+import { Ocr } from '../src/psa/ocr/ocr.ts';
 import { figstepScores } from '../scripts/lib/word-accuracy.ts';
 
 const FIGSTEP = '/work/shared/data/figstep-dev';

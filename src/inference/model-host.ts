@@ -67,7 +67,8 @@ export class ModelHost {
   /**
    * Switches to the package `id` in MODELS_DIR; activations are serialised. Activating a shadow
    * run's candidate ends the run, and so does any change of the live model (its figures compare
-   * the candidate with the model that was live when it started).
+   * the candidate with the model that was live when it started). This replica only: requests and
+   * other replicas' events come through ModelActivation (./activation.ts), which tells the others.
    */
   activate(id: string): Promise<{ id: string; previous: string; changed: boolean }> {
     return this.serialised(async () => {
@@ -131,7 +132,7 @@ export class ModelHost {
     return new ShadowNotFoundError(`no shadow run of "${id}"${hint}`);
   }
 
-  /** Starts the active package afresh (its temperature file changed, say), then swaps as activation does. */
+  /** Starts the active package afresh (its temperature file changed: ModelActivation.recalibrated), then swaps as activation does. */
   reload(): Promise<void> {
     return this.serialised(async () => {
       await this.swapPool(this.pool.pkg.dir);

@@ -29,5 +29,5 @@ export default fp(
     );
     app.addHook('onClose', async () => retention.clear());
   },
-  { name: 'psa-feedback', dependencies: ['psa-training'] },
+  { name: 'psa-feedback', dependencies: ['psa-datasets'] },
 );

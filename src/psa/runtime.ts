@@ -11,7 +11,7 @@ import { runPass1, type Pass1Result } from './safety-classifier.ts';
 import { standInImage } from './stand-in-image.ts';
 import { timed, type StageMs } from './stage-timings.ts';
 import { TextCodec } from './text.ts';
-import { Ocr } from '../ocr/ocr.ts';
+import { Ocr } from './ocr/ocr.ts';
 import { PsaError, PsaErrorCodes } from './errors.ts';
 
 export interface RuntimeOptions extends DeviceOptions {

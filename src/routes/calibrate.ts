@@ -94,8 +94,7 @@ const calibrateRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (ap
           },
         );
         // Pools read temperature.json when they start: this one, and other replicas serving the package, start afresh.
-        if (outcome.temperature.written && active) await app.models.reload();
-        if (outcome.temperature.written) await app.training?.announceReload(found.id).catch(() => false);
+        if (outcome.temperature.written) await app.activation.recalibrated(found);
         request.log.info({ policy: name, model: found.id, items: outcome.report.items, recall: outcome.report.achieved.recall.value, over_refusal: outcome.report.achieved.over_refusal.value }, 'calibrated policy stored');
         return outcome;
       } finally {

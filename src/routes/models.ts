@@ -69,12 +69,7 @@ const modelRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, o
         response: withErrors({ 200: Type.Object({ active: Type.String(), previous: Type.String(), changed: Type.Boolean(), propagated: Type.Boolean() }) }, [401, 403, 404, 422, 500]),
       },
     },
-    async (request) => {
-      const { id } = request.params;
-      const result = await app.models.activate(id);
-      const propagated = app.training ? await app.training.announceActivation(id).catch(() => false) : false;
-      return { active: result.id, previous: result.previous, changed: result.changed, propagated };
-    },
+    async (request) => app.activation.activate(request.params.id),
   );
 };
 

@@ -7,7 +7,7 @@ import { preprocessImageRgb } from '../psa/image-preprocess.ts';
 import { standInImageRgb } from '../psa/stand-in-image.ts';
 import type { ModelPackage } from '../psa/package-loader.ts';
 import { TextCodec } from '../psa/text.ts';
-import { Ocr } from '../ocr/ocr.ts';
+import { Ocr } from '../psa/ocr/ocr.ts';
 import { writeSafetensors } from './safetensors-write.ts';
 
 export type { Example } from '../datasets/examples.ts';

@@ -4,7 +4,7 @@
  * and a viewer sees it over a light page.
  */
 import sharp from 'sharp';
-import { checkImageHeader, errorText, imageTooLarge, invalidImage } from '../psa/image-header.ts';
+import { checkImageHeader, errorText, imageTooLarge, invalidImage } from '../image-header.ts';
 
 /** Already-decoded pixels, row-major, interleaved channels (1 grey, 3 RGB, 4 RGBA). */
 export interface RawImage {

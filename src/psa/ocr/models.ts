@@ -6,7 +6,7 @@
 import { access, readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { PsaError, PsaErrorCodes } from '../psa/errors.ts';
+import { PsaError, PsaErrorCodes } from '../errors.ts';
 
 export interface OcrModelFiles {
   /** DB text detector: x float32[N,3,H,W] -> probability map float32[N,1,H,W]. */

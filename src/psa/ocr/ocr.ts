@@ -4,10 +4,10 @@
  * `read` runs two ONNX graphs, which blocks the calling thread while they run: call it from an
  * inference worker, not from the HTTP event loop.
  */
-import { PsaError, PsaErrorCodes } from '../psa/errors.ts';
-import { DEFAULT_IMAGE_LIMITS } from '../psa/image-config.ts';
-import { silentLogger, type RuntimeLogger } from '../psa/logger.ts';
-import { OnnxGraph, type DeviceOptions, type DeviceSetting } from '../psa/onnx-session.ts';
+import { PsaError, PsaErrorCodes } from '../errors.ts';
+import { DEFAULT_IMAGE_LIMITS } from '../image-config.ts';
+import { silentLogger, type RuntimeLogger } from '../logger.ts';
+import { OnnxGraph, type DeviceOptions, type DeviceSetting } from '../onnx-session.ts';
 import { readingOrder } from './lines.ts';
 import { DETECTOR_CONTRACT, detectText } from './detect.ts';
 import { toRgb, type OcrInput } from './image.ts';

@@ -7,9 +7,9 @@
  * (each CTC step covers 8 input pixels, so a character's position in the image is known).
  */
 import * as ort from 'onnxruntime-node';
-import { PsaError, PsaErrorCodes } from '../psa/errors.ts';
-import type { GraphContract } from '../psa/onnx-contract.ts';
-import type { OnnxGraph } from '../psa/onnx-session.ts';
+import { PsaError, PsaErrorCodes } from '../errors.ts';
+import type { GraphContract } from '../onnx-contract.ts';
+import type { OnnxGraph } from '../onnx-session.ts';
 import { ctcGreedyDecode, spaceAtGaps, type Decoded, type DecodedSteps } from './ctc.ts';
 import type { RgbPixels } from './image.ts';
 import { crop, resizeInto, rotate90, type Normalisation, type Rect } from './resample.ts';

@@ -5,9 +5,9 @@
  * the probability map into boxes in the original image's coordinates.
  */
 import * as ort from 'onnxruntime-node';
-import { PsaError, PsaErrorCodes } from '../psa/errors.ts';
-import type { OnnxGraph } from '../psa/onnx-session.ts';
-import type { GraphContract } from '../psa/onnx-contract.ts';
+import { PsaError, PsaErrorCodes } from '../errors.ts';
+import type { OnnxGraph } from '../onnx-session.ts';
+import type { GraphContract } from '../onnx-contract.ts';
 import { boxesFromProbabilityMap, type DbOptions, type DetectedBox } from './db-postprocess.ts';
 import type { RgbPixels } from './image.ts';
 import { resizeInto, type Normalisation } from './resample.ts';
