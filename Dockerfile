@@ -4,6 +4,7 @@
 #   worker-cpu  api + Debian's PyTorch and OpenBLAS for the trainer          (--target worker-cpu)
 #   gpu         CUDA 12 + cuDNN runtime, Node 20, onnxruntime-node with its CUDA 12 provider,
 #               PyTorch 2.x with CUDA: GPU API replicas and training workers   (--target gpu)
+# Each runs the compiled service (dist/, from the build stage): no TypeScript, tsx or src/ at run time.
 ARG NODE_IMAGE=node:20-bookworm-slim
 ARG CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
 
@@ -18,6 +19,18 @@ RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force \
  # typescript arrives only as an optional peer of valibot (bull-board's types); nothing runs it.
  && rm -rf node_modules/typescript
 
+# ---- build: src/ compiled to dist/ (npm run build) with the dev dependencies: TypeScript, tsx,
+# and the types it checks against; none of them reaches a runtime image ----
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+COPY package.json package-lock.json .npmrc ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY scripts/build.ts ./scripts/
+COPY scripts/lib/build-dist.ts scripts/lib/cli.ts ./scripts/lib/
+COPY src ./src
+RUN npm run build
+
 # ---- api ----
 FROM ${NODE_IMAGE} AS api
 ENV NODE_ENV=production \
@@ -25,8 +38,9 @@ ENV NODE_ENV=production \
     MODELS_DIR=/models PSA_MODEL=/app/models/default DATA_DIR=/data
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
-COPY package.json tsconfig.json ./
-COPY src ./src
+# package.json makes dist/'s .js files ES modules and gives the version the API reports.
+COPY package.json ./
+COPY --from=build /app/dist ./dist
 COPY models/default ./models/default
 # Trained packages go to /models and datasets/jobs to /data: volumes shared with the workers.
 RUN mkdir -p /data /models && chown node:node /data /models
@@ -37,7 +51,7 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8080) + '/readyz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # Node is PID 1 and handles SIGTERM itself (close-with-grace): requests in flight finish.
 STOPSIGNAL SIGTERM
-CMD ["node", "--import", "tsx", "src/server.ts"]
+CMD ["node", "--enable-source-maps", "dist/server.js"]
 
 # ---- trainer-base: Debian's PyTorch and OpenBLAS, a layer that survives code changes ----
 FROM ${NODE_IMAGE} AS trainer-base
@@ -57,7 +71,7 @@ RUN mkdir -p /data /models && chown node:node /data /models
 USER node
 VOLUME ["/data", "/models"]
 STOPSIGNAL SIGTERM
-CMD ["node", "--import", "tsx", "src/worker.ts"]
+CMD ["node", "--enable-source-maps", "dist/worker.js"]
 
 # ---- gpu: API replicas with the CUDA execution provider, and GPU training workers ----
 FROM ${CUDA_IMAGE} AS gpu
@@ -73,8 +87,7 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 # onnxruntime-node fetches its CUDA 12 execution provider at install time.
 RUN npm ci --omit=dev --no-audit --no-fund --onnxruntime-node-install=cuda12 && npm cache clean --force
-COPY tsconfig.json ./
-COPY src ./src
+COPY --from=build /app/dist ./dist
 COPY trainer ./trainer
 COPY models/default ./models/default
 RUN useradd --uid 1000 --create-home psa && mkdir -p /data /models && chown psa /data /models
@@ -85,4 +98,4 @@ EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8080) + '/readyz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 STOPSIGNAL SIGTERM
-CMD ["node", "--import", "tsx", "src/server.ts"]
+CMD ["node", "--enable-source-maps", "dist/server.js"]

@@ -41,3 +41,16 @@ t.test('Dockerfile: targets, non-root, healthcheck, CUDA base and provider', asy
   const api = dockerfile.slice(dockerfile.indexOf('AS api'), dockerfile.indexOf('AS worker-cpu'));
   t.notMatch(api, /COPY trainer/, 'no trainer in the api image');
 });
+
+t.test('the images and compose run the compiled service, built in a stage of its own', async (t) => {
+  t.match(dockerfile, /^FROM .* AS build$[\s\S]*^RUN npm run build$/m, 'a build stage runs npm run build');
+  const commands = [...dockerfile.matchAll(/^CMD (\[.*\])$/gm)].map((m) => JSON.parse(m[1]!) as string[]);
+  for (const name of ['worker', 'worker-cpu', 'api']) if (compose.services[name].command) commands.push(compose.services[name].command);
+  t.ok(commands.length >= 4, 'every target and the compose worker have a command');
+  for (const cmd of commands) t.match(cmd.join(' '), /^node (--enable-source-maps )?dist\/(server|worker)\.js$/, cmd.join(' '));
+  for (const target of ['api', 'gpu']) {
+    const stage = dockerfile.slice(dockerfile.indexOf(`AS ${target}\n`)).split(/^FROM /m)[0]!;
+    t.match(stage, /COPY --from=build \/app\/dist \.\/dist/, `${target} takes dist/ from the build stage`);
+    t.notMatch(stage, /COPY src|tsconfig/, `${target} has no sources`);
+  }
+});

@@ -1,4 +1,6 @@
 import { availableParallelism } from 'node:os';
+import { extname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { MessageChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { Config } from '../config.ts';
@@ -12,7 +14,9 @@ import type { ChatEvent, ChatResult, ChatTask, InferenceTask, ModerateResult, Wo
 /** Whole seconds, at least 1, for a Retry-After header. */
 const retryAfter = (waitMs: number) => Math.max(1, Math.ceil(waitMs / 1000));
 
-const WORKER_FILE = new URL('./worker.ts', import.meta.url).href;
+// The worker module in this module's own form: worker.ts under tsx, worker.js compiled in dist/
+// (tsc rewrites import specifiers, not this string).
+const WORKER_FILE = new URL(`./worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url).href;
 
 /**
  * The worker-thread pool for one model package. Pass-1 requests are batched dynamically; the

@@ -12,11 +12,12 @@ export interface WorkerProcess {
 
 /** The real worker process (src/worker.ts), as production starts it. */
 export function startWorker(env: Record<string, string>): WorkerProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/worker.ts'], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  return startNode(['--import', 'tsx', 'src/worker.ts'], { ...process.env, LOG_LEVEL: 'info', ...env }, REPO_ROOT);
+}
+
+/** `node ARGS` in `cwd` with exactly `env`, its stdout and stderr lines collected. */
+export function startNode(args: string[], env: NodeJS.ProcessEnv, cwd: string): WorkerProcess {
+  const child = spawn(process.execPath, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: string[] = [];
   const waiters: { pattern: RegExp; resolve: (line: string) => void }[] = [];
   const onLine = (chunk: Buffer) => {
@@ -39,7 +40,7 @@ export function startWorker(env: Record<string, string>): WorkerProcess {
       const seen = logs.find((l) => pattern.test(l));
       if (seen) return Promise.resolve(seen);
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`worker never logged ${pattern}; last lines:\n${logs.slice(-15).join('\n')}`)), timeoutMs);
+        const timer = setTimeout(() => reject(new Error(`process never logged ${pattern}; last lines:\n${logs.slice(-15).join('\n')}`)), timeoutMs);
         waiters.push({ pattern, resolve: (l) => (clearTimeout(timer), resolve(l)) });
       });
     },
