@@ -1,4 +1,4 @@
-// The Python BPE trainer/encoder (trainer/tokenizer_bpe.py) must agree id-for-id with
+// The Python BPE trainer/encoder (trainer/tokenizer/bpe_training.py) must agree id-for-id with
 // @huggingface/tokenizers, which is what the service uses at runtime, and with the
 // ids transformers produced for the real tiny LLaVA checkpoint.
 import t from 'tap'

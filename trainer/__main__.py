@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
 
     configure_torch()
     if args.command == "build-random":
-        from .build_random import build_random
+        from .export.random_package import build_random
         if (args.vision == "nsfwjs") != (args.nsfwjs_dir is not None or args.nsfwjs_model_dir is not None) \
                 or (args.nsfwjs_dir is not None and args.nsfwjs_model_dir is not None):
             parser.error("--vision nsfwjs needs exactly one of --nsfwjs-dir and --nsfwjs-model-dir; --vision clip takes neither")
@@ -93,15 +93,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.corpus:
             with open(args.corpus, encoding="utf-8") as f:
                 corpus = [line.rstrip("\n") for line in f if line.strip()]
-        from .convert_nsfwjs import ConversionError
+        from .convert.nsfwjs import ConversionError
         from .modeling.config import ConfigError
-        from .tfjs_artifacts import TfjsError
-        from .word_vectors import WordVectorsError
+        from .io.tfjs_artifacts import TfjsError
+        from .tokenizer.word_vectors import WordVectorsError
         if args.lexicon_words and not args.word_vectors:
             parser.error("--lexicon-words needs --word-vectors")
         if args.query_encoder and args.query_encoder_random:
             parser.error("--query-encoder and --query-encoder-random exclude each other")
-        from .query_encoder import QueryEncoderError
+        from .io.query_encoder import QueryEncoderError
         try:
             out = build_random(args.out, size=args.size, seed=args.seed, name=args.name, corpus=corpus,
                                vision=args.vision, nsfwjs_dir=args.nsfwjs_dir, nsfwjs_model_dir=args.nsfwjs_model_dir,
@@ -113,8 +113,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(json.dumps({"package": out}))
     elif args.command == "export":
-        from .checkpoint import CheckpointError
-        from .export_cli import export_checkpoint
+        from .io.hf_checkpoint import CheckpointError
+        from .export.from_checkpoint import export_checkpoint
         name = args.name or os.path.basename(os.path.normpath(args.out))
         try:
             out = export_checkpoint(args.checkpoint, args.out, name, args.tokens_a, args.tokens_b, args.seed,
@@ -124,8 +124,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(json.dumps({"package": out}))
     elif args.command == "reshard":
-        from .checkpoint import CheckpointError
-        from .package import PackageError, reshard_package
+        from .io.hf_checkpoint import CheckpointError
+        from .export.package import PackageError, reshard_package
         if args.max_shard_mib is not None and not args.max_shard_mib > 0:
             parser.error("--max-shard-mib must be positive")
         limit = None if args.max_shard_mib is None else int(args.max_shard_mib * 2 ** 20)
@@ -135,20 +135,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 2
     elif args.command == "reference":
-        from .reference import run_reference
+        from .export.reference_outputs import run_reference
         json.dump(run_reference(args.package, json.load(sys.stdin)), sys.stdout)
     elif args.command == "train":
         from .train import train_cli
         return train_cli(args.job)
     elif args.command == "bench-train":
-        from .bench_train import BenchSpec, bench_cli
+        from .train.bench import BenchSpec, bench_cli
         spec = BenchSpec(shape=args.shape, batch=args.batch, text_tokens=args.text_tokens, steps=args.steps,
                          warmup=args.warmup, lora_r=args.lora_r, lora_alpha=args.lora_alpha,
                          activation_checkpointing=args.activation_checkpointing, device=args.device)
         return bench_cli(spec, [s.strip() for s in args.stages.split(",") if s.strip()])
     elif args.command == "convert-nsfwjs":
-        from .convert_nsfwjs import ConversionError, convert
-        from .tfjs_artifacts import TfjsError
+        from .convert.nsfwjs import ConversionError, convert
+        from .io.tfjs_artifacts import TfjsError
         try:
             print(json.dumps(convert(args.model_dir, args.out)))
         except (ConversionError, TfjsError) as e:

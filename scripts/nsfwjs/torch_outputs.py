@@ -18,7 +18,7 @@ import time
 import numpy as np
 import torch
 
-from trainer.convert_nsfwjs import load_converted
+from trainer.convert.nsfwjs import load_converted
 from trainer.modeling.mobilenet import preprocess
 from trainer.runtime_env import configure_torch
 

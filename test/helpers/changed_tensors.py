@@ -9,7 +9,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-from trainer.checkpoint import load_state  # noqa: E402
+from trainer.io.hf_checkpoint import load_state  # noqa: E402
 
 
 def main(a: str, b: str) -> None:

@@ -8,8 +8,8 @@ import tempfile
 
 import torch
 
-from trainer import safetensors_io as st
-from trainer.checkpoint import CheckpointError, load_model
+from trainer.io import safetensors_files as st
+from trainer.io.hf_checkpoint import CheckpointError, load_model
 
 SRC = sys.argv[1]
 ref = st.load(os.path.join(SRC, "reference", "outputs.safetensors"))

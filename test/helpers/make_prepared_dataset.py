@@ -17,7 +17,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-from trainer import safetensors_io  # noqa: E402
+from trainer.io import safetensors_files  # noqa: E402
 
 
 # Type t tints the whole image: features averaged by attention still carry it.
@@ -102,7 +102,7 @@ def main() -> None:
         names = []
         for i, n in enumerate(sizes):
             name = f"{split}-{i:05d}.safetensors"
-            safetensors_io.save(os.path.join(args.out, name), make_shard(n, 3 * i, gen, spec))
+            safetensors_files.save(os.path.join(args.out, name), make_shard(n, 3 * i, gen, spec))
             names.append(name)
         splits[split] = {"count": count, "shards": names}
     manifest = {"format": "psa-guard.prepared-dataset", "version": 1,

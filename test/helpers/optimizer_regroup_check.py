@@ -9,7 +9,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from trainer.train.checkpoints import regroup_optimizer_state  # noqa: E402
+from trainer.train.resume_checkpoints import regroup_optimizer_state  # noqa: E402
 
 
 def params(seed: int) -> list[torch.nn.Parameter]:

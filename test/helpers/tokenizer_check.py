@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from trainer.tokenizer_bpe import (  # noqa: E402
+from trainer.tokenizer.bpe_training import (  # noqa: E402
     BpeTokenizer, default_corpus, save_tokenizer, tokenizer_config, train_bpe,
 )
 

@@ -1,7 +1,7 @@
 """Two-stage PSA-VLM training (`python -m trainer train --job JOB.json`).
 
 job.py parses and validates the job file, data.py reads prepared datasets, lora.py is the LoRA
-module, checkpoints.py saves/resumes/prunes, loop.py runs the stages.
+module, resume_checkpoints.py saves/resumes/prunes, loop.py runs the stages.
 
 stdout carries only the progress events, one JSON object per line, because the worker parses it;
 everything else (logging, stray prints, native libraries) goes to stderr. Exit codes: 0 done,

@@ -1,6 +1,6 @@
 """Prepared datasets (manifest.json + safetensors shards) and batching.
 
-Shards are memory-mapped (safetensors_io.load), so pixels of a large dataset are paged in per
+Shards are memory-mapped (safetensors_files.load), so pixels of a large dataset are paged in per
 batch rather than loaded up front. Everything is validated once at open time, against the model
 the job trains, so a bad dataset fails before the first step with the shard, tensor and row named.
 """
@@ -15,7 +15,7 @@ from typing import Optional
 
 import torch
 
-from .. import safetensors_io
+from ..io import safetensors_files
 from ..modeling.config import LlavaConfig
 from .job import UserInputError
 
@@ -147,8 +147,8 @@ def open_split(root: str, manifest: dict, split: str, cfg: LlavaConfig, image_to
         if not path.startswith(os.path.normpath(root) + os.sep) or not os.path.isfile(path):
             raise DatasetError(f"{root}/manifest.json: splits.{split}.shards entry {rel!r} is not a file in the dataset")
         try:
-            tensors = safetensors_io.load(path)
-        except safetensors_io.SafetensorsError as e:
+            tensors = safetensors_files.load(path)
+        except safetensors_files.SafetensorsError as e:
             raise DatasetError(str(e)) from None
         _check_shard(path, tensors, cfg, image_tokens, hw)
         shards.append(tensors)

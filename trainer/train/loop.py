@@ -15,10 +15,10 @@ from typing import Callable, Optional
 import torch
 from torch.nn import functional as F
 
-from ..checkpoint import CheckpointError, load_model, read_config
+from ..io.hf_checkpoint import CheckpointError, load_model, read_config
 from ..modeling.config import PsaConfig
 from ..modeling.llava import PsaLlava
-from . import checkpoints as ckpt
+from . import resume_checkpoints as ckpt
 from .data import Batch, Split, open_dataset
 from .job import Job, JobError, StageSpec, UserInputError
 from .distributed import World, device_for as dist_device, init as init_world, wrap as wrap_ddp

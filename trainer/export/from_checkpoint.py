@@ -13,8 +13,8 @@ from typing import Any, Optional
 
 import torch
 
-from .checkpoint import load_model, read_config, weight_files
-from .modeling.config import PsaConfig
+from ..io.hf_checkpoint import load_model, read_config, weight_files
+from ..modeling.config import PsaConfig
 from .package import image_processor, sha256_file, write_package
 
 

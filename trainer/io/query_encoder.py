@@ -17,8 +17,8 @@ from typing import Any, Optional
 
 import torch
 
-from . import safetensors_io
-from .modeling.config import ConfigError, QueryEncoderConfig
+from . import safetensors_files
+from ..modeling.config import ConfigError, QueryEncoderConfig
 
 TOKENIZER_FILE = "query_encoder/tokenizer.json"
 PREFIX = "psa.query_encoder."
@@ -62,8 +62,8 @@ def load_pretrained(directory: str, storage_dtype: str = "float16") -> tuple[Que
         raise QueryEncoderError(f"{directory}/config.json: {e}") from None
     weights = os.path.join(directory, "model.safetensors")
     try:
-        raw = safetensors_io.load(weights)
-    except (OSError, safetensors_io.SafetensorsError) as e:
+        raw = safetensors_files.load(weights)
+    except (OSError, safetensors_files.SafetensorsError) as e:
         raise QueryEncoderError(f"{weights}: {e}") from None
     state = {}
     for name, tensor in raw.items():

@@ -13,14 +13,14 @@ import os
 import shutil
 from typing import Any, Optional
 
-from . import safetensors_io
-from .checkpoint import WEIGHTS_INDEX, weight_files, write_weights
-from .export_onnx import export_all
-from .onnx_io import ExternalMode
-from .modeling.config import MobileNetConfig
-from .modeling.llava import PsaLlava
-from .taxonomy import default_hints, taxonomy
-from . import query_encoder as qe
+from ..io import safetensors_files
+from ..io.hf_checkpoint import WEIGHTS_INDEX, weight_files, write_weights
+from .onnx_graphs import export_all
+from ..io.onnx_files import ExternalMode
+from ..modeling.config import MobileNetConfig
+from ..modeling.llava import PsaLlava
+from ..taxonomy import default_hints, taxonomy
+from ..io import query_encoder as qe
 
 FORMAT = "psa-guard.model-package"
 FORMAT_VERSION = 1
@@ -190,7 +190,7 @@ def reshard_package(pkg_dir: str, max_shard_bytes: Optional[int]) -> list[str]:
     tensors: dict[str, Any] = {}
     for path in paths:
         if path.endswith(".safetensors"):
-            tensors.update(safetensors_io.load(path))
+            tensors.update(safetensors_files.load(path))
     tmp = os.path.join(pkg_dir, ".weights.partial")
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)

@@ -16,8 +16,8 @@ from typing import Any, Optional
 
 import torch
 
-from .. import safetensors_io
-from ..query_encoder import TOKENIZER_FILE as QUERY_TOKENIZER, stored_state
+from ..io import safetensors_files
+from ..io.query_encoder import TOKENIZER_FILE as QUERY_TOKENIZER, stored_state
 
 STAGE_INDEX = {"stage1": 0, "stage2": 1}
 NAME = re.compile(r"^(stage[12])-step(\d+)$")
@@ -30,10 +30,10 @@ class Checkpoint:
     state: dict[str, Any]
 
     def trainable(self) -> dict[str, torch.Tensor]:
-        return safetensors_io.load(os.path.join(self.path, "trainable.safetensors"))
+        return safetensors_files.load(os.path.join(self.path, "trainable.safetensors"))
 
     def optimizer_and_rng(self) -> dict[str, Any]:
-        tensors = {k: v.clone() for k, v in safetensors_io.load(os.path.join(self.path, "optimizer.safetensors")).items()}
+        tensors = {k: v.clone() for k, v in safetensors_files.load(os.path.join(self.path, "optimizer.safetensors")).items()}
         with open(os.path.join(self.path, "optimizer.json"), encoding="utf-8") as f:
             meta = json.load(f)
         zero_dim = set(meta["zero_dim"])
@@ -84,7 +84,7 @@ def _flatten_optimizer(sd: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dic
     zero_dim: list[str] = []
     for idx, values in sd["state"].items():
         for key, v in values.items():
-            if torch.is_tensor(v):  # AdamW's 0-d `step`: safetensors_io stores at least 1-d
+            if torch.is_tensor(v):  # AdamW's 0-d `step`: safetensors_files stores at least 1-d
                 tensors[f"state.{idx}.{key}"] = v.reshape(1) if v.dim() == 0 else v
                 if v.dim() == 0:
                     zero_dim.append(f"state.{idx}.{key}")
@@ -127,9 +127,9 @@ def save(workdir: str, state: dict[str, Any], trainable: dict[str, torch.Tensor]
     tmp = os.path.join(root, f".tmp-{name}-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
-    safetensors_io.save(os.path.join(tmp, "trainable.safetensors"), trainable)
+    safetensors_files.save(os.path.join(tmp, "trainable.safetensors"), trainable)
     tensors, meta = _flatten_optimizer(optimizer_state)
-    safetensors_io.save(os.path.join(tmp, "optimizer.safetensors"), tensors)
+    safetensors_files.save(os.path.join(tmp, "optimizer.safetensors"), tensors)
     with open(os.path.join(tmp, "optimizer.json"), "w", encoding="utf-8") as f:
         json.dump(meta, f)
     with open(os.path.join(tmp, "state.json"), "w", encoding="utf-8") as f:
@@ -205,7 +205,7 @@ def write_final(model: torch.nn.Module, base: str, workdir: str, training: dict[
     with open(os.path.join(tmp, "config.json"), "w", encoding="utf-8") as f:
         json.dump(model.config.to_dict(), f, indent=2)
     enc = model.config.psa.query_encoder if model.config.psa is not None else None
-    safetensors_io.save(os.path.join(tmp, "model.safetensors"), stored_state(model.state_dict(), enc), {"format": "pt"})
+    safetensors_files.save(os.path.join(tmp, "model.safetensors"), stored_state(model.state_dict(), enc), {"format": "pt"})
     for name in FINAL_COPIES + (QUERY_TOKENIZER,):
         if os.path.isfile(os.path.join(base, name)):
             os.makedirs(os.path.dirname(os.path.join(tmp, name)), exist_ok=True)

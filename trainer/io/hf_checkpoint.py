@@ -15,9 +15,9 @@ from typing import Optional
 
 import torch
 
-from . import safetensors_io
-from .modeling.config import ConfigError, LlavaConfig
-from .modeling.llava import PsaLlava
+from . import safetensors_files
+from ..modeling.config import ConfigError, LlavaConfig
+from ..modeling.llava import PsaLlava
 
 
 class CheckpointError(ValueError):
@@ -65,7 +65,7 @@ def write_weights(directory: str, tensors: dict[str, torch.Tensor], max_shard_by
     size = {n: tensors[n].numel() * tensors[n].element_size() for n in names}
     total = sum(size.values())
     if max_shard_bytes is None or total <= max_shard_bytes:
-        safetensors_io.save(os.path.join(directory, WEIGHTS_FILE), tensors, {"format": "pt"})
+        safetensors_files.save(os.path.join(directory, WEIGHTS_FILE), tensors, {"format": "pt"})
         return [WEIGHTS_FILE]
     shards: list[list[str]] = [[]]
     filled = 0
@@ -77,7 +77,7 @@ def write_weights(directory: str, tensors: dict[str, torch.Tensor], max_shard_by
         filled += size[n]
     files = [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
     for file, members in zip(files, shards):
-        safetensors_io.save(os.path.join(directory, file), {n: tensors[n] for n in members}, {"format": "pt"})
+        safetensors_files.save(os.path.join(directory, file), {n: tensors[n] for n in members}, {"format": "pt"})
     with open(os.path.join(directory, WEIGHTS_INDEX), "w", encoding="utf-8") as f:
         json.dump({"metadata": {"total_size": total},
                    "weight_map": {n: file for file, members in zip(files, shards) for n in members}}, f, indent=2)
@@ -127,8 +127,8 @@ def load_state(directory: str) -> dict[str, torch.Tensor]:
     state: dict[str, torch.Tensor] = {}
     for path in weight_files(directory):
         try:
-            tensors = safetensors_io.load(path)
-        except safetensors_io.SafetensorsError as e:
+            tensors = safetensors_files.load(path)
+        except safetensors_files.SafetensorsError as e:
             raise CheckpointError(str(e)) from None
         for name, tensor in tensors.items():
             state[canonical_name(name)] = tensor

@@ -24,11 +24,11 @@ from typing import Any
 
 import torch
 
-from .modeling.config import LlavaConfig, PsaConfig, TextConfig, VisionConfig
-from .modeling.llava import PsaLlava, init_weights
-from .train.data import Batch
-from .train.lora import apply_lora
-from .train.loop import Objective
+from ..modeling.config import LlavaConfig, PsaConfig, TextConfig, VisionConfig
+from ..modeling.llava import PsaLlava, init_weights
+from .data import Batch
+from .lora import apply_lora
+from .loop import Objective
 
 SHAPES = {
     "7b": lambda: LlavaConfig(
@@ -70,7 +70,7 @@ class BenchSpec:
 
 def _linear_params(module: torch.nn.Module) -> int:
     """Weights of linear layers (LoRA-wrapped ones count their base weight and both adapters)."""
-    from .train.lora import LoraLinear
+    from .lora import LoraLinear
     return sum(m.weight.numel() for m in module.modules() if isinstance(m, (torch.nn.Linear, LoraLinear)))
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checkpoint import load_model
+from ..io.hf_checkpoint import load_model
 
 
 def _f32(b64: str) -> torch.Tensor:

@@ -16,10 +16,10 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from . import safetensors_io
-from .modeling.mobilenet import ConvBn, MobileNetConfig, NsfwMobileNetV2
-from .package import sha256_file
-from .tfjs_artifacts import TfjsModel, read_model
+from ..io import safetensors_files
+from ..modeling.mobilenet import ConvBn, MobileNetConfig, NsfwMobileNetV2
+from ..export.package import sha256_file
+from ..io.tfjs_artifacts import TfjsModel, read_model
 
 
 class ConversionError(ValueError):
@@ -154,7 +154,7 @@ def convert(model_dir: str, out_dir: str) -> dict[str, Any]:
     state = map_weights(tfjs.weights, model, dense)
     os.makedirs(out_dir, exist_ok=True)
     source = _provenance(model_dir, tfjs)
-    safetensors_io.save(os.path.join(out_dir, "model.safetensors"), state,
+    safetensors_files.save(os.path.join(out_dir, "model.safetensors"), state,
                         {"format": "pt", "source": f"{source['package']} {source['version']} {source['model']}"})
     with open(os.path.join(out_dir, "config.json"), "w", encoding="utf-8") as f:
         json.dump({**cfg.to_dict(), "source": source}, f, indent=2)
@@ -169,7 +169,7 @@ def load_converted(directory: str) -> NsfwMobileNetV2:
     with open(os.path.join(directory, "config.json"), encoding="utf-8") as f:
         cfg = MobileNetConfig.from_dict(json.load(f))
     model = NsfwMobileNetV2(cfg)
-    state = safetensors_io.load(os.path.join(directory, "model.safetensors"))
+    state = safetensors_files.load(os.path.join(directory, "model.safetensors"))
     expected = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
     for name in sorted(set(state) | set(expected)):
         if name not in expected or name not in state:

@@ -20,8 +20,8 @@ import onnx
 import torch
 from torch import nn
 
-from . import onnx_io
-from .modeling.llava import PsaLlava
+from ..io import onnx_files
+from ..modeling.llava import PsaLlava
 
 OPSET = 17
 
@@ -74,7 +74,7 @@ class _Decoder(nn.Module):
         return (logits, *[t for kv in presents for t in kv])
 
 
-def export_all(model: PsaLlava, onnx_dir: str, external: onnx_io.ExternalMode = "auto",
+def export_all(model: PsaLlava, onnx_dir: str, external: onnx_files.ExternalMode = "auto",
                fp16: bool = False) -> list[str]:
     """Writes the four graphs, five with a query encoder (and with fp16, their `_fp16` variants); returns the written files'
     paths relative to the package root, external data files included."""
@@ -97,16 +97,16 @@ def export_all(model: PsaLlava, onnx_dir: str, external: onnx_io.ExternalMode = 
                                   dynamic_axes=axes, opset_version=OPSET, do_constant_folding=True)
             graph = onnx.load(traced)
         if half_storage:
-            graph = onnx_io.store_half(graph)
+            graph = onnx_files.store_half(graph)
         # Saving with external data moves the weights out of the proto: convert before saving.
-        half = onnx_io.to_fp16(graph) if fp16 else None
-        for fname in onnx_io.save(graph, os.path.join(onnx_dir, f"{name}.onnx"), external,
-                                   split_bytes=onnx_io.SPLIT_BYTES if half_storage else None):
+        half = onnx_files.to_fp16(graph) if fp16 else None
+        for fname in onnx_files.save(graph, os.path.join(onnx_dir, f"{name}.onnx"), external,
+                                   split_bytes=onnx_files.SPLIT_BYTES if half_storage else None):
             written.append(os.path.join("onnx", fname))
         del graph
         if half is not None:
-            for fname in onnx_io.save(half, os.path.join(onnx_dir, f"{name}_fp16.onnx"), external,
-                                      split_bytes=onnx_io.SPLIT_BYTES if half_storage else None):
+            for fname in onnx_files.save(half, os.path.join(onnx_dir, f"{name}_fp16.onnx"), external,
+                                      split_bytes=onnx_files.SPLIT_BYTES if half_storage else None):
                 written.append(os.path.join("onnx", fname))
 
     run(_VisionEncoder(model), (pixels,), "vision_encoder", ["pixel_values"],

@@ -5,7 +5,7 @@ CLIP ViT (from a `convert-nsfwjs` output directory, or converted here from nsfwj
 everything else is seeded random as for the other packages.
 
 With a query encoder (`query_encoder="random"` or a BERT checkpoint directory) the safety head's
-query is that encoder's projected token states (trainer/query_encoder.py); a pretrained one keeps
+query is that encoder's projected token states (trainer/io/query_encoder.py); a pretrained one keeps
 its weights (rounded to float16 for storage), a random one is tiny with its own WordPiece vocabulary.
 """
 from __future__ import annotations
@@ -17,15 +17,15 @@ from typing import Any, Optional
 
 import torch
 
-from .modeling.config import default_config, mobilenet_variant, small_config, tiny_config
-from .modeling.llava import PsaLlava, init_weights
-from .modeling.mobilenet import NsfwMobileNetV2
-from . import query_encoder as qe
+from ..modeling.config import default_config, mobilenet_variant, small_config, tiny_config
+from ..modeling.llava import PsaLlava, init_weights
+from ..modeling.mobilenet import NsfwMobileNetV2
+from ..io import query_encoder as qe
 from .package import CHAT_TEMPLATE, write_package
-from .taxonomy import hint_sentences
-from .bpe_encoder import BpeTokenizer
-from .tokenizer_bpe import default_corpus, save_tokenizer, tokenizer_config, train_bpe
-from .word_vectors import PIECE_WORDS, init_embeddings, read_word_vectors
+from ..taxonomy import hint_sentences
+from ..tokenizer.bpe_encoder import BpeTokenizer
+from ..tokenizer.bpe_training import default_corpus, save_tokenizer, tokenizer_config, train_bpe
+from ..tokenizer.word_vectors import PIECE_WORDS, init_embeddings, read_word_vectors
 
 SIZES = {"tiny": (tiny_config, 640, 0.15), "small": (small_config, 2048, 0.05), "default": (default_config, 2048, 0.02)}
 VISIONS = ("clip", "nsfwjs")
@@ -33,7 +33,7 @@ VISIONS = ("clip", "nsfwjs")
 
 def pretrained_mobilenet(nsfwjs_dir: Optional[str], nsfwjs_model_dir: Optional[str]) -> tuple[NsfwMobileNetV2, dict[str, Any]]:
     """The converted tower and its source record (package, version, licence, file hashes)."""
-    from .convert_nsfwjs import convert, load_converted
+    from ..convert.nsfwjs import convert, load_converted
     if (nsfwjs_dir is None) == (nsfwjs_model_dir is None):
         raise ValueError("the nsfwjs vision tower needs exactly one of nsfwjs_dir (a convert-nsfwjs output) "
                          "and nsfwjs_model_dir (nsfwjs's TF.js files)")
@@ -54,7 +54,7 @@ def build_random(out_dir: str, size: str = "tiny", seed: int = 0, name: str = "p
                  lexicon_words: int = 0, word_vectors_source: Optional[str] = None,
                  query_encoder: Optional[str] = None) -> str:
     """`word_vectors`: a GloVe text file; its `lexicon_words` most frequent words join the tokenizer's
-    training text and its vectors start the token embeddings (trainer/word_vectors.py)."""
+    training text and its vectors start the token embeddings (trainer/tokenizer/word_vectors.py)."""
     if vision not in VISIONS:
         raise ValueError(f"vision must be one of {', '.join(VISIONS)}, got {vision!r}")
     if lexicon_words and not word_vectors:
