@@ -8,6 +8,7 @@ summary=.cache/test-summary
 echo "0 passed, 1 failed" > "$summary"
 
 bash scripts/ensure-system-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
+bash scripts/ensure-python-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
 [ -d node_modules ] || npm ci --no-audit --no-fund
 
 failed_typecheck=0
