@@ -23,7 +23,7 @@ from ..modeling.mobilenet import NsfwMobileNetV2
 from ..io import query_encoder as qe
 from .package import CHAT_TEMPLATE, write_package
 from ..taxonomy import hint_sentences
-from ..tokenizer.bpe_encoder import BpeTokenizer
+from ..tokenizer.hf_tokenizer import HfTokenizer
 from ..tokenizer.bpe_training import default_corpus, save_tokenizer, tokenizer_config, train_bpe
 from ..tokenizer.word_vectors import PIECE_WORDS, init_embeddings, read_word_vectors
 
@@ -99,7 +99,7 @@ def build_random(out_dir: str, size: str = "tiny", seed: int = 0, name: str = "p
     if tower is not None:
         model.vision_tower.load_state_dict(tower.state_dict())
     if wv is not None:
-        counts = init_embeddings(model.language_model.model.embed_tokens.weight, BpeTokenizer.from_dict(tok), wv, seed)
+        counts = init_embeddings(model.language_model.model.embed_tokens.weight, HfTokenizer.from_dict(tok), wv, seed)
         provenance["token_embeddings"] = {
             "init": "pretrained word vectors (the rest of the decoder is random)", "source": word_vectors_source or os.path.basename(word_vectors),
             "lexicon_words": lexicon_words, **counts}

@@ -1,8 +1,14 @@
-"""Byte-level BPE (GPT-2 style): training to a Hugging Face tokenizer.json, and an encoder.
+"""Byte-level BPE (GPT-2 style) training to a Hugging Face tokenizer.json.
 
-The trained file loads unchanged in `tokenizers` (Rust/Python), transformers'
-PreTrainedTokenizerFast and @huggingface/tokenizers (JS), and BpeTokenizer below
-reproduces their ids for this family of tokenizer.json files.
+The file loads unchanged in `tokenizers` (Rust/Python), transformers' PreTrainedTokenizerFast and
+@huggingface/tokenizers (JS); the trainer encodes with `tokenizers` (hf_tokenizer.py). Words are
+split and byte-mapped by the library's ByteLevel pre-tokenizer, as at encode time.
+
+The merges are learned here rather than by the library's BpeTrainer, which breaks ties between
+pairs of equal count differently: it takes the pair with the lowest token ids, this the
+lexicographically first pair. On the built-in corpus at 600 tokens the two part at merge 17, so
+BpeTrainer would give every tokenizer the project builds (the default model's among them) other
+ids for the same corpus.
 """
 
 from __future__ import annotations
@@ -13,16 +19,23 @@ import re
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from .bpe_encoder import BpeTokenizer
-from .bytelevel import BYTE_ALPHABET, pre_tokenize
+from tokenizers import pre_tokenizers
+
 from .corpus_en import default_corpus
 
-__all__ = ["SPECIAL_TOKENS", "train_bpe", "tokenizer_config", "save_tokenizer",
-           "BpeTokenizer", "default_corpus"]
+__all__ = ["SPECIAL_TOKENS", "train_bpe", "tokenizer_config", "save_tokenizer", "default_corpus"]
 
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<image>", "<pad>"]
 UNK, BOS, EOS, IMAGE, PAD = SPECIAL_TOKENS
 _BYTE_LEVEL = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}
+_PRE_TOKENIZER = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+# BpeTrainer's initial alphabet is sorted by code point, so byte symbols get ids in this order.
+BYTE_ALPHABET: list[str] = sorted(pre_tokenizers.ByteLevel.alphabet())
+
+
+def pre_tokenize(text: str) -> list[str]:
+    """The pieces (byte-level symbols) the ByteLevel pre-tokenizer splits `text` into."""
+    return [piece for piece, _ in _PRE_TOKENIZER.pre_tokenize_str(text)]
 
 
 def _token_flags(content: str) -> dict:

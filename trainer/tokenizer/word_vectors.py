@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .bpe_encoder import BpeTokenizer
+from .hf_tokenizer import HfTokenizer
 
 WORD = re.compile(r"[a-z]+")
 # Share of each initialised row's norm that carries the word vector; the rest is the random init.
@@ -73,7 +73,7 @@ def read_word_vectors(path: str, limit: int | None = None) -> WordVectors:
     return WordVectors(words, vectors / vectors.norm(dim=1, keepdim=True).clamp(min=1e-8))
 
 
-def token_vectors(tok: BpeTokenizer, wv: WordVectors, piece_words: int = PIECE_WORDS) -> tuple[torch.Tensor, torch.Tensor, dict]:
+def token_vectors(tok: HfTokenizer, wv: WordVectors, piece_words: int = PIECE_WORDS) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """Per token id: a unit word-space vector and whether it has one; plus counts for provenance."""
     index = {w: i for i, w in enumerate(wv.words)}
     size, dim = tok.vocab_size, wv.vectors.shape[1]
@@ -102,7 +102,7 @@ def token_vectors(tok: BpeTokenizer, wv: WordVectors, piece_words: int = PIECE_W
 
 
 @torch.no_grad()
-def init_embeddings(weight: torch.Tensor, tok: BpeTokenizer, wv: WordVectors, seed: int) -> dict:
+def init_embeddings(weight: torch.Tensor, tok: HfTokenizer, wv: WordVectors, seed: int) -> dict:
     """Rewrite the rows of an (already randomly initialised) embedding table in place."""
     size, hidden = weight.shape
     if size != tok.vocab_size:
