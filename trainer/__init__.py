@@ -5,6 +5,7 @@ repository's .cache/python-deps, installed by scripts/ensure-python-deps.sh or t
 That directory goes on sys.path here, so every way of starting the trainer (`python -m trainer`,
 torch.distributed.run's workers, a script importing trainer.*) finds the same pins.
 """
+
 import os
 import sys
 

@@ -2,6 +2,7 @@
 
 usage: changed_tensors.py A B  ->  {"changed": [...], "same": [...]} on stdout, names sorted.
 """
+
 import json
 import os
 import sys

@@ -21,8 +21,7 @@ def main() -> None:
     again = train_bpe(default_corpus(), 600)
     save_tokenizer(out_dir, trained, tokenizer_config(model_max_length=512))
     tok = HfTokenizer.from_file(out_dir / "tokenizer.json")
-    cases = [{"text": t, "ids": tok.encode(t), "decoded": tok.decode(tok.encode(t, add_bos=False))}
-             for t in texts]
+    cases = [{"text": t, "ids": tok.encode(t), "decoded": tok.decode(tok.encode(t, add_bos=False))} for t in texts]
 
     reference = []
     has_ref = (ref_dir / "tokenizer.json").exists()
@@ -33,17 +32,24 @@ def main() -> None:
         # The LLaVA processor expands each <image> into one token per image patch
         # before tokenizing; cases.json keeps the unexpanded text.
         text = case["text"].replace("<image>", "<image>" * image_seq)
-        reference.append({"name": case["name"], "text": text, "ids": ref.encode(text),
-                          "expected": case["input_ids"]})
+        reference.append({"name": case["name"], "text": text, "ids": ref.encode(text), "expected": case["input_ids"]})
 
-    json.dump({
-        "deterministic": json.dumps(trained) == json.dumps(again),
-        "sha256": hashlib.sha256((out_dir / "tokenizer.json").read_bytes()).hexdigest(),
-        "specials": {"bos": tok.bos_id, "eos": tok.eos_id, "pad": tok.pad_id,
-                     "image": tok.image_id, "vocab_size": tok.vocab_size},
-        "cases": cases,
-        "reference": reference,
-    }, sys.stdout)
+    json.dump(
+        {
+            "deterministic": json.dumps(trained) == json.dumps(again),
+            "sha256": hashlib.sha256((out_dir / "tokenizer.json").read_bytes()).hexdigest(),
+            "specials": {
+                "bos": tok.bos_id,
+                "eos": tok.eos_id,
+                "pad": tok.pad_id,
+                "image": tok.image_id,
+                "vocab_size": tok.vocab_size,
+            },
+            "cases": cases,
+            "reference": reference,
+        },
+        sys.stdout,
+    )
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ Reading memory-maps the file (copy-on-write), so a multi-GB checkpoint or datase
 in as its tensors are used, not copied into RAM first. The library's errors become
 SafetensorsError with the file's path, so a bad upload or checkpoint is reported, not a crash.
 """
+
 from __future__ import annotations
 
 import re

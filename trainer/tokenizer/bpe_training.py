@@ -39,8 +39,14 @@ def pre_tokenize(text: str) -> list[str]:
 
 
 def _token_flags(content: str) -> dict:
-    return {"content": content, "single_word": False, "lstrip": False, "rstrip": False,
-            "normalized": False, "special": True}
+    return {
+        "content": content,
+        "single_word": False,
+        "lstrip": False,
+        "rstrip": False,
+        "normalized": False,
+        "special": True,
+    }
 
 
 def _splitter(tokens) -> re.Pattern | None:
@@ -146,15 +152,19 @@ def train_bpe(texts: list[str], vocab_size: int, lexicon: list[str] | None = Non
         "post_processor": {
             "type": "TemplateProcessing",
             "single": [bos_item, {"Sequence": {"id": "A", "type_id": 0}}],
-            "pair": [bos_item, {"Sequence": {"id": "A", "type_id": 0}},
-                     {"Sequence": {"id": "B", "type_id": 0}}],
+            "pair": [bos_item, {"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 0}}],
             "special_tokens": {BOS: {"id": BOS, "ids": [bos_id], "tokens": [BOS]}},
         },
         "decoder": {**_BYTE_LEVEL, "add_prefix_space": True},
         "model": {
-            "type": "BPE", "dropout": None, "unk_token": None,
-            "continuing_subword_prefix": None, "end_of_word_suffix": None,
-            "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
+            "type": "BPE",
+            "dropout": None,
+            "unk_token": None,
+            "continuing_subword_prefix": None,
+            "end_of_word_suffix": None,
+            "fuse_unk": False,
+            "byte_fallback": False,
+            "ignore_merges": False,
             "vocab": vocab,
             "merges": [[a, b] for a, b in merges],
         },

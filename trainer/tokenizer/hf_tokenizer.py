@@ -3,6 +3,7 @@
 The same Rust implementation the Node runtime's @huggingface/tokenizers mirrors, so the trainer
 and the service give the same ids. tokenizer_config.json names the special tokens.
 """
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,13 @@ from pathlib import Path
 from tokenizers import Tokenizer
 
 # tokenizer_config.json keys -> names used when the config is absent.
-_DEFAULT_NAMES = {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>",
-                  "unk_token": "<unk>", "image_token": "<image>"}
+_DEFAULT_NAMES = {
+    "bos_token": "<s>",
+    "eos_token": "</s>",
+    "pad_token": "<pad>",
+    "unk_token": "<unk>",
+    "image_token": "<image>",
+}
 
 
 class HfTokenizer:
@@ -21,11 +27,11 @@ class HfTokenizer:
         self._config = config or {}
 
     @classmethod
-    def from_dict(cls, data: dict, config: dict | None = None) -> "HfTokenizer":
+    def from_dict(cls, data: dict, config: dict | None = None) -> HfTokenizer:
         return cls(data, config)
 
     @classmethod
-    def from_file(cls, path) -> "HfTokenizer":
+    def from_file(cls, path) -> HfTokenizer:
         """Load tokenizer.json (or a directory holding it) plus a sibling tokenizer_config.json."""
         path = Path(path)
         if path.is_dir():

@@ -8,6 +8,7 @@ everything else (logging, stray prints, native libraries) goes to stderr. Exit c
 1 failed (retryable), 2 bad job/dataset/base (do not retry), 143 SIGTERM / 130 SIGINT / parent
 exited (checkpoint written, resumable).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -73,6 +74,7 @@ def train_cli(job_path: str) -> int:
 
     received: list[int] = []
     from .distributed import world_from_env
+
     world = world_from_env()
 
     def emit(**event: Any) -> None:
@@ -99,6 +101,7 @@ def train_cli(job_path: str) -> int:
 
     from .job import UserInputError, load_job
     from .loop import Interrupted, Trainer
+
     try:
         job = load_job(job_path)
         Trainer(job, emit, lambda: bool(received), world).run()
