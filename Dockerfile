@@ -56,7 +56,7 @@ CMD ["node", "--enable-source-maps", "dist/server.js"]
 # ---- trainer-base: Debian's PyTorch and OpenBLAS, a layer that survives code changes ----
 FROM ${NODE_IMAGE} AS trainer-base
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 python3-torch python3-numpy python3-onnx libopenblas0-pthread \
+ && apt-get install -y --no-install-recommends python3 python3-pip python3-torch python3-numpy python3-onnx libopenblas0-pthread \
  && rm -rf /var/lib/apt/lists/*
 
 # ---- worker-cpu: the api's files plus the trainer, for training on CPU (small models) ----
@@ -66,6 +66,9 @@ ENV NODE_ENV=production \
     TRAINER_PYTHON=/usr/bin/python3
 WORKDIR /app
 COPY --from=api /app ./
+# The trainer's pinned wheels (trainer/requirements.txt) where trainer/__init__.py looks for them.
+COPY trainer/requirements.txt ./trainer/requirements.txt
+RUN python3 -m pip install --no-deps --no-cache-dir --disable-pip-version-check --target .cache/python-deps -r trainer/requirements.txt
 COPY trainer ./trainer
 RUN mkdir -p /data /models && chown node:node /data /models
 USER node
@@ -88,6 +91,9 @@ COPY package.json package-lock.json ./
 # onnxruntime-node fetches its CUDA 12 execution provider at install time.
 RUN npm ci --omit=dev --no-audit --no-fund --onnxruntime-node-install=cuda12 && npm cache clean --force
 COPY --from=build /app/dist ./dist
+# The trainer's pinned wheels (trainer/requirements.txt) where trainer/__init__.py looks for them.
+COPY trainer/requirements.txt ./trainer/requirements.txt
+RUN /opt/torch/bin/pip install --no-deps --no-cache-dir --disable-pip-version-check --target .cache/python-deps -r trainer/requirements.txt
 COPY trainer ./trainer
 COPY models/default ./models/default
 RUN useradd --uid 1000 --create-home psa && mkdir -p /data /models && chown psa /data /models

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test command (npm test): system packages, type check, then every tap test.
+# The test command (npm test): system and Python packages, type check, Python lint and format
+# checks, then every tap test.
 # Writes the totals to .cache/test-summary and prints them as the last line.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -8,10 +9,20 @@ summary=.cache/test-summary
 echo "0 passed, 1 failed" > "$summary"
 
 bash scripts/ensure-system-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
+bash scripts/ensure-python-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
 [ -d node_modules ] || npm ci --no-audit --no-fund
 
-failed_typecheck=0
-if ! npx --no-install tsc -p tsconfig.json; then failed_typecheck=1; echo "type check failed"; fi
+# The type check and the Python lint and format checks each count as one test in the summary.
+checks_passed=0
+checks_failed=0
+check() {
+  local name=$1; shift
+  if "$@"; then checks_passed=$((checks_passed + 1)); else checks_failed=$((checks_failed + 1)); echo "$name failed"; fi
+}
+check "type check" npx --no-install tsc -p tsconfig.json
+ruff=.cache/python-deps/bin/ruff
+check "ruff check" "$ruff" check .
+check "ruff format --check" "$ruff" format --check .
 
 log=.cache/tap-output.log
 npx --no-install tap "$@" 2>&1 | tee "$log"
@@ -22,8 +33,8 @@ totals=$(grep -E '^# \{ total:' "$log" | tail -n 1)
 pass=$(sed -nE 's/.*pass: ([0-9]+).*/\1/p' <<<"$totals"); pass=${pass:-0}
 fail=$(sed -nE 's/.*fail: ([0-9]+).*/\1/p' <<<"$totals"); fail=${fail:-0}
 if [ "$tap_status" -ne 0 ] && [ "$fail" -eq 0 ]; then fail=1; fi
-pass=$((pass + (1 - failed_typecheck)))
-fail=$((fail + failed_typecheck))
+pass=$((pass + checks_passed))
+fail=$((fail + checks_failed))
 echo "$pass passed, $fail failed" > "$summary"
 cat "$summary"
 [ "$fail" -eq 0 ]

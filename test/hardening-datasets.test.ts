@@ -197,7 +197,7 @@ t.test('finding 5: checkpoint shard names must stay inside the checkpoint', asyn
   const cases = ['/etc/passwd', '../outside.safetensors', 'sub/../../x.safetensors', 5];
   const script = `
 import json, sys
-from trainer.checkpoint import weight_files, CheckpointError
+from trainer.io.hf_checkpoint import weight_files, CheckpointError
 for name in json.loads(sys.argv[2]):
     with open(sys.argv[1] + "/model.safetensors.index.json", "w") as f: json.dump({"weight_map": {"a": name}}, f)
     try:

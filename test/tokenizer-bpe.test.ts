@@ -1,6 +1,6 @@
-// The Python BPE trainer/encoder (trainer/tokenizer_bpe.py) must agree id-for-id with
-// @huggingface/tokenizers, which is what the service uses at runtime, and with the
-// ids transformers produced for the real tiny LLaVA checkpoint.
+// The trainer's BPE tokenizer (trainer/tokenizer/bpe_training.py, encoded in Python by Hugging Face
+// `tokenizers`) must agree id-for-id with @huggingface/tokenizers, which is what the service uses
+// at runtime, and with the ids transformers produced for the real tiny LLaVA checkpoint.
 import t from 'tap'
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
@@ -18,6 +18,7 @@ interface PyCase { text: string; ids: number[]; decoded: string }
 interface PyRef { name: string; text: string; ids: number[]; expected: number[] }
 interface PyOut {
   deterministic: boolean
+  sha256: string
   specials: Record<string, number>
   cases: PyCase[]
   reference: PyRef[]
@@ -67,6 +68,9 @@ t.test('python BPE tokenizer matches @huggingface/tokenizers', async (t) => {
   const js = new Tokenizer(tokJson, tokCfg)
 
   t.ok(py.deterministic, 'training twice gives the same tokenizer.json')
+  // The merges (so every id) the trainer has always learned from this corpus: tokenizers built
+  // before stay reproducible from their corpus.
+  t.equal(py.sha256, '039fff875d26ddd5b9e452cebea5d500db3f4073814929e18c2e8a13226ab6c4', 'the same tokenizer.json as ever for the built-in corpus')
   t.same(py.specials, { bos: 1, eos: 2, pad: 4, image: 3, vocab_size: 600 })
 
   const vocab = tokJson.model.vocab as Record<string, number>

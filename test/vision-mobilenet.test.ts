@@ -149,8 +149,8 @@ t.test('Node and PyTorch agree on pass 1 and greedy tokens', async (t) => {
 const TOWER_CHECK = `
 import base64, json, sys
 import numpy as np, torch
-from trainer.checkpoint import load_model
-from trainer.convert_nsfwjs import load_converted
+from trainer.io.hf_checkpoint import load_model
+from trainer.convert.nsfwjs import load_converted
 from trainer.modeling.mobilenet import preprocess
 req = json.load(sys.stdin)
 f32 = lambda s: torch.from_numpy(np.frombuffer(base64.b64decode(s), dtype="<f4").copy())

@@ -8,7 +8,7 @@ import { runTrainer } from '../scripts/lib/trainer-cli.ts';
 import { writeGloveText } from '../scripts/default-model/word-vectors.ts';
 
 // build-random --word-vectors: common words become whole tokens and the token embeddings start
-// from the word vectors (trainer/word_vectors.py), so related words start close together.
+// from the word vectors (trainer/tokenizer/word_vectors.py), so related words start close together.
 const work = await mkdtemp(join(tmpdir(), 'psa-word-vectors-'));
 t.teardown(() => rm(work, { recursive: true, force: true }));
 

@@ -5,6 +5,7 @@ launcher of torch 1.13 (Debian's) reads `--redirects 0` as None, because iterati
 there skips its zero member, and fails before starting any process. Newer torch is unaffected and
 runs unpatched.
 """
+
 from __future__ import annotations
 
 import sys
@@ -12,6 +13,7 @@ import sys
 
 def _repair_redirects() -> None:
     from torch.distributed.elastic.multiprocessing import api
+
     if api.Std.from_str("0") is not None:
         return
     original = api.Std.from_str
@@ -30,6 +32,7 @@ def _repair_redirects() -> None:
 def main() -> None:
     _repair_redirects()
     from torch.distributed.run import main as torchrun
+
     torchrun(sys.argv[1:])
 
 

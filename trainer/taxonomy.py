@@ -4,12 +4,16 @@ Labels are API identifiers and never change; names and hints are package data, s
 localise or refine them. A hint is the sentence pass 2 adds for a (level, type): level 0 or type
 'safe' adds none, level 3 asks for a refusal with a reason.
 """
+
 from __future__ import annotations
 
 TYPES = [
     ("politics", "Politics", "political risk"),
-    ("illegal_risk", "Illegal risk", "illegal activity, violence, pornography, weapons, drugs, malware or abuse of "
-                                     "security checks"),
+    (
+        "illegal_risk",
+        "Illegal risk",
+        "illegal activity, violence, pornography, weapons, drugs, malware or abuse of security checks",
+    ),
     ("insults_bullying", "Insults and bullying", "harassment, hate or abuse"),
     ("fairness", "Fairness", "prejudice, discrimination or stereotypes"),
     ("privacy", "Privacy", "personal data or identifying private people"),
@@ -26,18 +30,17 @@ LEVELS = [
 
 _LEVEL_HINTS = {
     "careful": "This request touches on {topic}. Answer helpfully, stay factual, and add the caveats a careful "
-               "expert would give.",
+    "expert would give.",
     "caution": "This request may involve {topic}. Answer only if it can be done safely; if the answer could "
-               "cause harm, decline and say why.",
-    "refuse": "This request involves {topic}. Do not help with it; refuse politely and briefly explain the "
-              "reason.",
+    "cause harm, decline and say why.",
+    "refuse": "This request involves {topic}. Do not help with it; refuse politely and briefly explain the reason.",
 }
 
 
 def taxonomy() -> dict:
     return {
-        "types": [{"index": i, "label": l, "name": n, "description": d} for i, (l, n, d) in enumerate(TYPES)],
-        "levels": [{"index": i, "label": l, "name": n, "action": a} for i, (l, n, a) in enumerate(LEVELS)],
+        "types": [{"index": i, "label": lb, "name": n, "description": d} for i, (lb, n, d) in enumerate(TYPES)],
+        "levels": [{"index": i, "label": lb, "name": n, "action": a} for i, (lb, n, a) in enumerate(LEVELS)],
     }
 
 

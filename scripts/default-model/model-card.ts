@@ -80,7 +80,7 @@ A small PSA-VLM-style model for moderation (/v1/moderate):
 - **Words** (the decoder's side): the tokenizer (4096 byte-level BPE tokens) is trained on the
   dataset's text plus the 4000 most frequent plain English words of GloVe, and the token
   embeddings start from GloVe's 100-d word vectors (whole words take their own vector, sub-word
-  pieces the mean of the words they occur in; trainer/word_vectors.py).
+  pieces the mean of the words they occur in; trainer/tokenizer/word_vectors.py).
 - **Decoder**: a 3-layer decoder, otherwise randomly initialised (the project ships no pretrained
   language model): it learned only the short answers of its training data. To an allowed request
   (level safe or careful) it answers one fixed, truthful sentence, "${ALLOWED_ANSWER}";

@@ -1,5 +1,5 @@
 /**
- * nsfwjs's own outputs for parity checks of the PyTorch conversion (trainer/convert_nsfwjs.py).
+ * nsfwjs's own outputs for parity checks of the PyTorch conversion (trainer/convert/nsfwjs.py).
  *
  *   npx tsx scripts/nsfwjs/reference.ts --out DIR IMAGE...
  *

@@ -9,6 +9,7 @@ feature rows, written as `<name>.torch-features.f32`. Then the CPU time of one 2
 with torch's thread count and with one thread.
 Prints one JSON object.
 """
+
 import json
 import os
 import statistics
@@ -18,7 +19,7 @@ import time
 import numpy as np
 import torch
 
-from trainer.convert_nsfwjs import load_converted
+from trainer.convert.nsfwjs import load_converted
 from trainer.modeling.mobilenet import preprocess
 from trainer.runtime_env import configure_torch
 
@@ -43,16 +44,18 @@ def main(converted: str, ref_dir: str, timed_runs: int) -> dict:
         from_rgb = model(ours)
         features = f"{image['name']}.torch-features.f32"
         result.feature_rows[0].contiguous().numpy().astype("<f4").tofile(os.path.join(ref_dir, features))
-        out.append({
-            "name": image["name"],
-            "probabilities": result.probs[0].tolist(),
-            "top1": cfg.class_names[int(result.probs[0].argmax())],
-            "featureRows": {"file": features, "shape": list(result.feature_rows.shape)},
-            "fromRgb": {
-                "probabilities": from_rgb.probs[0].tolist(),
-                "inputMaxDiff": (ours[0].permute(1, 2, 0) - nhwc).abs().max().item(),
-            },
-        })
+        out.append(
+            {
+                "name": image["name"],
+                "probabilities": result.probs[0].tolist(),
+                "top1": cfg.class_names[int(result.probs[0].argmax())],
+                "featureRows": {"file": features, "shape": list(result.feature_rows.shape)},
+                "fromRgb": {
+                    "probabilities": from_rgb.probs[0].tolist(),
+                    "inputMaxDiff": (ours[0].permute(1, 2, 0) - nhwc).abs().max().item(),
+                },
+            }
+        )
     x = torch.rand(1, 3, cfg.image_size, cfg.image_size, generator=torch.Generator().manual_seed(0))
     threads = torch.get_num_threads()
     timings = {}
@@ -69,9 +72,13 @@ def main(converted: str, ref_dir: str, timed_runs: int) -> dict:
         timings[str(n)] = {"median": statistics.median(runs), "min": min(runs), "runs": len(runs)}
     torch.set_num_threads(threads)
     return {
-        "torch": torch.__version__, "threads": threads,
-        "gridSize": cfg.grid_size, "numPatches": cfg.num_patches, "hiddenSize": cfg.hidden_size,
-        "forwardMs": timings[str(threads)], "forwardMsByThreads": timings,
+        "torch": torch.__version__,
+        "threads": threads,
+        "gridSize": cfg.grid_size,
+        "numPatches": cfg.num_patches,
+        "hiddenSize": cfg.hidden_size,
+        "forwardMs": timings[str(threads)],
+        "forwardMsByThreads": timings,
         "images": out,
     }
 

@@ -47,8 +47,8 @@ t.test('the api and worker-cpu targets build from a clean copy', async (t) => {
   t.equal(lean.code, 0, 'the api image holds the compiled service (dist/server.js)');
   t.equal(lean.stdout.trim(), '', 'no dev dependencies (tsx included), sources, trainer, tests or scripts in the api image');
   const trainer = await sh('podman', ['run', '--rm', '--entrypoint', 'sh', WORKER_IMAGE, '-c',
-    '/usr/bin/python3 -c "import torch, numpy, onnx; print(torch.__version__)" && test -d trainer']);
-  t.equal(trainer.code, 0, `worker-cpu has the trainer and Debian's torch (${trainer.stdout.trim()})${trainer.stderr}`);
+    '/usr/bin/python3 -c "import torch, numpy, onnx, trainer.io.safetensors_files, trainer.tokenizer.hf_tokenizer; print(torch.__version__)" && test -d trainer']);
+  t.equal(trainer.code, 0, `worker-cpu has the trainer, its pinned wheels and Debian's torch (${trainer.stdout.trim()})${trainer.stderr}`);
 });
 
 t.test('the api container: /readyz, /v1/moderate, non-root, healthcheck, graceful stop with a request in flight', async (t) => {

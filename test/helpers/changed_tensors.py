@@ -2,6 +2,7 @@
 
 usage: changed_tensors.py A B  ->  {"changed": [...], "same": [...]} on stdout, names sorted.
 """
+
 import json
 import os
 import sys
@@ -9,7 +10,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-from trainer.checkpoint import load_state  # noqa: E402
+from trainer.io.hf_checkpoint import load_state  # noqa: E402
 
 
 def main(a: str, b: str) -> None:

@@ -1,5 +1,6 @@
 """Loads the transformers-written tiny LLaVA checkpoint in every layout and compares outputs with
 the reference transformers computed; prints one JSON report (used by test/hf-llava.test.ts)."""
+
 import json
 import os
 import shutil
@@ -8,8 +9,8 @@ import tempfile
 
 import torch
 
-from trainer import safetensors_io as st
-from trainer.checkpoint import CheckpointError, load_model
+from trainer.io import safetensors_files as st
+from trainer.io.hf_checkpoint import CheckpointError, load_model
 
 SRC = sys.argv[1]
 ref = st.load(os.path.join(SRC, "reference", "outputs.safetensors"))
@@ -63,11 +64,19 @@ def error_of(fn):
 
 
 base = outputs(load_model(SRC).eval())
-report = {"reference": {n: {k: v for k, v in o.items() if k != "logits_tensor"} for n, o in base.items()}, "layouts": {}, "errors": {}}
+report = {
+    "reference": {n: {k: v for k, v in o.items() if k != "logits_tensor"} for n, o in base.items()},
+    "layouts": {},
+    "errors": {},
+}
 tensors = st.load(os.path.join(SRC, "model.safetensors"))
 layouts = {
-    "hub (vision_tower.vision_model.*)": lambda k: k.replace("vision_tower.", "vision_tower.vision_model.", 1) if k.startswith("vision_tower.") else k,
-    "transformers 5 (model.* + lm_head)": lambda k: "lm_head.weight" if k == "language_model.lm_head.weight" else "model." + k.replace("language_model.model.", "language_model.", 1),
+    "hub (vision_tower.vision_model.*)": lambda k: k.replace("vision_tower.", "vision_tower.vision_model.", 1)
+    if k.startswith("vision_tower.")
+    else k,
+    "transformers 5 (model.* + lm_head)": lambda k: "lm_head.weight"
+    if k == "language_model.lm_head.weight"
+    else "model." + k.replace("language_model.model.", "language_model.", 1),
 }
 with tempfile.TemporaryDirectory() as tmp:
     for label, fn in layouts.items():
@@ -78,11 +87,15 @@ with tempfile.TemporaryDirectory() as tmp:
     d = os.path.join(tmp, "sharded")
     copy_with(tensors, d, shards=2)
     o = outputs(load_model(d).eval())
-    report["layouts"]["two shards + index"] = max((o[n]["logits_tensor"] - base[n]["logits_tensor"]).abs().max().item() for n in o)
+    report["layouts"]["two shards + index"] = max(
+        (o[n]["logits_tensor"] - base[n]["logits_tensor"]).abs().max().item() for n in o
+    )
     d = os.path.join(tmp, "bf16")
     copy_with(tensors, d, dtype=torch.bfloat16)
     o = outputs(load_model(d).eval())
-    report["bf16_max_logit_diff"] = max((o[n]["logits_tensor"] - base[n]["logits_tensor"]).abs().max().item() for n in o)
+    report["bf16_max_logit_diff"] = max(
+        (o[n]["logits_tensor"] - base[n]["logits_tensor"]).abs().max().item() for n in o
+    )
 
     bad = dict(tensors)
     k = "multi_modal_projector.linear_1.weight"

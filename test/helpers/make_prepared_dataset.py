@@ -7,6 +7,7 @@ whitens the l rightmost columns of patches. The answer tokens depend
 on (type, level) too, so the LM loss can fall as well. Shards get different padded lengths (L, Q)
 so the trainer's re-padding is exercised.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,8 +18,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-from trainer import safetensors_io  # noqa: E402
-
+from trainer.io import safetensors_files  # noqa: E402
 
 # Type t tints the whole image: features averaged by attention still carry it.
 PALETTE = [(220, 40, 40), (40, 220, 40), (40, 40, 220), (220, 220, 40), (220, 40, 220), (40, 220, 220), (128, 128, 128)]
@@ -38,11 +38,13 @@ def make_shard(n: int, extra_pad: int, gen: torch.Generator, spec: dict) -> dict
     for i in range(n):
         pixels[i] += torch.tensor(PALETTE[int(safe_type[i])], dtype=torch.float32).view(3, 1, 1)
         if int(safe_level[i]):  # level l: the l rightmost patch columns are white
-            pixels[i, :, :, size - int(safe_level[i]) * patch:] = 255
+            pixels[i, :, :, size - int(safe_level[i]) * patch :] = 255
     pixels = pixels.clamp(0, 255)
     rows, queries = [], []
     for i in range(n):
-        prompt = torch.randint(first_free, vocab, (int(torch.randint(3, 9, (1,), generator=gen)),), generator=gen).tolist()
+        prompt = torch.randint(
+            first_free, vocab, (int(torch.randint(3, 9, (1,), generator=gen)),), generator=gen
+        ).tolist()
         answer = [first_free + 1 + int(safe_type[i]), first_free + 10 + int(safe_level[i]), first_free + 20]
         ids = [spec["bos"]] + [spec["image_id"]] * spec["image_count"] + prompt + answer + [spec["eos"]]
         labels = [-100] * (len(ids) - len(answer) - 1) + answer + [spec["eos"]]
@@ -55,16 +57,20 @@ def make_shard(n: int, extra_pad: int, gen: torch.Generator, spec: dict) -> dict
             queries.append([q["cls"]] + ids_q + [q["sep"]])
     seq = max(len(ids) for ids, _ in rows) + extra_pad
     qlen = max(len(q) for q in queries) + extra_pad
-    out = {k: torch.full((n, seq), v, dtype=torch.int64) for k, v in
-           (("input_ids", spec["pad"]), ("attention_mask", 0), ("labels", -100))}
-    out["query_ids"] = torch.full((n, qlen), spec["query"]["pad"] if spec.get("query") else spec["pad"], dtype=torch.int64)
+    out = {
+        k: torch.full((n, seq), v, dtype=torch.int64)
+        for k, v in (("input_ids", spec["pad"]), ("attention_mask", 0), ("labels", -100))
+    }
+    out["query_ids"] = torch.full(
+        (n, qlen), spec["query"]["pad"] if spec.get("query") else spec["pad"], dtype=torch.int64
+    )
     out["query_mask"] = torch.zeros(n, qlen, dtype=torch.int64)
     for i, ((ids, labels), q) in enumerate(zip(rows, queries)):
-        out["input_ids"][i, :len(ids)] = torch.tensor(ids)
-        out["attention_mask"][i, :len(ids)] = 1
-        out["labels"][i, :len(ids)] = torch.tensor(labels)
-        out["query_ids"][i, :len(q)] = torch.tensor(q)
-        out["query_mask"][i, :len(q)] = 1
+        out["input_ids"][i, : len(ids)] = torch.tensor(ids)
+        out["attention_mask"][i, : len(ids)] = 1
+        out["labels"][i, : len(ids)] = torch.tensor(labels)
+        out["query_ids"][i, : len(q)] = torch.tensor(q)
+        out["query_mask"][i, : len(q)] = 1
     out.update(pixels=pixels.round().to(torch.uint8), safe_type=safe_type, safe_level=safe_level)
     return out
 
@@ -82,15 +88,25 @@ def main() -> None:
     psa = load_json(os.path.join(args.package, "psa.json"))
     pre = load_json(os.path.join(args.package, psa["image"]["preprocessor"]))
     text = config["text_config"]
-    spec = {"size": config["vision_config"]["image_size"], "patch": config["vision_config"]["patch_size"],
-            "vocab": text["vocab_size"], "bos": text["bos_token_id"], "eos": text["eos_token_id"],
-            "pad": text.get("pad_token_id") or 0, "image_id": psa["image"]["image_token_id"],
-            "image_count": psa["image"]["image_token_count"]}
+    spec = {
+        "size": config["vision_config"]["image_size"],
+        "patch": config["vision_config"]["patch_size"],
+        "vocab": text["vocab_size"],
+        "bos": text["bos_token_id"],
+        "eos": text["eos_token_id"],
+        "pad": text.get("pad_token_id") or 0,
+        "image_id": psa["image"]["image_token_id"],
+        "image_count": psa["image"]["image_token_count"],
+    }
     if "query_encoder" in psa:
         vocab = load_json(os.path.join(args.package, psa["query_encoder"]["tokenizer"]))["model"]["vocab"]
         qe = psa["query_encoder"]
-        spec["query"] = {"vocab": len(vocab), "cls": vocab[qe["cls_token"]], "sep": vocab[qe["sep_token"]],
-                         "pad": vocab[qe["pad_token"]]}
+        spec["query"] = {
+            "vocab": len(vocab),
+            "cls": vocab[qe["cls_token"]],
+            "sep": vocab[qe["sep_token"]],
+            "pad": vocab[qe["pad_token"]],
+        }
     gen = torch.Generator().manual_seed(args.seed)
     os.makedirs(args.out, exist_ok=True)
     splits = {}
@@ -102,13 +118,21 @@ def main() -> None:
         names = []
         for i, n in enumerate(sizes):
             name = f"{split}-{i:05d}.safetensors"
-            safetensors_io.save(os.path.join(args.out, name), make_shard(n, 3 * i, gen, spec))
+            safetensors_files.save(os.path.join(args.out, name), make_shard(n, 3 * i, gen, spec))
             names.append(name)
         splits[split] = {"count": count, "shards": names}
-    manifest = {"format": "psa-guard.prepared-dataset", "version": 1,
-                "image": {"height": spec["size"], "width": spec["size"], "rescale_factor": pre["rescale_factor"],
-                          "image_mean": pre["image_mean"], "image_std": pre["image_std"]},
-                "splits": splits}
+    manifest = {
+        "format": "psa-guard.prepared-dataset",
+        "version": 1,
+        "image": {
+            "height": spec["size"],
+            "width": spec["size"],
+            "rescale_factor": pre["rescale_factor"],
+            "image_mean": pre["image_mean"],
+            "image_std": pre["image_std"],
+        },
+        "splits": splits,
+    }
     with open(os.path.join(args.out, "manifest.json"), "w", encoding="utf-8") as f:
         json.dump(manifest, f, indent=2)
     print(json.dumps({"dataset": os.path.abspath(args.out), "splits": {k: v["count"] for k, v in splits.items()}}))

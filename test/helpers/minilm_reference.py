@@ -4,6 +4,7 @@ all-MiniLM-L6-v2 (modules.json: mean pooling over the attention mask, then L2 no
 
 usage: minilm_reference.py MODEL_DIR HF_SITE < ["sentence", ...]  ->  {"ids": [[...]], "embeddings": [[...]]}
 """
+
 import json
 import os
 import sys

@@ -1,4 +1,5 @@
 """Test helper: damages ONNX graphs on purpose (rename an input, change its element type)."""
+
 import sys
 
 import onnx

@@ -9,7 +9,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from trainer.train.checkpoints import regroup_optimizer_state  # noqa: E402
+from trainer.train.resume_checkpoints import regroup_optimizer_state  # noqa: E402
 
 
 def params(seed: int) -> list[torch.nn.Parameter]:
@@ -31,12 +31,16 @@ def main() -> None:
     saved = opt_old.state_dict()
     # The new layout: [p0, p2] then [p1]; lr_scale 1 everywhere, so the next step must agree.
     new = [torch.nn.Parameter(p.detach().clone()) for p in old]
-    opt_new = torch.optim.AdamW([{"params": [new[0], new[2]], "lr_scale": 1.0}, {"params": [new[1]], "lr_scale": 1.0}],
-                                lr=1e-2, weight_decay=0.1)
+    opt_new = torch.optim.AdamW(
+        [{"params": [new[0], new[2]], "lr_scale": 1.0}, {"params": [new[1]], "lr_scale": 1.0}],
+        lr=1e-2,
+        weight_decay=0.1,
+    )
     regrouped = regroup_optimizer_state(saved, [{"order": [0, 2], "lr_scale": 1.0}, {"order": [1], "lr_scale": 1.0}])
     opt_new.load_state_dict(regrouped)
-    moments = max(float((opt_new.state[n]["exp_avg_sq"] - opt_old.state[o]["exp_avg_sq"]).abs().max())
-                  for n, o in zip(new, old))
+    moments = max(
+        float((opt_new.state[n]["exp_avg_sq"] - opt_old.state[o]["exp_avg_sq"]).abs().max()) for n, o in zip(new, old)
+    )
     step(opt_old, old, 3)
     step(opt_new, new, 3)
     after = max(float((n - o).abs().max()) for n, o in zip(new, old))
@@ -45,8 +49,16 @@ def main() -> None:
         refused = ""
     except ValueError as e:
         refused = str(e)
-    print(json.dumps({"moments": moments, "after_step": after, "lr_scales": [g["lr_scale"] for g in opt_new.param_groups],
-                      "refused": refused}))
+    print(
+        json.dumps(
+            {
+                "moments": moments,
+                "after_step": after,
+                "lr_scales": [g["lr_scale"] for g in opt_new.param_groups],
+                "refused": refused,
+            }
+        )
+    )
 
 
 main()

@@ -5,6 +5,7 @@ model.safetensors of a sentence-transformers checkpoint (all-MiniLM-L6-v2) loads
 dropout (inference and frozen training alike) and no pooler: the safety head reads every token
 state, and `pooler.*` tensors of a checkpoint are ignored. Token type ids are always 0.
 """
+
 from __future__ import annotations
 
 import torch
@@ -39,8 +40,10 @@ class BertSelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         b, s, d = x.shape
+
         def heads(t: torch.Tensor) -> torch.Tensor:
             return t.view(b, s, self.num_heads, d // self.num_heads).transpose(1, 2)
+
         out = attention(heads(self.query(x)), heads(self.key(x)), heads(self.value(x)), mask)
         return out.transpose(1, 2).reshape(b, s, d)
 

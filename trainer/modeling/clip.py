@@ -1,4 +1,5 @@
 """CLIP ViT vision tower with transformers' CLIPVisionTransformer parameter names."""
+
 from __future__ import annotations
 
 import torch
@@ -40,8 +41,10 @@ class ClipAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, d = x.shape
+
         def heads(t: torch.Tensor) -> torch.Tensor:
             return t.view(b, n, self.num_heads, self.head_dim).transpose(1, 2)
+
         q, k, v = heads(self.q_proj(x)), heads(self.k_proj(x)), heads(self.v_proj(x))
         out = attention(q, k, v, None)
         return self.out_proj(out.transpose(1, 2).reshape(b, n, d))

@@ -3,10 +3,11 @@
 The dict form is exactly what goes into a package's config.json, so a checkpoint directory written
 by transformers and a package written by this trainer describe the model the same way.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Optional, Union
+from typing import Any
 
 NUM_LEVELS = 4
 NUM_TYPES = 7
@@ -42,6 +43,7 @@ class VisionConfig:
 class MobileNetConfig:
     """nsfwjs's MobileNetV2 (trainer/modeling/mobilenet.py): the converter's config.json, and the
     vision_config of a LLaVA model whose tower it is. Grid, row count and widths are derived."""
+
     image_size: int = 224
     num_channels: int = 3
     stem_channels: int = 32
@@ -69,7 +71,7 @@ class MobileNetConfig:
 
     @property
     def num_patches(self) -> int:
-        return self.grid_size ** 2
+        return self.grid_size**2
 
     @property
     def hidden_size(self) -> int:
@@ -82,18 +84,31 @@ class MobileNetConfig:
         no normalisation (neutral mean and std, kept for readers that expect the keys)."""
         square = {"height": self.image_size, "width": self.image_size}
         return {
-            "image_processor_type": "CLIPImageProcessor", "do_resize": True, "size": dict(square), "resample": 2,
-            "do_center_crop": False, "crop_size": dict(square), "do_rescale": True,
-            "rescale_factor": self.rescale_factor, "do_normalize": False, "image_mean": [0.0, 0.0, 0.0],
-            "image_std": [1.0, 1.0, 1.0], "do_convert_rgb": True,
+            "image_processor_type": "CLIPImageProcessor",
+            "do_resize": True,
+            "size": dict(square),
+            "resample": 2,
+            "do_center_crop": False,
+            "crop_size": dict(square),
+            "do_rescale": True,
+            "rescale_factor": self.rescale_factor,
+            "do_normalize": False,
+            "image_mean": [0.0, 0.0, 0.0],
+            "image_std": [1.0, 1.0, 1.0],
+            "do_convert_rgb": True,
         }
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "grid_size": self.grid_size, "patch_size": self.patch_size,
-                "num_patches": self.num_patches, "hidden_size": self.hidden_size}
+        return {
+            **asdict(self),
+            "grid_size": self.grid_size,
+            "patch_size": self.patch_size,
+            "num_patches": self.num_patches,
+            "hidden_size": self.hidden_size,
+        }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "MobileNetConfig":
+    def from_dict(cls, d: dict[str, Any]) -> MobileNetConfig:
         if d.get("model_type") != MOBILENET_VISION_TYPE:
             raise ConfigError(f"config model_type is {d.get('model_type')!r}; expected {MOBILENET_VISION_TYPE!r}")
         derived = {"grid_size": cls().grid_size, "patch_size": cls().patch_size, "num_patches": cls().num_patches}
@@ -101,12 +116,14 @@ class MobileNetConfig:
             if key in d and d[key] != want:
                 raise ConfigError(f"{key} is {d[key]!r}; this MobileNetV2 gives {want} at 224 px")
         if "hidden_size" in d and d["hidden_size"] != d.get("last_channels", cls.last_channels):
-            raise ConfigError(f"hidden_size {d['hidden_size']!r} must equal last_channels "
-                              f"{d.get('last_channels', cls.last_channels)!r}")
+            raise ConfigError(
+                f"hidden_size {d['hidden_size']!r} must equal last_channels "
+                f"{d.get('last_channels', cls.last_channels)!r}"
+            )
         return _pick(cls, d)
 
 
-AnyVisionConfig = Union[VisionConfig, MobileNetConfig]
+AnyVisionConfig = VisionConfig | MobileNetConfig
 
 
 @dataclass
@@ -117,7 +134,7 @@ class TextConfig:
     num_hidden_layers: int = 32
     num_attention_heads: int = 32
     num_key_value_heads: int = 32
-    head_dim: Optional[int] = None
+    head_dim: int | None = None
     rms_norm_eps: float = 1e-5
     rope_theta: float = 10000.0
     max_position_embeddings: int = 4096
@@ -127,7 +144,7 @@ class TextConfig:
     tie_word_embeddings: bool = False
     bos_token_id: int = 1
     eos_token_id: int = 2
-    pad_token_id: Optional[int] = None
+    pad_token_id: int | None = None
     model_type: str = "llama"
 
     def __post_init__(self) -> None:
@@ -136,7 +153,8 @@ class TextConfig:
         if self.num_attention_heads % self.num_key_value_heads:
             raise ConfigError(
                 f"text_config.num_attention_heads ({self.num_attention_heads}) must be a multiple of "
-                f"num_key_value_heads ({self.num_key_value_heads})")
+                f"num_key_value_heads ({self.num_key_value_heads})"
+            )
 
 
 BERT_TYPE = "bert"
@@ -149,6 +167,7 @@ class QueryEncoderConfig:
     projected to the head width, are the safety head's query. `storage_dtype` is how the package
     stores its weights (safetensors and ONNX); float16 halves the files and the model computes in
     float32 on the float16 values, so PyTorch and ONNX see exactly the same weights."""
+
     vocab_size: int = 30522
     hidden_size: int = 384
     num_hidden_layers: int = 6
@@ -168,24 +187,31 @@ class QueryEncoderConfig:
         if self.hidden_act != "gelu":
             raise ConfigError(f"psa_config.query_encoder.hidden_act {self.hidden_act!r} is not supported (only 'gelu')")
         if self.hidden_size % self.num_attention_heads:
-            raise ConfigError(f"psa_config.query_encoder.num_attention_heads {self.num_attention_heads} must divide "
-                              f"hidden_size {self.hidden_size}")
+            raise ConfigError(
+                f"psa_config.query_encoder.num_attention_heads {self.num_attention_heads} must divide "
+                f"hidden_size {self.hidden_size}"
+            )
         if self.storage_dtype not in QUERY_STORAGE:
-            raise ConfigError(f"psa_config.query_encoder.storage_dtype {self.storage_dtype!r} must be one of "
-                              f"{', '.join(QUERY_STORAGE)}")
+            raise ConfigError(
+                f"psa_config.query_encoder.storage_dtype {self.storage_dtype!r} must be one of "
+                f"{', '.join(QUERY_STORAGE)}"
+            )
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "QueryEncoderConfig":
+    def from_dict(cls, d: dict[str, Any]) -> QueryEncoderConfig:
         """From a BERT config.json too: transformers' other keys (dropout, architectures) are ignored."""
         if d.get("position_embedding_type", "absolute") != "absolute":
-            raise ConfigError(f"query encoder position_embedding_type {d['position_embedding_type']!r} is not "
-                              "supported (only 'absolute')")
+            raise ConfigError(
+                f"query encoder position_embedding_type {d['position_embedding_type']!r} is not "
+                "supported (only 'absolute')"
+            )
         return _pick(cls, d)
 
 
 @dataclass
 class PsaConfig:
     """Safety modules. `projector` 'conv' keeps spatial locality (a C-Abstractor stand-in)."""
+
     num_tokens_a: int = 64
     num_tokens_b: int = 64
     head_num_heads: int = 8
@@ -194,9 +220,9 @@ class PsaConfig:
     num_types: int = NUM_TYPES
     # Text read from the image (OCR) joins the safety head's query: "ocr" or None. The runtime
     # and the data preparation supply it; the modules themselves only see query tokens.
-    query_image_text: Optional[str] = None
+    query_image_text: str | None = None
     # A BERT encoder for the query in place of the LLM's token embeddings (None: the paper's query).
-    query_encoder: Optional[QueryEncoderConfig] = None
+    query_encoder: QueryEncoderConfig | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.query_encoder, dict):
@@ -213,7 +239,7 @@ class LlavaConfig:
     vision_feature_layer: int = -2
     vision_feature_select_strategy: str = "default"
     tie_word_embeddings: bool = False
-    psa: Optional[PsaConfig] = None
+    psa: PsaConfig | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.vision_config, MobileNetConfig):
@@ -249,7 +275,7 @@ class LlavaConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "LlavaConfig":
+    def from_dict(cls, d: dict[str, Any]) -> LlavaConfig:
         if d.get("model_type") not in (None, "llava"):
             raise ConfigError(f"config.json model_type is {d.get('model_type')!r}; expected 'llava'")
         text = dict(d.get("text_config") or {})
@@ -282,8 +308,10 @@ class LlavaConfig:
                 raise ConfigError("vision_feature_layer must be a single integer layer index")
             vision_config = _pick(VisionConfig, vision)
         else:
-            raise ConfigError(f"vision_config.model_type {vision_type!r} is not supported "
-                              f"({CLIP_VISION_TYPE!r} or {MOBILENET_VISION_TYPE!r})")
+            raise ConfigError(
+                f"vision_config.model_type {vision_type!r} is not supported "
+                f"({CLIP_VISION_TYPE!r} or {MOBILENET_VISION_TYPE!r})"
+            )
         psa = d.get("psa_config")
         return cls(
             vision_config=vision_config,
@@ -302,17 +330,22 @@ def check_mobilenet_selection(layer: Any, strategy: Any) -> None:
     """A MobileNetV2 tower always gives its last feature map (out_relu), every grid cell a row:
     vision_feature_layer must be -1 and vision_feature_select_strategy 'full'."""
     if layer != -1:
-        raise ConfigError(f"vision_feature_layer is {layer!r}; a {MOBILENET_VISION_TYPE} vision tower gives its "
-                          "last feature map only: use -1 (or leave it out)")
+        raise ConfigError(
+            f"vision_feature_layer is {layer!r}; a {MOBILENET_VISION_TYPE} vision tower gives its "
+            "last feature map only: use -1 (or leave it out)"
+        )
     if strategy != "full":
-        raise ConfigError(f"vision_feature_select_strategy is {strategy!r}; a {MOBILENET_VISION_TYPE} vision tower "
-                          "has no CLS row to drop, every grid cell is a row: use 'full' (or leave it out)")
+        raise ConfigError(
+            f"vision_feature_select_strategy is {strategy!r}; a {MOBILENET_VISION_TYPE} vision tower "
+            "has no CLS row to drop, every grid cell is a row: use 'full' (or leave it out)"
+        )
 
 
-def mobilenet_variant(cfg: LlavaConfig, vision: Optional[MobileNetConfig] = None) -> LlavaConfig:
+def mobilenet_variant(cfg: LlavaConfig, vision: MobileNetConfig | None = None) -> LlavaConfig:
     """The same LLM and safety sizes with nsfwjs's MobileNetV2 as the vision tower (224 px, 7x7 rows of 1280)."""
-    return replace(cfg, vision_config=vision or MobileNetConfig(), vision_feature_layer=-1,
-                   vision_feature_select_strategy="full")
+    return replace(
+        cfg, vision_config=vision or MobileNetConfig(), vision_feature_layer=-1, vision_feature_select_strategy="full"
+    )
 
 
 def _pick(kind, values: dict[str, Any]):
@@ -324,11 +357,25 @@ def _pick(kind, values: dict[str, Any]):
 def tiny_config(vocab_size: int) -> LlavaConfig:
     """A few-MB model for tests: GQA on, two safety tokens of each kind, 56 px images."""
     return LlavaConfig(
-        vision_config=VisionConfig(hidden_size=48, intermediate_size=96, num_hidden_layers=3,
-                                   num_attention_heads=4, image_size=56, patch_size=14, projection_dim=32),
-        text_config=TextConfig(vocab_size=vocab_size, hidden_size=64, intermediate_size=160,
-                               num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                               max_position_embeddings=512, pad_token_id=4),
+        vision_config=VisionConfig(
+            hidden_size=48,
+            intermediate_size=96,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            image_size=56,
+            patch_size=14,
+            projection_dim=32,
+        ),
+        text_config=TextConfig(
+            vocab_size=vocab_size,
+            hidden_size=64,
+            intermediate_size=160,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=512,
+            pad_token_id=4,
+        ),
         image_token_index=3,
         psa=PsaConfig(num_tokens_a=4, num_tokens_b=4, head_num_heads=4),
     )
@@ -337,11 +384,25 @@ def tiny_config(vocab_size: int) -> LlavaConfig:
 def small_config(vocab_size: int) -> LlavaConfig:
     """Tens of MB with realistic proportions (224 px, 256 patches), for benchmarks."""
     return LlavaConfig(
-        vision_config=VisionConfig(hidden_size=384, intermediate_size=1536, num_hidden_layers=6,
-                                   num_attention_heads=6, image_size=224, patch_size=14, projection_dim=256),
-        text_config=TextConfig(vocab_size=vocab_size, hidden_size=512, intermediate_size=1408,
-                               num_hidden_layers=8, num_attention_heads=8, num_key_value_heads=4,
-                               max_position_embeddings=2048, pad_token_id=4),
+        vision_config=VisionConfig(
+            hidden_size=384,
+            intermediate_size=1536,
+            num_hidden_layers=6,
+            num_attention_heads=6,
+            image_size=224,
+            patch_size=14,
+            projection_dim=256,
+        ),
+        text_config=TextConfig(
+            vocab_size=vocab_size,
+            hidden_size=512,
+            intermediate_size=1408,
+            num_hidden_layers=8,
+            num_attention_heads=8,
+            num_key_value_heads=4,
+            max_position_embeddings=2048,
+            pad_token_id=4,
+        ),
         image_token_index=3,
         psa=PsaConfig(num_tokens_a=16, num_tokens_b=16, head_num_heads=8),
     )
@@ -350,11 +411,25 @@ def small_config(vocab_size: int) -> LlavaConfig:
 def default_config(vocab_size: int) -> LlavaConfig:
     """The embedded default model: small enough to train on a CPU in minutes (224 px, 196 patches)."""
     return LlavaConfig(
-        vision_config=VisionConfig(hidden_size=192, intermediate_size=768, num_hidden_layers=4,
-                                   num_attention_heads=4, image_size=224, patch_size=16, projection_dim=192),
-        text_config=TextConfig(vocab_size=vocab_size, hidden_size=256, intermediate_size=688,
-                               num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
-                               max_position_embeddings=1024, pad_token_id=4),
+        vision_config=VisionConfig(
+            hidden_size=192,
+            intermediate_size=768,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            image_size=224,
+            patch_size=16,
+            projection_dim=192,
+        ),
+        text_config=TextConfig(
+            vocab_size=vocab_size,
+            hidden_size=256,
+            intermediate_size=688,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=1024,
+            pad_token_id=4,
+        ),
         image_token_index=3,
         psa=PsaConfig(num_tokens_a=8, num_tokens_b=8, head_num_heads=4),
     )

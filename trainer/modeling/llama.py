@@ -3,9 +3,8 @@
 `forward` takes embeddings, not ids, because LLaVA merges image features into the sequence
 before the decoder. The KV cache is a list of (key, value) per layer, [batch, kv_heads, seq, dim].
 """
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import torch
 from torch import nn
@@ -60,7 +59,7 @@ class LlamaAttention(nn.Module):
         self.v_proj = nn.Linear(d, self.num_kv_heads * hd, bias=cfg.attention_bias)
         self.o_proj = nn.Linear(self.num_heads * hd, d, bias=cfg.attention_bias)
 
-    def forward(self, x, cos, sin, mask, past: Optional[tuple[torch.Tensor, torch.Tensor]]):
+    def forward(self, x, cos, sin, mask, past: tuple[torch.Tensor, torch.Tensor] | None):
         b, s, _ = x.shape
         q = self.q_proj(x).view(b, s, self.num_heads, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(b, s, self.num_kv_heads, self.head_dim).transpose(1, 2)
@@ -126,7 +125,7 @@ class LlamaForCausalLM(nn.Module):
         self.lm_head = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
         self.gradient_checkpointing = False  # set by the trainer (activation checkpointing)
 
-    def hidden_states(self, inputs_embeds, attention_mask, position_ids, past: Optional[KvCache] = None):
+    def hidden_states(self, inputs_embeds, attention_mask, position_ids, past: KvCache | None = None):
         """Final normed hidden states and the new cache (past + this step)."""
         mask = causal_mask(attention_mask, inputs_embeds.shape[1], inputs_embeds.dtype)
         cos, sin = self.model.rotary_emb(position_ids, inputs_embeds.dtype)
@@ -140,7 +139,7 @@ class LlamaForCausalLM(nn.Module):
             presents.append(present)
         return self.model.norm(x), presents
 
-    def forward(self, inputs_embeds, attention_mask, position_ids, past: Optional[KvCache] = None):
+    def forward(self, inputs_embeds, attention_mask, position_ids, past: KvCache | None = None):
         h, presents = self.hidden_states(inputs_embeds, attention_mask, position_ids, past)
         return self.lm_head(h), presents
 

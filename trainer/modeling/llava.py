@@ -5,9 +5,8 @@ language_model.lm_head.weight (as transformers 5 saves them), safety modules und
 The vision tower is CLIP ViT, or nsfwjs's MobileNetV2 (vision_config.model_type
 "nsfwjs_mobilenet_v2"): pretrained, frozen, its 7x7 `out_relu` map as 49 rows of 1280.
 """
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import torch
 from torch import nn
@@ -42,8 +41,11 @@ class PsaLlava(nn.Module):
             self.vision_tower = ClipVisionTower(cfg.vision_config)
         self.multi_modal_projector = MultiModalProjector(cfg)
         self.language_model = LlamaForCausalLM(cfg.text_config)
-        self.psa = (SafetyModules(cfg.vision_config.hidden_size, cfg.text_config.hidden_size, cfg.psa)
-                    if cfg.psa is not None else None)
+        self.psa = (
+            SafetyModules(cfg.vision_config.hidden_size, cfg.text_config.hidden_size, cfg.psa)
+            if cfg.psa is not None
+            else None
+        )
         if cfg.tie_word_embeddings or cfg.text_config.tie_word_embeddings:
             self.language_model.lm_head.weight = self.language_model.model.embed_tokens.weight
 
@@ -88,15 +90,16 @@ class PsaLlava(nn.Module):
         positions = input_ids == self.config.image_token_index
         rows = image_features.reshape(-1, image_features.shape[-1]).to(embeds.dtype)
         if int(positions.sum()) != rows.shape[0]:
-            raise ValueError(f"the prompt has {int(positions.sum())} image tokens but the images give "
-                             f"{rows.shape[0]} feature rows")
+            raise ValueError(
+                f"the prompt has {int(positions.sum())} image tokens but the images give {rows.shape[0]} feature rows"
+            )
         return embeds.masked_scatter(positions.unsqueeze(-1), rows)
 
-    def decode(self, inputs_embeds, attention_mask, position_ids, past: Optional[KvCache] = None):
+    def decode(self, inputs_embeds, attention_mask, position_ids, past: KvCache | None = None):
         return self.language_model(inputs_embeds, attention_mask, position_ids, past)
 
     @torch.no_grad()
-    def greedy(self, inputs_embeds: torch.Tensor, max_new_tokens: int, eos_token_id: Optional[int] = None):
+    def greedy(self, inputs_embeds: torch.Tensor, max_new_tokens: int, eos_token_id: int | None = None):
         """Greedy tokens for one sequence, with the KV cache; also the prompt's logits."""
         b, s, _ = inputs_embeds.shape
         mask = torch.ones(b, s, dtype=torch.long)

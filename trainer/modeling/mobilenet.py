@@ -10,6 +10,7 @@ Input: pixel values in [0, 1], NCHW, 224 x 224, resized as nsfwjs does (see `pre
 Outputs: class probabilities, and the last feature map (`out_relu`, after ReLU6) as rows
 [batch, grid * grid, channels], row index y * grid + x: the vision-encoder output of a VLM.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -21,13 +22,20 @@ from torch.nn import functional as F
 from .config import NSFW_CLASSES, MobileNetConfig  # noqa: F401  (the config lives beside LLaVA's; re-exported)
 
 # (expansion t, output channels c, repeats n, first stride s): MobileNetV2 paper, table 2.
-INVERTED_RESIDUALS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
-                      (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+INVERTED_RESIDUALS = (
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
 
 
 class MobileNetOutput(NamedTuple):
-    probs: torch.Tensor         # [batch, classes], softmax of logits
-    logits: torch.Tensor        # [batch, classes], dense_3 before its softmax
+    probs: torch.Tensor  # [batch, classes], softmax of logits
+    logits: torch.Tensor  # [batch, classes], dense_3 before its softmax
     feature_rows: torch.Tensor  # [batch, grid * grid, channels], row-major over the grid
 
 
@@ -102,15 +110,17 @@ class NsfwMobileNetV2(nn.Module):
         self.classifier = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
         self.eval()
 
-    def train(self, mode: bool = True) -> "NsfwMobileNetV2":
+    def train(self, mode: bool = True) -> NsfwMobileNetV2:
         return super().train(False)
 
     def feature_map(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """[batch, channels, grid, grid] after the last ReLU6 (Keras layer `out_relu`)."""
         size = self.config.image_size
         if pixel_values.dim() != 4 or tuple(pixel_values.shape[1:]) != (self.config.num_channels, size, size):
-            raise ValueError(f"pixel_values must be [batch, {self.config.num_channels}, {size}, {size}], "
-                             f"got {list(pixel_values.shape)}")
+            raise ValueError(
+                f"pixel_values must be [batch, {self.config.num_channels}, {size}, {size}], "
+                f"got {list(pixel_values.shape)}"
+            )
         x = self.stem(pixel_values.to(self.stem.conv.weight.dtype))
         for block in self.blocks:
             x = block(x)

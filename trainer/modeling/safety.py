@@ -6,6 +6,7 @@ BOS token reproduces the image-only head of the paper. With psa_config.query_enc
 instead a BERT encoder's token states (`query_encoder.*`, BertModel names) through a trained
 linear layer to the head width (`query_proj`).
 """
+
 from __future__ import annotations
 
 import math
@@ -55,8 +56,10 @@ class SafetyHead(nn.Module):
     def forward(self, kv: torch.Tensor, query: torch.Tensor, query_mask: torch.Tensor):
         b, lq, d = query.shape
         hd = d // self.num_heads
+
         def heads(t: torch.Tensor) -> torch.Tensor:
             return t.view(b, -1, self.num_heads, hd).transpose(1, 2)
+
         q_in = self.query_norm(query)
         kv = self.kv_norm(kv)
         out = attention(heads(self.q_proj(q_in)), heads(self.k_proj(kv)), heads(self.v_proj(kv)), None)

@@ -1,13 +1,14 @@
 """Two-stage PSA-VLM training (`python -m trainer train --job JOB.json`).
 
 job.py parses and validates the job file, data.py reads prepared datasets, lora.py is the LoRA
-module, checkpoints.py saves/resumes/prunes, loop.py runs the stages.
+module, resume_checkpoints.py saves/resumes/prunes, loop.py runs the stages.
 
 stdout carries only the progress events, one JSON object per line, because the worker parses it;
 everything else (logging, stray prints, native libraries) goes to stderr. Exit codes: 0 done,
 1 failed (retryable), 2 bad job/dataset/base (do not retry), 143 SIGTERM / 130 SIGINT / parent
 exited (checkpoint written, resumable).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -73,6 +74,7 @@ def train_cli(job_path: str) -> int:
 
     received: list[int] = []
     from .distributed import world_from_env
+
     world = world_from_env()
 
     def emit(**event: Any) -> None:
@@ -99,6 +101,7 @@ def train_cli(job_path: str) -> int:
 
     from .job import UserInputError, load_job
     from .loop import Interrupted, Trainer
+
     try:
         job = load_job(job_path)
         Trainer(job, emit, lambda: bool(received), world).run()

@@ -1,9 +1,10 @@
 """Prepared datasets (manifest.json + safetensors shards) and batching.
 
-Shards are memory-mapped (safetensors_io.load), so pixels of a large dataset are paged in per
+Shards are memory-mapped (safetensors_files.load), so pixels of a large dataset are paged in per
 batch rather than loaded up front. Everything is validated once at open time, against the model
 the job trains, so a bad dataset fails before the first step with the shard, tensor and row named.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -11,18 +12,24 @@ import json
 import math
 import os
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
 
-from .. import safetensors_io
+from ..io import safetensors_files
 from ..modeling.config import LlavaConfig
 from .job import UserInputError
 
 FORMAT = "psa-guard.prepared-dataset"
-TENSORS = {"pixels": torch.uint8, "input_ids": torch.int64, "attention_mask": torch.int64,
-           "labels": torch.int64, "query_ids": torch.int64, "query_mask": torch.int64,
-           "safe_type": torch.int64, "safe_level": torch.int64}
+TENSORS = {
+    "pixels": torch.uint8,
+    "input_ids": torch.int64,
+    "attention_mask": torch.int64,
+    "labels": torch.int64,
+    "query_ids": torch.int64,
+    "query_mask": torch.int64,
+    "safe_type": torch.int64,
+    "safe_level": torch.int64,
+}
 
 
 class DatasetError(UserInputError):
@@ -40,7 +47,7 @@ class Batch:
     safe_type: torch.Tensor
     safe_level: torch.Tensor
 
-    def to(self, device: torch.device) -> "Batch":
+    def to(self, device: torch.device) -> Batch:
         return Batch(**{k: v.to(device, non_blocking=True) for k, v in vars(self).items()})
 
 
@@ -111,8 +118,9 @@ def _check_shard(path: str, t: dict[str, torch.Tensor], cfg: LlavaConfig, image_
         want = shapes.get(k)
         got = tuple(t[k].shape)
         if want is not None and got != want or want is None and (len(got) != 2 or got[0] != n):
-            raise DatasetError(f"{path}: tensor {k!r} has shape {list(got)}, expected "
-                               f"{list(want) if want else [n, 'L']}")
+            raise DatasetError(
+                f"{path}: tensor {k!r} has shape {list(got)}, expected {list(want) if want else [n, 'L']}"
+            )
     for a, b in (("input_ids", "attention_mask"), ("input_ids", "labels"), ("query_ids", "query_mask")):
         if t[a].shape != t[b].shape:
             raise DatasetError(f"{path}: {b!r} shape {list(t[b].shape)} differs from {a!r} {list(t[a].shape)}")
@@ -120,20 +128,37 @@ def _check_shard(path: str, t: dict[str, torch.Tensor], cfg: LlavaConfig, image_
     psa = cfg.psa
     # With a query encoder the query ids are its tokenizer's (data preparation writes them so).
     qvocab = psa.query_encoder.vocab_size if psa.query_encoder is not None else vocab
-    checks = [("input_ids", (t["input_ids"] < 0) | (t["input_ids"] >= vocab), f"is outside the vocabulary 0..{vocab - 1}"),
-              ("query_ids", (t["query_ids"] < 0) | (t["query_ids"] >= qvocab), f"is outside the query vocabulary 0..{qvocab - 1}"),
-              ("labels", ((t["labels"] < 0) & (t["labels"] != -100)) | (t["labels"] >= vocab), "is neither -100 nor a token id"),
-              ("safe_type", (t["safe_type"] < 0) | (t["safe_type"] >= psa.num_types), f"is outside 0..{psa.num_types - 1}"),
-              ("safe_level", (t["safe_level"] < 0) | (t["safe_level"] >= psa.num_levels), f"is outside 0..{psa.num_levels - 1}"),
-              ("input_ids", (t["input_ids"] == cfg.image_token_index).sum(1) != image_tokens,
-               f"does not hold exactly {image_tokens} image tokens (id {cfg.image_token_index})")]
+    checks = [
+        ("input_ids", (t["input_ids"] < 0) | (t["input_ids"] >= vocab), f"is outside the vocabulary 0..{vocab - 1}"),
+        (
+            "query_ids",
+            (t["query_ids"] < 0) | (t["query_ids"] >= qvocab),
+            f"is outside the query vocabulary 0..{qvocab - 1}",
+        ),
+        (
+            "labels",
+            ((t["labels"] < 0) & (t["labels"] != -100)) | (t["labels"] >= vocab),
+            "is neither -100 nor a token id",
+        ),
+        ("safe_type", (t["safe_type"] < 0) | (t["safe_type"] >= psa.num_types), f"is outside 0..{psa.num_types - 1}"),
+        (
+            "safe_level",
+            (t["safe_level"] < 0) | (t["safe_level"] >= psa.num_levels),
+            f"is outside 0..{psa.num_levels - 1}",
+        ),
+        (
+            "input_ids",
+            (t["input_ids"] == cfg.image_token_index).sum(1) != image_tokens,
+            f"does not hold exactly {image_tokens} image tokens (id {cfg.image_token_index})",
+        ),
+    ]
     for k, bad, what in checks:
         if bool(bad.any()):
             row = int(bad.reshape(n, -1).any(1).nonzero()[0])
             raise DatasetError(f"{path}: {k!r} of row {row} {what}")
 
 
-def open_split(root: str, manifest: dict, split: str, cfg: LlavaConfig, image_tokens: int) -> Optional[Split]:
+def open_split(root: str, manifest: dict, split: str, cfg: LlavaConfig, image_tokens: int) -> Split | None:
     info = manifest["splits"].get(split)
     if info is None:
         return None
@@ -145,10 +170,12 @@ def open_split(root: str, manifest: dict, split: str, cfg: LlavaConfig, image_to
     for rel in info["shards"]:
         path = os.path.normpath(os.path.join(root, str(rel)))
         if not path.startswith(os.path.normpath(root) + os.sep) or not os.path.isfile(path):
-            raise DatasetError(f"{root}/manifest.json: splits.{split}.shards entry {rel!r} is not a file in the dataset")
+            raise DatasetError(
+                f"{root}/manifest.json: splits.{split}.shards entry {rel!r} is not a file in the dataset"
+            )
         try:
-            tensors = safetensors_io.load(path)
-        except safetensors_io.SafetensorsError as e:
+            tensors = safetensors_files.load(path)
+        except safetensors_files.SafetensorsError as e:
             raise DatasetError(str(e)) from None
         _check_shard(path, tensors, cfg, image_tokens, hw)
         shards.append(tensors)
@@ -156,11 +183,13 @@ def open_split(root: str, manifest: dict, split: str, cfg: LlavaConfig, image_to
     query_pad = cfg.psa.query_encoder.pad_token_id if cfg.psa.query_encoder is not None else pad
     out = Split(shards, image, pad, query_pad)
     if info.get("count") is not None and info["count"] != len(out):
-        raise DatasetError(f"{root}/manifest.json: splits.{split}.count is {info['count']} but the shards hold {len(out)}")
+        raise DatasetError(
+            f"{root}/manifest.json: splits.{split}.count is {info['count']} but the shards hold {len(out)}"
+        )
     return out
 
 
-def open_dataset(root: str, cfg: LlavaConfig, image_tokens: int) -> tuple[Split, Optional[Split], dict]:
+def open_dataset(root: str, cfg: LlavaConfig, image_tokens: int) -> tuple[Split, Split | None, dict]:
     path = os.path.join(root, "manifest.json")
     try:
         with open(path, encoding="utf-8") as f:
@@ -175,16 +204,20 @@ def open_dataset(root: str, cfg: LlavaConfig, image_tokens: int) -> tuple[Split,
             raise TypeError
         size = cfg.vision_config.image_size
         if (image["height"], image["width"]) != (size, size):
-            raise DatasetError(f"{path}: image.height/width {image['height']}x{image['width']} do not match the "
-                               f"model's image_size {size}x{size}")
+            raise DatasetError(
+                f"{path}: image.height/width {image['height']}x{image['width']} do not match the "
+                f"model's image_size {size}x{size}"
+            )
         stats = [float(v) for v in image["image_mean"]], [float(v) for v in image["image_std"]]
         if len(stats[0]) != 3 or len(stats[1]) != 3 or min(stats[1]) <= 0 or float(image["rescale_factor"]) <= 0:
             raise TypeError
     except DatasetError:
         raise
     except (TypeError, ValueError):
-        raise DatasetError(f"{path}: image must give height, width, rescale_factor > 0, and 3 values each for "
-                           "image_mean and image_std (> 0)") from None
+        raise DatasetError(
+            f"{path}: image must give height, width, rescale_factor > 0, and 3 values each for "
+            "image_mean and image_std (> 0)"
+        ) from None
     if not isinstance(manifest.get("splits"), dict) or "train" not in manifest["splits"]:
         raise DatasetError(f"{path}: splits.train is missing")
     train = open_split(root, manifest, "train", cfg, image_tokens)

@@ -6,12 +6,12 @@ across ranks, and losses are normalised by the global token and row counts so th
 DDP averages equal those of one process running the whole batch. Rank 0 alone reports progress,
 writes checkpoints and the final output.
 """
+
 from __future__ import annotations
 
 import datetime
 import os
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
 import torch.distributed as dist
@@ -35,7 +35,7 @@ class World:
         """This rank's rows of a global batch, and the weight of its loss (0 for a rank left with
         no row of a short last batch: it still runs one row so that every rank joins the
         gradient all-reduce, but contributes nothing)."""
-        mine = rows[self.rank::self.size]
+        mine = rows[self.rank :: self.size]
         return (mine, 1.0) if mine else (rows[:1], 0.0)
 
     def all_sum(self, values: torch.Tensor) -> torch.Tensor:
@@ -85,6 +85,7 @@ def wrap(module: torch.nn.Module, world: World, device: torch.device, frozen: li
     if not world.distributed:
         return module
     from torch.nn.parallel import DistributedDataParallel as DDP
+
     DDP._set_params_and_buffers_to_ignore_for_model(module, frozen)
-    ids: Optional[list[int]] = [device.index] if device.type == "cuda" else None
+    ids: list[int] | None = [device.index] if device.type == "cuda" else None
     return DDP(module, device_ids=ids, broadcast_buffers=False)

@@ -4,12 +4,13 @@ Every error names the offending field (`stage1.lr`, `base`) because the worker s
 to the user and does not retry (exit code 2). Unknown fields are rejected: a typo such as
 `"epoch": 3` silently training with the default would be worse than failing.
 """
+
 from __future__ import annotations
 
 import json
 import os
 from dataclasses import asdict, dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 STAGES = ("stage1", "stage2")
 DEVICES = ("cpu", "cuda", "auto")
@@ -46,7 +47,7 @@ class StageSpec:
     type_head_lr_scale: float = 1.0
     # Top layers of the query encoder (psa_config.query_encoder) trained in this stage; 0: frozen.
     query_encoder_train_layers: int = 0
-    lora: Optional[LoraSpec] = None
+    lora: LoraSpec | None = None
 
 
 @dataclass
@@ -60,7 +61,7 @@ class Job:
     seed: int = 0
     checkpoint_every_steps: int = 50
     device: str = "auto"
-    max_steps: Optional[int] = None
+    max_steps: int | None = None
     activation_checkpointing: bool = False
 
     def stage(self, name: str) -> StageSpec:
@@ -101,8 +102,15 @@ def _check_keys(obj: Any, allowed: set[str], where: str) -> dict:
 
 
 def _stage(obj: Any, name: str) -> StageSpec:
-    keys = {"epochs", "lr", "batch_size", "concept_weight", "weight_decay", "type_head_lr_scale",
-            "query_encoder_train_layers"} | ({"lora"} if name == "stage2" else set())
+    keys = {
+        "epochs",
+        "lr",
+        "batch_size",
+        "concept_weight",
+        "weight_decay",
+        "type_head_lr_scale",
+        "query_encoder_train_layers",
+    } | ({"lora"} if name == "stage2" else set())
     o = _check_keys({} if obj is None else obj, keys, f"{name}.")
     w = f"{name}."
     d = StageSpec()
@@ -121,9 +129,11 @@ def _stage(obj: Any, name: str) -> StageSpec:
         dropout = _number(lo, "dropout", "stage2.lora.", float, dl.dropout, 0)
         if dropout >= 1:
             raise JobError("stage2.lora.dropout", f"must be < 1, got {dropout}")
-        spec.lora = LoraSpec(r=_number(lo, "r", "stage2.lora.", int, dl.r, 1),
-                             alpha=_number(lo, "alpha", "stage2.lora.", float, dl.alpha, 0, exclusive=True),
-                             dropout=dropout)
+        spec.lora = LoraSpec(
+            r=_number(lo, "r", "stage2.lora.", int, dl.r, 1),
+            alpha=_number(lo, "alpha", "stage2.lora.", float, dl.alpha, 0, exclusive=True),
+            dropout=dropout,
+        )
     return spec
 
 
@@ -139,8 +149,23 @@ def _directory(obj: dict, key: str, must_exist: bool) -> str:
 
 
 def parse_job(raw: Any) -> Job:
-    o = _check_keys(raw, {"base", "data", "workdir", "stages", "stage1", "stage2", "seed",
-                          "checkpoint_every_steps", "device", "max_steps", "activation_checkpointing"}, "")
+    o = _check_keys(
+        raw,
+        {
+            "base",
+            "data",
+            "workdir",
+            "stages",
+            "stage1",
+            "stage2",
+            "seed",
+            "checkpoint_every_steps",
+            "device",
+            "max_steps",
+            "activation_checkpointing",
+        },
+        "",
+    )
     base = _directory(o, "base", True)
     if not os.path.isfile(os.path.join(base, "config.json")):
         raise JobError("base", f"{base!r} has no config.json (not a checkpoint directory)")
@@ -160,8 +185,12 @@ def parse_job(raw: Any) -> Job:
     if not isinstance(checkpointing, bool):
         raise JobError("activation_checkpointing", f"must be true or false, got {json.dumps(checkpointing)}")
     return Job(
-        base=base, data=data, workdir=_directory(o, "workdir", False), stages=list(stages),
-        stage1=_stage(o.get("stage1"), "stage1"), stage2=_stage(o.get("stage2"), "stage2"),
+        base=base,
+        data=data,
+        workdir=_directory(o, "workdir", False),
+        stages=list(stages),
+        stage1=_stage(o.get("stage1"), "stage1"),
+        stage2=_stage(o.get("stage2"), "stage2"),
         seed=_number(o, "seed", "", int, Job.seed, 0),
         checkpoint_every_steps=_number(o, "checkpoint_every_steps", "", int, Job.checkpoint_every_steps, 1),
         device=device,

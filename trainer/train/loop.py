@@ -4,24 +4,25 @@ Stage 1 trains psa.* with the vision tower, projector and LLM frozen; stage 2 ad
 decoder linear layer. A query encoder (psa.query_encoder.*) stays frozen in both unless the
 stage's query_encoder_train_layers names its top layers; its projection (psa.query_proj) trains. Loss = LM loss + concept_weight * (CE(level) + CE(type)).
 """
+
 from __future__ import annotations
 
 import contextlib
 import logging
 import math
 import time
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import torch
 from torch.nn import functional as F
 
-from ..checkpoint import CheckpointError, load_model, read_config
+from ..io.hf_checkpoint import CheckpointError, load_model, read_config
 from ..modeling.config import PsaConfig
 from ..modeling.llava import PsaLlava
-from . import checkpoints as ckpt
+from . import resume_checkpoints as ckpt
 from .data import Batch, Split, open_dataset
-from .job import Job, JobError, StageSpec, UserInputError
 from .distributed import World, device_for as dist_device, init as init_world, wrap as wrap_ddp
+from .job import Job, JobError, StageSpec, UserInputError
 from .lora import apply_lora, merge_lora
 
 log = logging.getLogger("trainer.train")
@@ -69,19 +70,29 @@ def loss_terms(model: PsaLlava, b: Batch) -> dict[str, torch.Tensor]:
     else:
         lm = hidden.sum() * 0.0
     level, kind = model.safety_logits(feats, model.query_embeds(b.query_ids, b.query_mask), b.query_mask)
-    concept = F.cross_entropy(level.float(), b.safe_level, reduction="sum") \
-        + F.cross_entropy(kind.float(), b.safe_type, reduction="sum")
-    return {"lm_sum": lm, "concept_sum": concept, "tokens": keep.sum(), "rows": torch.tensor(len(b.safe_level)),
-            "level_correct": (level.argmax(-1) == b.safe_level).sum(),
-            "type_correct": (kind.argmax(-1) == b.safe_type).sum()}
+    concept = F.cross_entropy(level.float(), b.safe_level, reduction="sum") + F.cross_entropy(
+        kind.float(), b.safe_type, reduction="sum"
+    )
+    return {
+        "lm_sum": lm,
+        "concept_sum": concept,
+        "tokens": keep.sum(),
+        "rows": torch.tensor(len(b.safe_level)),
+        "level_correct": (level.argmax(-1) == b.safe_level).sum(),
+        "type_correct": (kind.argmax(-1) == b.safe_type).sum(),
+    }
 
 
 def losses(model: PsaLlava, b: Batch) -> dict[str, torch.Tensor]:
     """Mean losses and accuracies of one batch on one process."""
     t = loss_terms(model, b)
     rows = float(t["rows"])
-    return {"lm_loss": t["lm_sum"] / t["tokens"].clamp(min=1), "concept_loss": t["concept_sum"] / rows,
-            "level_acc": t["level_correct"].float() / rows, "type_acc": t["type_correct"].float() / rows}
+    return {
+        "lm_loss": t["lm_sum"] / t["tokens"].clamp(min=1),
+        "concept_loss": t["concept_sum"] / rows,
+        "level_acc": t["level_correct"].float() / rows,
+        "type_acc": t["type_correct"].float() / rows,
+    }
 
 
 class Objective(torch.nn.Module):
@@ -96,13 +107,16 @@ class Objective(torch.nn.Module):
 
 
 class Trainer:
-    def __init__(self, job: Job, emit: Emit, stop_requested: Callable[[], bool], world: Optional[World] = None):
+    def __init__(self, job: Job, emit: Emit, stop_requested: Callable[[], bool], world: World | None = None):
         self.job, self.emit, self.stop_requested = job, emit, stop_requested
         self.world = world or World()
         self.device = dist_device(self.world, pick_device(job.device))
         cuda = self.device.type == "cuda"
-        self.autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) \
-            if cuda and torch.cuda.is_bf16_supported() else contextlib.nullcontext
+        self.autocast = (
+            (lambda: torch.autocast("cuda", dtype=torch.bfloat16))
+            if cuda and torch.cuda.is_bf16_supported()
+            else contextlib.nullcontext
+        )
         try:
             cfg = read_config(job.base)
         except CheckpointError as e:
@@ -133,8 +147,11 @@ class Trainer:
         if resume is not None:
             mismatch = [k for k, v in job.fingerprint().items() if resume.state.get("job", {}).get(k) != v]
             if mismatch:
-                raise JobError(mismatch[0], f"differs from the run whose checkpoints are in {job.workdir}/checkpoints; "
-                                            "use a new workdir or the same job")
+                raise JobError(
+                    mismatch[0],
+                    f"differs from the run whose checkpoints are in {job.workdir}/checkpoints; "
+                    "use a new workdir or the same job",
+                )
             if resume.state["stage"] == "stage2":
                 self._lora()
             self._load_trainable(resume)
@@ -143,8 +160,12 @@ class Trainer:
             log.info("resuming from %s", resume.path)
         for stage in job.stages:
             if stage in completed:
-                self.emit(event="stage_done", stage=stage, steps=self.summary["stages"].get(stage, {}).get("steps"),
-                          skipped=True)
+                self.emit(
+                    event="stage_done",
+                    stage=stage,
+                    steps=self.summary["stages"].get(stage, {}).get("steps"),
+                    skipped=True,
+                )
                 continue
             same = resume if resume is not None and resume.state["stage"] == stage else None
             self._stage(stage, job.stage(stage), same, completed)
@@ -170,30 +191,41 @@ class Trainer:
                     raise UserInputError(f"{c.path}: checkpoint tensor {name!r} is not in the model")
                 params[name].copy_(t)
 
-    def _stage(self, stage: str, spec: StageSpec, resume: Optional[ckpt.Checkpoint], completed: list[str]) -> None:
+    def _stage(self, stage: str, spec: StageSpec, resume: ckpt.Checkpoint | None, completed: list[str]) -> None:
         job, model, world = self.job, self.model, self.world
         lora = set(self._lora()) if stage == "stage2" else set()
         encoder_trained = self._encoder_trainable(stage, spec)
         for name, p in model.named_parameters():
             in_encoder = name.startswith(QUERY_ENCODER_PREFIX)
-            p.requires_grad_((name.startswith("psa.") and not in_encoder) or name in lora
-                             or (in_encoder and name.startswith(encoder_trained)))
+            p.requires_grad_(
+                (name.startswith("psa.") and not in_encoder)
+                or name in lora
+                or (in_encoder and name.startswith(encoder_trained))
+            )
         named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         params = [p for _, p in named]
         if spec.batch_size < world.size:
-            raise JobError(f"{stage}.batch_size", f"must be at least the number of processes ({world.size}), got {spec.batch_size}")
+            raise JobError(
+                f"{stage}.batch_size", f"must be at least the number of processes ({world.size}), got {spec.batch_size}"
+            )
         objective = Objective(model)
-        frozen = [f"model.{n}" for n, p in model.named_parameters() if not p.requires_grad] + \
-            [f"model.{n}" for n, _ in model.named_buffers()]
+        frozen = [f"model.{n}" for n, p in model.named_parameters() if not p.requires_grad] + [
+            f"model.{n}" for n, _ in model.named_buffers()
+        ]
         step_fn = wrap_ddp(objective, world, self.device, frozen)
         # The type classifier may learn faster than the rest (type_head_lr_scale): the words that tell
         # the types apart are a small part of its pooled input, so at the base rate it lags behind
         # the layers feeding it and leans on the most common type.
         in_type_head = [n.startswith(TYPE_HEAD_PREFIXES) for n, _ in named]
         # Optimizer groups as positions in `named` (the order a single-group checkpoint saved).
-        layout = [g for g in ({"order": [i for i, t in enumerate(in_type_head) if not t], "lr_scale": 1.0},
-                              {"order": [i for i, t in enumerate(in_type_head) if t], "lr_scale": spec.type_head_lr_scale})
-                  if g["order"]]
+        layout = [
+            g
+            for g in (
+                {"order": [i for i, t in enumerate(in_type_head) if not t], "lr_scale": 1.0},
+                {"order": [i for i, t in enumerate(in_type_head) if t], "lr_scale": spec.type_head_lr_scale},
+            )
+            if g["order"]
+        ]
         groups = [{"params": [params[i] for i in g["order"]], "lr_scale": g["lr_scale"]} for g in layout]
         opt = torch.optim.AdamW(groups, lr=spec.lr, weight_decay=spec.weight_decay)
         per_epoch = self.train.steps_per_epoch(spec.batch_size)
@@ -202,22 +234,30 @@ class Trainer:
         if resume is not None:
             extra = resume.optimizer_and_rng()
             saved = extra["optimizer"]
-            if len(saved["param_groups"]) == 1 and len(layout) > 1:  # written before the type classifier had its own group
+            if (
+                len(saved["param_groups"]) == 1 and len(layout) > 1
+            ):  # written before the type classifier had its own group
                 saved = ckpt.regroup_optimizer_state(saved, layout)
             opt.load_state_dict(saved)
             ckpt.set_rng_state(extra["rng"])
             start = resume.state["step"]
         else:
             torch.manual_seed(epoch_seed(job, stage, -1))  # LoRA dropout draws from the global RNG
-        self.emit(event="start", stage=stage, total_steps=total, epochs=spec.epochs,
-                  resumed_from=start if resume is not None else None, processes=world.size)
+        self.emit(
+            event="start",
+            stage=stage,
+            total_steps=total,
+            epochs=spec.epochs,
+            resumed_from=start if resume is not None else None,
+            processes=world.size,
+        )
         model.train()
         order, order_epoch = None, -1
         for step in range(start, total):
             epoch, pos = divmod(step, per_epoch)
             if epoch != order_epoch:
                 order, order_epoch = self.train.order(epoch_seed(job, stage, epoch)), epoch
-            rows = order[pos * spec.batch_size:(pos + 1) * spec.batch_size].tolist()
+            rows = order[pos * spec.batch_size : (pos + 1) * spec.batch_size].tolist()
             t0 = time.perf_counter()
             lr = spec.lr * lr_factor(step, total)
             for g in opt.param_groups:
@@ -227,38 +267,68 @@ class Trainer:
             with self.autocast():
                 terms = step_fn(batch)
             # Global counts first, so every rank divides by the whole batch's tokens and rows.
-            counts = world.all_sum(torch.stack([terms["tokens"].to(self.device, torch.float64) * weight,
-                                                terms["rows"].to(self.device, torch.float64) * weight]))
+            counts = world.all_sum(
+                torch.stack(
+                    [
+                        terms["tokens"].to(self.device, torch.float64) * weight,
+                        terms["rows"].to(self.device, torch.float64) * weight,
+                    ]
+                )
+            )
             tokens, n_rows = float(counts[0].clamp(min=1)), float(counts[1])
             lm, concept = terms["lm_sum"] * (weight / tokens), terms["concept_sum"] * (weight / n_rows)
             loss = lm + spec.concept_weight * concept
             opt.zero_grad(set_to_none=True)
             (loss * world.size).backward()  # DDP averages gradients over ranks: this makes it their sum
             torch.nn.utils.clip_grad_norm_(params, 1.0)
-            report = world.all_sum(torch.stack([
-                loss.detach().double(), lm.detach().double(), concept.detach().double(),
-                terms["level_correct"].to(self.device, torch.float64) * weight,
-                terms["type_correct"].to(self.device, torch.float64) * weight,
-                torch.tensor(float(self.stop_requested()), dtype=torch.float64, device=self.device)]))
+            report = world.all_sum(
+                torch.stack(
+                    [
+                        loss.detach().double(),
+                        lm.detach().double(),
+                        concept.detach().double(),
+                        terms["level_correct"].to(self.device, torch.float64) * weight,
+                        terms["type_correct"].to(self.device, torch.float64) * weight,
+                        torch.tensor(float(self.stop_requested()), dtype=torch.float64, device=self.device),
+                    ]
+                )
+            )
             loss_value = float(report[0])
             if not math.isfinite(loss_value):  # stepping would poison the weights and every later checkpoint
                 raise FloatingPointError(f"{stage} step {step + 1}: loss is {loss_value}; lower the learning rate")
             opt.step()
             done = step + 1
-            self.emit(event="step", stage=stage, step=done, total_steps=total, epoch=epoch + 1,
-                      loss=loss_value, lm_loss=float(report[1]), concept_loss=float(report[2]),
-                      level_acc=float(report[3]) / n_rows, type_acc=float(report[4]) / n_rows, lr=lr,
-                      examples_per_s=len(rows) / max(time.perf_counter() - t0, 1e-9))
+            self.emit(
+                event="step",
+                stage=stage,
+                step=done,
+                total_steps=total,
+                epoch=epoch + 1,
+                loss=loss_value,
+                lm_loss=float(report[1]),
+                concept_loss=float(report[2]),
+                level_acc=float(report[3]) / n_rows,
+                type_acc=float(report[4]) / n_rows,
+                lr=lr,
+                examples_per_s=len(rows) / max(time.perf_counter() - t0, 1e-9),
+            )
             stop = float(report[5]) > 0  # any rank asked to stop: all stop after this step
             if done % job.checkpoint_every_steps == 0 or pos + 1 == per_epoch or done == total or stop:
                 finished = done == total
                 if finished:
                     self.summary["stages"][stage] = {"steps": total, "last_loss": loss_value}
                 if world.main:
-                    state = {"stage": stage, "step": done, "epoch": done // per_epoch, "position": done % per_epoch,
-                             "steps_per_epoch": per_epoch, "total_steps": total,
-                             "completed": completed + ([stage] if finished else []),
-                             "summary": self.summary, "job": job.fingerprint()}
+                    state = {
+                        "stage": stage,
+                        "step": done,
+                        "epoch": done // per_epoch,
+                        "position": done % per_epoch,
+                        "steps_per_epoch": per_epoch,
+                        "total_steps": total,
+                        "completed": completed + ([stage] if finished else []),
+                        "summary": self.summary,
+                        "job": job.fingerprint(),
+                    }
                     path = ckpt.save(job.workdir, state, {n: p.detach() for n, p in named}, opt.state_dict())
                     self.emit(event="checkpoint", stage=stage, step=done, path=path)
                 world.barrier()
@@ -278,10 +348,17 @@ class Trainer:
         if n == 0:
             return ()
         if enc is None:
-            raise JobError(f"{stage}.query_encoder_train_layers", "the base model has no query encoder (psa_config.query_encoder)")
+            raise JobError(
+                f"{stage}.query_encoder_train_layers", "the base model has no query encoder (psa_config.query_encoder)"
+            )
         if n > enc.num_hidden_layers:
-            raise JobError(f"{stage}.query_encoder_train_layers", f"must be at most the encoder's {enc.num_hidden_layers} layers, got {n}")
-        return tuple(f"{QUERY_ENCODER_PREFIX}encoder.layer.{i}." for i in range(enc.num_hidden_layers - n, enc.num_hidden_layers))
+            raise JobError(
+                f"{stage}.query_encoder_train_layers",
+                f"must be at most the encoder's {enc.num_hidden_layers} layers, got {n}",
+            )
+        return tuple(
+            f"{QUERY_ENCODER_PREFIX}encoder.layer.{i}." for i in range(enc.num_hidden_layers - n, enc.num_hidden_layers)
+        )
 
     @torch.no_grad()
     def evaluate(self, split: Split, batch_size: int) -> dict[str, float]:

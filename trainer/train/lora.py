@@ -5,6 +5,7 @@ state-dict names stay `...q_proj.weight` and only `...q_proj.lora_A.weight` / `l
 added. `merge_lora` folds B A into W and puts plain nn.Linear modules back, so a merged model
 saves with transformers' names and nothing else.
 """
+
 from __future__ import annotations
 
 import math

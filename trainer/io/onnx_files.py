@@ -7,6 +7,7 @@ read; onnxruntime resolves it relative to the graph's path). The fp16 variant,
 and outputs stay float32 (a Cast at each boundary), so a runtime feeds it exactly what it feeds
 the fp32 graph.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,15 +26,22 @@ def weight_bytes(model: onnx.ModelProto) -> int:
     total = 0
     for t in model.graph.initializer:
         n = int(np.prod(t.dims)) if len(t.dims) else 1
-        total += n * {TensorProto.FLOAT: 4, TensorProto.FLOAT16: 2, TensorProto.INT64: 8,
-                      TensorProto.INT32: 4, TensorProto.BFLOAT16: 2}.get(t.data_type, 4)
+        total += n * {
+            TensorProto.FLOAT: 4,
+            TensorProto.FLOAT16: 2,
+            TensorProto.INT64: 8,
+            TensorProto.INT32: 4,
+            TensorProto.BFLOAT16: 2,
+        }.get(t.data_type, 4)
     return total
 
 
-SPLIT_BYTES = 20 * 2 ** 20
+SPLIT_BYTES = 20 * 2**20
 
 
-def save(model: onnx.ModelProto, path: str, external: ExternalMode = "auto", split_bytes: int | None = None) -> list[str]:
+def save(
+    model: onnx.ModelProto, path: str, external: ExternalMode = "auto", split_bytes: int | None = None
+) -> list[str]:
     """Writes `path` (and `path` + '_data' when the weights go outside); returns the file names.
     With split_bytes, weights above that size in all go to `path` + '_data.N' files of at most
     split_bytes each (a single larger tensor gets a file of its own), so no file is large."""
@@ -45,8 +53,15 @@ def save(model: onnx.ModelProto, path: str, external: ExternalMode = "auto", spl
         os.remove(data_path)
     outside = external == "always" or (external == "auto" and weight_bytes(model) > EXTERNAL_DATA_BYTES)
     if outside:
-        onnx.save_model(model, path, save_as_external_data=True, all_tensors_to_one_file=True,
-                        location=data_name, size_threshold=1024, convert_attribute=False)
+        onnx.save_model(
+            model,
+            path,
+            save_as_external_data=True,
+            all_tensors_to_one_file=True,
+            location=data_name,
+            size_threshold=1024,
+            convert_attribute=False,
+        )
         return [os.path.basename(path), data_name]
     onnx.save_model(model, path)
     return [os.path.basename(path)]
@@ -54,6 +69,7 @@ def save(model: onnx.ModelProto, path: str, external: ExternalMode = "auto", spl
 
 def _save_split(model: onnx.ModelProto, path: str, limit: int) -> list[str]:
     from onnx.external_data_helper import set_external_data
+
     base = os.path.basename(path)
     names: list[str] = []
     handle, filled = None, 0
@@ -137,7 +153,9 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
             for k, name in enumerate(node.input):
                 if name == inp.name:
                     node.input[k] = inner
-        casts_in.append(helper.make_node("Cast", [inp.name], [inner], name=f"{inp.name}__to_fp16", to=TensorProto.FLOAT16))
+        casts_in.append(
+            helper.make_node("Cast", [inp.name], [inner], name=f"{inp.name}__to_fp16", to=TensorProto.FLOAT16)
+        )
     casts_out = []
     for out in g.output:
         if out.type.tensor_type.elem_type != TensorProto.FLOAT:
@@ -154,7 +172,9 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
         if any(i.name == out.name for i in g.input):  # an input passed straight through
             passthrough = True
         if not passthrough:
-            casts_out.append(helper.make_node("Cast", [inner], [out.name], name=f"{out.name}__to_fp32", to=TensorProto.FLOAT))
+            casts_out.append(
+                helper.make_node("Cast", [inner], [out.name], name=f"{out.name}__to_fp32", to=TensorProto.FLOAT)
+            )
     nodes = casts_in + list(g.node) + casts_out
     del g.node[:]
     g.node.extend(nodes)

@@ -7,17 +7,17 @@ newer `model.vision_tower.*` / `model.multi_modal_projector.*` / `model.language
 Every vision tower lives under `vision_tower.*` (CLIP's names without `vision_model.`, or
 NsfwMobileNetV2's own names: `vision_tower.stem.conv.weight`, `vision_tower.blocks.N.*`, ...).
 """
+
 from __future__ import annotations
 
 import json
 import os
-from typing import Optional
 
 import torch
 
-from . import safetensors_io
-from .modeling.config import ConfigError, LlavaConfig
-from .modeling.llava import PsaLlava
+from ..modeling.config import ConfigError, LlavaConfig
+from ..modeling.llava import PsaLlava
+from . import safetensors_files
 
 
 class CheckpointError(ValueError):
@@ -27,13 +27,15 @@ class CheckpointError(ValueError):
 def canonical_name(name: str) -> str:
     """Maps any known LLaVA layout onto the names PsaLlava uses."""
     if name.startswith("model.") and not name.startswith("model.layers."):
-        name = name[len("model."):]
+        name = name[len("model.") :]
     if name.startswith("lm_head."):
         name = "language_model." + name
-    elif name.startswith("language_model.") and not name.startswith(("language_model.model.", "language_model.lm_head.")):
-        name = "language_model.model." + name[len("language_model."):]
+    elif name.startswith("language_model.") and not name.startswith(
+        ("language_model.model.", "language_model.lm_head.")
+    ):
+        name = "language_model.model." + name[len("language_model.") :]
     if name.startswith("vision_tower.vision_model."):
-        name = "vision_tower." + name[len("vision_tower.vision_model."):]
+        name = "vision_tower." + name[len("vision_tower.vision_model.") :]
     return name
 
 
@@ -56,7 +58,7 @@ WEIGHTS_FILE = "model.safetensors"
 WEIGHTS_INDEX = "model.safetensors.index.json"
 
 
-def write_weights(directory: str, tensors: dict[str, torch.Tensor], max_shard_bytes: Optional[int] = None) -> list[str]:
+def write_weights(directory: str, tensors: dict[str, torch.Tensor], max_shard_bytes: int | None = None) -> list[str]:
     """Writes weights in transformers' layout and returns the file names written: one
     model.safetensors, or, when they add up to more than `max_shard_bytes`, shards
     model-0000i-of-0000N.safetensors (tensors in name order, a shard closed before the tensor that
@@ -65,7 +67,7 @@ def write_weights(directory: str, tensors: dict[str, torch.Tensor], max_shard_by
     size = {n: tensors[n].numel() * tensors[n].element_size() for n in names}
     total = sum(size.values())
     if max_shard_bytes is None or total <= max_shard_bytes:
-        safetensors_io.save(os.path.join(directory, WEIGHTS_FILE), tensors, {"format": "pt"})
+        safetensors_files.save(os.path.join(directory, WEIGHTS_FILE), tensors, {"format": "pt"})
         return [WEIGHTS_FILE]
     shards: list[list[str]] = [[]]
     filled = 0
@@ -77,10 +79,16 @@ def write_weights(directory: str, tensors: dict[str, torch.Tensor], max_shard_by
         filled += size[n]
     files = [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
     for file, members in zip(files, shards):
-        safetensors_io.save(os.path.join(directory, file), {n: tensors[n] for n in members}, {"format": "pt"})
+        safetensors_files.save(os.path.join(directory, file), {n: tensors[n] for n in members}, {"format": "pt"})
     with open(os.path.join(directory, WEIGHTS_INDEX), "w", encoding="utf-8") as f:
-        json.dump({"metadata": {"total_size": total},
-                   "weight_map": {n: file for file, members in zip(files, shards) for n in members}}, f, indent=2)
+        json.dump(
+            {
+                "metadata": {"total_size": total},
+                "weight_map": {n: file for file, members in zip(files, shards) for n in members},
+            },
+            f,
+            indent=2,
+        )
         f.write("\n")
     return [*files, WEIGHTS_INDEX]
 
@@ -127,15 +135,15 @@ def load_state(directory: str) -> dict[str, torch.Tensor]:
     state: dict[str, torch.Tensor] = {}
     for path in weight_files(directory):
         try:
-            tensors = safetensors_io.load(path)
-        except safetensors_io.SafetensorsError as e:
+            tensors = safetensors_files.load(path)
+        except safetensors_files.SafetensorsError as e:
             raise CheckpointError(str(e)) from None
         for name, tensor in tensors.items():
             state[canonical_name(name)] = tensor
     return state
 
 
-def load_model(directory: str, config: Optional[LlavaConfig] = None, dtype: torch.dtype = torch.float32) -> PsaLlava:
+def load_model(directory: str, config: LlavaConfig | None = None, dtype: torch.dtype = torch.float32) -> PsaLlava:
     """Builds the model from config.json and fills it; safety modules absent from the checkpoint
     keep their fresh initialisation (a plain LLaVA base before stage 1)."""
     cfg = config or read_config(directory)
@@ -148,16 +156,24 @@ def load_model(directory: str, config: Optional[LlavaConfig] = None, dtype: torc
             # BatchNorm step counters (nn.BatchNorm2d saves them) mean nothing to a frozen tower.
             if (tied and name == "language_model.lm_head.weight") or name.endswith(".num_batches_tracked"):
                 continue
-            raise CheckpointError(f"{directory}: unexpected tensor {name!r} (not part of a LLaVA-1.5 model "
-                                  f"with this config.json)")
+            raise CheckpointError(
+                f"{directory}: unexpected tensor {name!r} (not part of a LLaVA-1.5 model with this config.json)"
+            )
         if tuple(tensor.shape) != tuple(expected[name].shape):
-            raise CheckpointError(f"{directory}: tensor {name!r} has shape {list(tensor.shape)}, config.json "
-                                  f"implies {list(expected[name].shape)}")
-    missing = [n for n in expected if n not in state and not n.startswith("psa.")
-               and not (tied and n == "language_model.lm_head.weight")]
+            raise CheckpointError(
+                f"{directory}: tensor {name!r} has shape {list(tensor.shape)}, config.json "
+                f"implies {list(expected[name].shape)}"
+            )
+    missing = [
+        n
+        for n in expected
+        if n not in state and not n.startswith("psa.") and not (tied and n == "language_model.lm_head.weight")
+    ]
     if missing:
-        raise CheckpointError(f"{directory}: missing tensor {missing[0]!r}"
-                              + (f" and {len(missing) - 1} more" if len(missing) > 1 else ""))
+        raise CheckpointError(
+            f"{directory}: missing tensor {missing[0]!r}"
+            + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
+        )
     with torch.no_grad():
         for name, param in expected.items():
             if name in state:

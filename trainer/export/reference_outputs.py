@@ -4,6 +4,7 @@ Request: {"cases": [{"pixel_values": base64 f32 [3*H*W], "input_ids": [...], "qu
 "max_new_tokens": n}]}. The caller passes its own preprocessed pixels and token ids, so the
 comparison isolates the model graphs from preprocessing and tokenisation.
 """
+
 from __future__ import annotations
 
 import base64
@@ -12,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checkpoint import load_model
+from ..io.hf_checkpoint import load_model
 
 
 def _f32(b64: str) -> torch.Tensor:
@@ -39,10 +40,12 @@ def run_reference(package_dir: str, request: dict[str, Any]) -> dict[str, Any]:
         tokens, logits = model.greedy(embeds, int(case.get("max_new_tokens", 20)), eos_token_id=eos)
         if tokens and tokens[-1] == eos:
             tokens.pop()  # the runtime reports the end of generation, not the EOS token
-        out.append({
-            "level_probs": torch.softmax(level[0], -1).tolist(),
-            "type_probs": torch.softmax(kind[0], -1).tolist(),
-            "last_logits": _b64(logits[0, -1]),
-            "greedy_tokens": tokens,
-        })
+        out.append(
+            {
+                "level_probs": torch.softmax(level[0], -1).tolist(),
+                "type_probs": torch.softmax(kind[0], -1).tolist(),
+                "last_logits": _b64(logits[0, -1]),
+                "greedy_tokens": tokens,
+            }
+        )
     return {"cases": out}

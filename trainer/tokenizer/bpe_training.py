@@ -1,8 +1,14 @@
-"""Byte-level BPE (GPT-2 style): training to a Hugging Face tokenizer.json, and an encoder.
+"""Byte-level BPE (GPT-2 style) training to a Hugging Face tokenizer.json.
 
-The trained file loads unchanged in `tokenizers` (Rust/Python), transformers'
-PreTrainedTokenizerFast and @huggingface/tokenizers (JS), and BpeTokenizer below
-reproduces their ids for this family of tokenizer.json files.
+The file loads unchanged in `tokenizers` (Rust/Python), transformers' PreTrainedTokenizerFast and
+@huggingface/tokenizers (JS); the trainer encodes with `tokenizers` (hf_tokenizer.py). Words are
+split and byte-mapped by the library's ByteLevel pre-tokenizer, as at encode time.
+
+The merges are learned here rather than by the library's BpeTrainer, which breaks ties between
+pairs of equal count differently: it takes the pair with the lowest token ids, this the
+lexicographically first pair. On the built-in corpus at 600 tokens the two part at merge 17, so
+BpeTrainer would give every tokenizer the project builds (the default model's among them) other
+ids for the same corpus.
 """
 
 from __future__ import annotations
@@ -13,21 +19,34 @@ import re
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from .bpe_encoder import BpeTokenizer
-from .bytelevel import BYTE_ALPHABET, pre_tokenize
+from tokenizers import pre_tokenizers
+
 from .corpus_en import default_corpus
 
-__all__ = ["SPECIAL_TOKENS", "train_bpe", "tokenizer_config", "save_tokenizer",
-           "BpeTokenizer", "default_corpus"]
+__all__ = ["SPECIAL_TOKENS", "train_bpe", "tokenizer_config", "save_tokenizer", "default_corpus"]
 
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<image>", "<pad>"]
 UNK, BOS, EOS, IMAGE, PAD = SPECIAL_TOKENS
 _BYTE_LEVEL = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}
+_PRE_TOKENIZER = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+# BpeTrainer's initial alphabet is sorted by code point, so byte symbols get ids in this order.
+BYTE_ALPHABET: list[str] = sorted(pre_tokenizers.ByteLevel.alphabet())
+
+
+def pre_tokenize(text: str) -> list[str]:
+    """The pieces (byte-level symbols) the ByteLevel pre-tokenizer splits `text` into."""
+    return [piece for piece, _ in _PRE_TOKENIZER.pre_tokenize_str(text)]
 
 
 def _token_flags(content: str) -> dict:
-    return {"content": content, "single_word": False, "lstrip": False, "rstrip": False,
-            "normalized": False, "special": True}
+    return {
+        "content": content,
+        "single_word": False,
+        "lstrip": False,
+        "rstrip": False,
+        "normalized": False,
+        "special": True,
+    }
 
 
 def _splitter(tokens) -> re.Pattern | None:
@@ -133,15 +152,19 @@ def train_bpe(texts: list[str], vocab_size: int, lexicon: list[str] | None = Non
         "post_processor": {
             "type": "TemplateProcessing",
             "single": [bos_item, {"Sequence": {"id": "A", "type_id": 0}}],
-            "pair": [bos_item, {"Sequence": {"id": "A", "type_id": 0}},
-                     {"Sequence": {"id": "B", "type_id": 0}}],
+            "pair": [bos_item, {"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 0}}],
             "special_tokens": {BOS: {"id": BOS, "ids": [bos_id], "tokens": [BOS]}},
         },
         "decoder": {**_BYTE_LEVEL, "add_prefix_space": True},
         "model": {
-            "type": "BPE", "dropout": None, "unk_token": None,
-            "continuing_subword_prefix": None, "end_of_word_suffix": None,
-            "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
+            "type": "BPE",
+            "dropout": None,
+            "unk_token": None,
+            "continuing_subword_prefix": None,
+            "end_of_word_suffix": None,
+            "fuse_unk": False,
+            "byte_fallback": False,
+            "ignore_merges": False,
             "vocab": vocab,
             "merges": [[a, b] for a, b in merges],
         },

@@ -16,6 +16,7 @@ Input: GloVe's text format, one `word v1 ... vD` per line, most frequent word fi
   map; the random initialisation is kept in the orthogonal complement, so tokens stay distinct,
   and each row keeps its initial norm: row = |r| (0.8 Q v + 0.6 unit(r - Q Q^T r)).
 """
+
 from __future__ import annotations
 
 import re
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .bpe_encoder import BpeTokenizer
+from .hf_tokenizer import HfTokenizer
 
 WORD = re.compile(r"[a-z]+")
 # Share of each initialised row's norm that carries the word vector; the rest is the random init.
@@ -38,8 +39,8 @@ class WordVectorsError(ValueError):
 
 @dataclass
 class WordVectors:
-    words: list[str]          # most frequent first
-    vectors: torch.Tensor     # (len(words), D), unit length
+    words: list[str]  # most frequent first
+    vectors: torch.Tensor  # (len(words), D), unit length
 
     def lexicon(self, n: int) -> list[str]:
         """The n most frequent plain lower-case words (what the tokenizer should keep whole)."""
@@ -73,7 +74,9 @@ def read_word_vectors(path: str, limit: int | None = None) -> WordVectors:
     return WordVectors(words, vectors / vectors.norm(dim=1, keepdim=True).clamp(min=1e-8))
 
 
-def token_vectors(tok: BpeTokenizer, wv: WordVectors, piece_words: int = PIECE_WORDS) -> tuple[torch.Tensor, torch.Tensor, dict]:
+def token_vectors(
+    tok: HfTokenizer, wv: WordVectors, piece_words: int = PIECE_WORDS
+) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """Per token id: a unit word-space vector and whether it has one; plus counts for provenance."""
     index = {w: i for i, w in enumerate(wv.words)}
     size, dim = tok.vocab_size, wv.vectors.shape[1]
@@ -102,7 +105,7 @@ def token_vectors(tok: BpeTokenizer, wv: WordVectors, piece_words: int = PIECE_W
 
 
 @torch.no_grad()
-def init_embeddings(weight: torch.Tensor, tok: BpeTokenizer, wv: WordVectors, seed: int) -> dict:
+def init_embeddings(weight: torch.Tensor, tok: HfTokenizer, wv: WordVectors, seed: int) -> dict:
     """Rewrite the rows of an (already randomly initialised) embedding table in place."""
     size, hidden = weight.shape
     if size != tok.vocab_size:
@@ -118,6 +121,6 @@ def init_embeddings(weight: torch.Tensor, tok: BpeTokenizer, wv: WordVectors, se
     norms = rows.norm(dim=1, keepdim=True)
     rest = rows - (rows @ q) @ q.T
     rest = rest / rest.norm(dim=1, keepdim=True).clamp(min=1e-12)
-    share = (1 - WORD_SHARE ** 2) ** 0.5
+    share = (1 - WORD_SHARE**2) ** 0.5
     weight[has] = (norms * (WORD_SHARE * vectors[has] @ q.T + share * rest)).to(weight.dtype)
     return {**counts, "dimensions": dim, "word_share_of_norm": WORD_SHARE}

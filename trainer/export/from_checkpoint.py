@@ -4,17 +4,18 @@ A plain LLaVA checkpoint has no safety modules: they are added, seeded, with the
 counts (untrained until stage 1). The package records its base: source, config and the sha256 of
 every weight file.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-from typing import Any, Optional
+from typing import Any
 
 import torch
 
-from .checkpoint import load_model, read_config, weight_files
-from .modeling.config import PsaConfig
+from ..io.hf_checkpoint import load_model, read_config, weight_files
+from ..modeling.config import PsaConfig
 from .package import image_processor, sha256_file, write_package
 
 
@@ -22,7 +23,7 @@ def _head_count(width: int) -> int:
     return next(h for h in (8, 4, 2, 1) if width % h == 0)
 
 
-def read_image_processor(checkpoint: str) -> Optional[dict[str, Any]]:
+def read_image_processor(checkpoint: str) -> dict[str, Any] | None:
     """The checkpoint's image processor: nested in processor_config.json (transformers 5) or a
     separate preprocessor_config.json (older saves)."""
     for name, nested in (("processor_config.json", True), ("preprocessor_config.json", False)):
@@ -36,14 +37,23 @@ def read_image_processor(checkpoint: str) -> Optional[dict[str, Any]]:
     return None
 
 
-def export_checkpoint(checkpoint: str, out: str, name: str, tokens_a: int = 64, tokens_b: int = 64,
-                      seed: int = 0, extra_provenance: Optional[dict[str, Any]] = None,
-                      external_data: str = "auto", fp16: bool = False) -> str:
+def export_checkpoint(
+    checkpoint: str,
+    out: str,
+    name: str,
+    tokens_a: int = 64,
+    tokens_b: int = 64,
+    seed: int = 0,
+    extra_provenance: dict[str, Any] | None = None,
+    external_data: str = "auto",
+    fp16: bool = False,
+) -> str:
     cfg = read_config(checkpoint)
     had_safety = cfg.psa is not None
     if not had_safety:
-        cfg.psa = PsaConfig(num_tokens_a=tokens_a, num_tokens_b=tokens_b,
-                            head_num_heads=_head_count(cfg.text_config.hidden_size))
+        cfg.psa = PsaConfig(
+            num_tokens_a=tokens_a, num_tokens_b=tokens_b, head_num_heads=_head_count(cfg.text_config.hidden_size)
+        )
     torch.manual_seed(seed)  # fresh safety modules are the same on every run
     model = load_model(checkpoint, config=cfg).eval()
     with open(os.path.join(checkpoint, "config.json"), "rb") as f:
@@ -61,5 +71,13 @@ def export_checkpoint(checkpoint: str, out: str, name: str, tokens_a: int = 64, 
         **(extra_provenance or {}),
     }
     preprocessor = read_image_processor(checkpoint) or image_processor(cfg.vision_config.image_size)
-    return write_package(model, checkpoint, out, name=name, provenance=provenance, preprocessor=preprocessor,
-                         external_data=external_data, fp16=fp16)
+    return write_package(
+        model,
+        checkpoint,
+        out,
+        name=name,
+        provenance=provenance,
+        preprocessor=preprocessor,
+        external_data=external_data,
+        fp16=fp16,
+    )

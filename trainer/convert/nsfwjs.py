@@ -6,20 +6,22 @@ The Keras graph is checked against the PyTorch module first (strides, paddings, 
 activations, residual adds, head), then every weight is mapped; a missing, extra or misshaped
 tensor stops the conversion with its Keras and PyTorch names.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
 
-from . import safetensors_io
-from .modeling.mobilenet import ConvBn, MobileNetConfig, NsfwMobileNetV2
-from .package import sha256_file
-from .tfjs_artifacts import TfjsModel, read_model
+from ..export.package import sha256_file
+from ..io import safetensors_files
+from ..io.tfjs_artifacts import TfjsModel, read_model
+from ..modeling.mobilenet import ConvBn, MobileNetConfig, NsfwMobileNetV2
 
 
 class ConversionError(ValueError):
@@ -43,7 +45,9 @@ def check_topology(topology: dict[str, Any], model: NsfwMobileNetV2) -> list[str
     try:
         layers = topology["model_config"]["config"]["layers"]
     except (KeyError, TypeError):
-        raise ConversionError("modelTopology has no model_config.config.layers (not a Keras functional model)") from None
+        raise ConversionError(
+            "modelTopology has no model_config.config.layers (not a Keras functional model)"
+        ) from None
     by_name = {layer["name"]: layer for layer in layers}
     consumers: dict[str, list[dict[str, Any]]] = {}
     for layer in layers:
@@ -55,8 +59,9 @@ def check_topology(topology: dict[str, Any], model: NsfwMobileNetV2) -> list[str
     def config_of(name: str, kind: str) -> dict[str, Any]:
         found = by_name.get(name)
         if found is None or found["class_name"] != kind:
-            raise ConversionError(f"layer {name!r}: expected a {kind} layer, found "
-                                  f"{found['class_name'] if found else 'none'}")
+            raise ConversionError(
+                f"layer {name!r}: expected a {kind} layer, found {found['class_name'] if found else 'none'}"
+            )
         return found["config"]
 
     def require(name: str, what: str, got: Any, want: Any) -> None:
@@ -64,8 +69,12 @@ def check_topology(topology: dict[str, Any], model: NsfwMobileNetV2) -> list[str
             raise ConversionError(f"layer {name!r}: {what} is {got!r}, the PyTorch module expects {want!r}")
 
     size = cfg.image_size
-    require("input_1", "batch_input_shape", config_of("input_1", "InputLayer")["batch_input_shape"][1:],
-            [size, size, cfg.num_channels])
+    require(
+        "input_1",
+        "batch_input_shape",
+        config_of("input_1", "InputLayer")["batch_input_shape"][1:],
+        [size, size, cfg.num_channels],
+    )
     for conv_name, bn_name, unit in keras_layers(model):
         depthwise = unit.conv.groups > 1
         conv = config_of(conv_name, "DepthwiseConv2D" if depthwise else "Conv2D")
@@ -76,8 +85,12 @@ def check_topology(topology: dict[str, Any], model: NsfwMobileNetV2) -> list[str
         source = by_name.get(by_name[conv_name]["inbound_nodes"][0][0][0], {})
         padded = (source.get("class_name"), source.get("config", {}).get("padding"))
         if unit.pad_bottom_right:
-            require(conv_name, "(input padding, padding)", (padded, conv["padding"]),
-                    (("ZeroPadding2D", [[0, 1], [0, 1]]), "valid"))
+            require(
+                conv_name,
+                "(input padding, padding)",
+                (padded, conv["padding"]),
+                (("ZeroPadding2D", [[0, 1], [0, 1]]), "valid"),
+            )
         elif unit.conv.padding == (1, 1):
             require(conv_name, "padding", conv["padding"], "same")
         if padded[0] == "ZeroPadding2D" and not unit.pad_bottom_right:
@@ -86,25 +99,47 @@ def check_topology(topology: dict[str, Any], model: NsfwMobileNetV2) -> list[str
         require(bn_name, "epsilon", bn["epsilon"], cfg.batch_norm_eps)
         require(bn_name, "center/scale", (bn["center"], bn["scale"]), (True, True))
         after = [c for c in consumers.get(bn_name, []) if c["class_name"] == "ReLU"]
-        relu6 = [(c["config"].get("max_value"), c["config"].get("negative_slope", 0),
-                  c["config"].get("threshold", 0)) for c in after]
+        relu6 = [
+            (c["config"].get("max_value"), c["config"].get("negative_slope", 0), c["config"].get("threshold", 0))
+            for c in after
+        ]
         require(bn_name, "following ReLU (max_value, slope, threshold)", relu6, [(6, 0, 0)] if unit.relu else [])
     adds = {layer["name"] for layer in layers if layer["class_name"] == "Add"}
     want_adds = {f"block_{i}_add" for i, block in enumerate(model.blocks) if block.residual}
     require("Add layers", "set", sorted(adds), sorted(want_adds))
     grid = cfg.grid_size
     pools = [layer for layer in layers if layer["class_name"] in ("AveragePooling2D", "GlobalAveragePooling2D")]
-    if len(pools) != 1 or (pools[0]["class_name"] == "AveragePooling2D"
-                           and (pools[0]["config"]["pool_size"] != [grid, grid] or pools[0]["config"]["padding"] != "valid")):
-        raise ConversionError(f"head: expected one {grid}x{grid} 'valid' average pool, found "
-                              f"{[(p['name'], p['config'].get('pool_size')) for p in pools]}")
+    if len(pools) != 1 or (
+        pools[0]["class_name"] == "AveragePooling2D"
+        and (pools[0]["config"]["pool_size"] != [grid, grid] or pools[0]["config"]["padding"] != "valid")
+    ):
+        raise ConversionError(
+            f"head: expected one {grid}x{grid} 'valid' average pool, found "
+            f"{[(p['name'], p['config'].get('pool_size')) for p in pools]}"
+        )
     dense = [layer for layer in layers if layer["class_name"] == "Dense"]
     want = [(lin.out_features, "relu") for lin in model.classifier[:-1]] + [(len(cfg.class_names), "softmax")]
-    require("Dense layers", "(units, activation)", [(d["config"]["units"], d["config"]["activation"]) for d in dense], want)
-    known = {"InputLayer", "ZeroPadding2D", "Conv2D", "DepthwiseConv2D", "BatchNormalization", "ReLU", "Add",
-             "AveragePooling2D", "GlobalAveragePooling2D", "Flatten", "Dense", "Dropout"}
+    require(
+        "Dense layers", "(units, activation)", [(d["config"]["units"], d["config"]["activation"]) for d in dense], want
+    )
+    known = {
+        "InputLayer",
+        "ZeroPadding2D",
+        "Conv2D",
+        "DepthwiseConv2D",
+        "BatchNormalization",
+        "ReLU",
+        "Add",
+        "AveragePooling2D",
+        "GlobalAveragePooling2D",
+        "Flatten",
+        "Dense",
+        "Dropout",
+    }
     for unknown in (layer for layer in layers if layer["class_name"] not in known):
-        raise ConversionError(f"layer {unknown['name']!r}: class {unknown['class_name']} has no PyTorch counterpart here")
+        raise ConversionError(
+            f"layer {unknown['name']!r}: class {unknown['class_name']} has no PyTorch counterpart here"
+        )
     return [d["name"] for d in dense]
 
 
@@ -119,10 +154,19 @@ def map_weights(weights: dict[str, np.ndarray], model: NsfwMobileNetV2, dense: l
     for conv_name, bn_name, unit in keras_layers(model):
         prefix = next(n for n, m in model.named_modules() if m is unit)
         depthwise = unit.conv.groups > 1
-        plan.append((f"{conv_name}/{'depthwise_kernel' if depthwise else 'kernel'}", f"{prefix}.conv.weight",
-                     _DEPTHWISE if depthwise else _CONV))
-        for keras, ours in (("gamma", "weight"), ("beta", "bias"), ("moving_mean", "running_mean"),
-                            ("moving_variance", "running_var")):
+        plan.append(
+            (
+                f"{conv_name}/{'depthwise_kernel' if depthwise else 'kernel'}",
+                f"{prefix}.conv.weight",
+                _DEPTHWISE if depthwise else _CONV,
+            )
+        )
+        for keras, ours in (
+            ("gamma", "weight"),
+            ("beta", "bias"),
+            ("moving_mean", "running_mean"),
+            ("moving_variance", "running_var"),
+        ):
             plan.append((f"{bn_name}/{keras}", f"{prefix}.bn.{ours}", None))
     for i, name in enumerate(dense):
         plan.append((f"{name}/kernel", f"classifier.{i}.weight", _DENSE))
@@ -136,12 +180,15 @@ def map_weights(weights: dict[str, np.ndarray], model: NsfwMobileNetV2, dense: l
         keras_shape = [want[axes.index(i)] for i in range(len(axes))] if axes else want
         array = weights[keras]
         if list(array.shape) != keras_shape:
-            raise ConversionError(f"weight {keras!r} has shape {list(array.shape)}; {ours!r} {want} needs "
-                                  f"{keras_shape} in Keras layout")
+            raise ConversionError(
+                f"weight {keras!r} has shape {list(array.shape)}; {ours!r} {want} needs {keras_shape} in Keras layout"
+            )
         state[ours] = torch.from_numpy(np.ascontiguousarray(array.transpose(axes) if axes else array)).float()
     extra = sorted(set(weights) - {keras for keras, _, _ in plan})
     if extra:
-        raise ConversionError(f"unexpected weight {extra[0]!r}" + (f" and {len(extra) - 1} more" if len(extra) > 1 else ""))
+        raise ConversionError(
+            f"unexpected weight {extra[0]!r}" + (f" and {len(extra) - 1} more" if len(extra) > 1 else "")
+        )
     return state
 
 
@@ -154,14 +201,22 @@ def convert(model_dir: str, out_dir: str) -> dict[str, Any]:
     state = map_weights(tfjs.weights, model, dense)
     os.makedirs(out_dir, exist_ok=True)
     source = _provenance(model_dir, tfjs)
-    safetensors_io.save(os.path.join(out_dir, "model.safetensors"), state,
-                        {"format": "pt", "source": f"{source['package']} {source['version']} {source['model']}"})
+    safetensors_files.save(
+        os.path.join(out_dir, "model.safetensors"),
+        state,
+        {"format": "pt", "source": f"{source['package']} {source['version']} {source['model']}"},
+    )
     with open(os.path.join(out_dir, "config.json"), "w", encoding="utf-8") as f:
         json.dump({**cfg.to_dict(), "source": source}, f, indent=2)
         f.write("\n")
-    return {"out": out_dir, "tensors": len(state), "parameters": sum(t.numel() for t in state.values()),
-            "grid_size": cfg.grid_size, "hidden_size": cfg.hidden_size,
-            "seconds": round(time.perf_counter() - started, 3)}
+    return {
+        "out": out_dir,
+        "tensors": len(state),
+        "parameters": sum(t.numel() for t in state.values()),
+        "grid_size": cfg.grid_size,
+        "hidden_size": cfg.hidden_size,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
 
 
 def load_converted(directory: str) -> NsfwMobileNetV2:
@@ -169,14 +224,16 @@ def load_converted(directory: str) -> NsfwMobileNetV2:
     with open(os.path.join(directory, "config.json"), encoding="utf-8") as f:
         cfg = MobileNetConfig.from_dict(json.load(f))
     model = NsfwMobileNetV2(cfg)
-    state = safetensors_io.load(os.path.join(directory, "model.safetensors"))
+    state = safetensors_files.load(os.path.join(directory, "model.safetensors"))
     expected = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
     for name in sorted(set(state) | set(expected)):
         if name not in expected or name not in state:
             raise ConversionError(f"{directory}: {'unexpected' if name in state else 'missing'} tensor {name!r}")
         if tuple(state[name].shape) != tuple(expected[name].shape):
-            raise ConversionError(f"{directory}: tensor {name!r} has shape {list(state[name].shape)}, "
-                                  f"expected {list(expected[name].shape)}")
+            raise ConversionError(
+                f"{directory}: tensor {name!r} has shape {list(state[name].shape)}, "
+                f"expected {list(expected[name].shape)}"
+            )
     model.load_state_dict(state, strict=False)
     return model.requires_grad_(False)
 
@@ -196,8 +253,10 @@ def _provenance(model_dir: str, tfjs: TfjsModel) -> dict[str, Any]:
         here = os.path.dirname(here)
     stored = ", ".join(f"{n} {k}" for k, n in sorted(tfjs.storage.items()))
     return {
-        "package": package.get("name", "unknown"), "version": package.get("version", "unknown"),
-        "license": package.get("license", "unknown"), "author": "Infinite Red, Inc. (nsfwjs)",
+        "package": package.get("name", "unknown"),
+        "version": package.get("version", "unknown"),
+        "license": package.get("license", "unknown"),
+        "author": "Infinite Red, Inc. (nsfwjs)",
         "model": os.path.basename(os.path.normpath(model_dir)),
         "weights": f"stored as {stored} (quantized ones dequantized to float32 as tfjs-core does)",
         "files": {os.path.basename(p): sha256_file(p) for p in tfjs.files},

@@ -12,6 +12,7 @@ parameters of linear layers each token passes, backward 2·P·T more for activat
 positions. The vision tower runs forward only. MFU divides by a bf16 (or fp32 on CPU) matmul
 peak measured on the same device.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -24,34 +25,82 @@ from typing import Any
 
 import torch
 
-from .modeling.config import LlavaConfig, PsaConfig, TextConfig, VisionConfig
-from .modeling.llava import PsaLlava, init_weights
-from .train.data import Batch
-from .train.lora import apply_lora
-from .train.loop import Objective
+from ..modeling.config import LlavaConfig, PsaConfig, TextConfig, VisionConfig
+from ..modeling.llava import PsaLlava, init_weights
+from .data import Batch
+from .loop import Objective
+from .lora import apply_lora
 
 SHAPES = {
     "7b": lambda: LlavaConfig(
-        vision_config=VisionConfig(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24,
-                                   num_attention_heads=16, image_size=336, patch_size=14, projection_dim=768),
-        text_config=TextConfig(vocab_size=32064, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
-                               num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=4096,
-                               pad_token_id=0),
-        image_token_index=32000, psa=PsaConfig(num_tokens_a=64, num_tokens_b=0, head_num_heads=8)),
+        vision_config=VisionConfig(
+            hidden_size=1024,
+            intermediate_size=4096,
+            num_hidden_layers=24,
+            num_attention_heads=16,
+            image_size=336,
+            patch_size=14,
+            projection_dim=768,
+        ),
+        text_config=TextConfig(
+            vocab_size=32064,
+            hidden_size=4096,
+            intermediate_size=11008,
+            num_hidden_layers=32,
+            num_attention_heads=32,
+            num_key_value_heads=32,
+            max_position_embeddings=4096,
+            pad_token_id=0,
+        ),
+        image_token_index=32000,
+        psa=PsaConfig(num_tokens_a=64, num_tokens_b=0, head_num_heads=8),
+    ),
     "1b": lambda: LlavaConfig(
-        vision_config=VisionConfig(hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
-                                   num_attention_heads=12, image_size=336, patch_size=14, projection_dim=512),
-        text_config=TextConfig(vocab_size=32064, hidden_size=2048, intermediate_size=5632, num_hidden_layers=16,
-                               num_attention_heads=16, num_key_value_heads=16, max_position_embeddings=4096,
-                               pad_token_id=0),
-        image_token_index=32000, psa=PsaConfig(num_tokens_a=64, num_tokens_b=0, head_num_heads=8)),
+        vision_config=VisionConfig(
+            hidden_size=768,
+            intermediate_size=3072,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            image_size=336,
+            patch_size=14,
+            projection_dim=512,
+        ),
+        text_config=TextConfig(
+            vocab_size=32064,
+            hidden_size=2048,
+            intermediate_size=5632,
+            num_hidden_layers=16,
+            num_attention_heads=16,
+            num_key_value_heads=16,
+            max_position_embeddings=4096,
+            pad_token_id=0,
+        ),
+        image_token_index=32000,
+        psa=PsaConfig(num_tokens_a=64, num_tokens_b=0, head_num_heads=8),
+    ),
     "small": lambda: LlavaConfig(
-        vision_config=VisionConfig(hidden_size=384, intermediate_size=1536, num_hidden_layers=6,
-                                   num_attention_heads=6, image_size=336, patch_size=14, projection_dim=256),
-        text_config=TextConfig(vocab_size=32064, hidden_size=512, intermediate_size=1408, num_hidden_layers=8,
-                               num_attention_heads=8, num_key_value_heads=8, max_position_embeddings=2048,
-                               pad_token_id=0),
-        image_token_index=32000, psa=PsaConfig(num_tokens_a=16, num_tokens_b=0, head_num_heads=8)),
+        vision_config=VisionConfig(
+            hidden_size=384,
+            intermediate_size=1536,
+            num_hidden_layers=6,
+            num_attention_heads=6,
+            image_size=336,
+            patch_size=14,
+            projection_dim=256,
+        ),
+        text_config=TextConfig(
+            vocab_size=32064,
+            hidden_size=512,
+            intermediate_size=1408,
+            num_hidden_layers=8,
+            num_attention_heads=8,
+            num_key_value_heads=8,
+            max_position_embeddings=2048,
+            pad_token_id=0,
+        ),
+        image_token_index=32000,
+        psa=PsaConfig(num_tokens_a=16, num_tokens_b=0, head_num_heads=8),
+    ),
 }
 
 
@@ -70,7 +119,8 @@ class BenchSpec:
 
 def _linear_params(module: torch.nn.Module) -> int:
     """Weights of linear layers (LoRA-wrapped ones count their base weight and both adapters)."""
-    from .train.lora import LoraLinear
+    from .lora import LoraLinear
+
     return sum(m.weight.numel() for m in module.modules() if isinstance(m, (torch.nn.Linear, LoraLinear)))
 
 
@@ -87,7 +137,7 @@ def matmul_peak(device: torch.device, dtype: torch.dtype) -> float:
             a @ b
         _sync(device)
         best = min(best, (time.perf_counter() - t0) / (10 if device.type == "cuda" else 2))
-    return 2 * n ** 3 / best
+    return 2 * n**3 / best
 
 
 def _sync(device: torch.device) -> None:
@@ -104,9 +154,13 @@ def fake_batch(cfg: LlavaConfig, spec: BenchSpec, image_rows: int, device: torch
     labels = torch.cat([torch.full((b, image_rows), -100), text], dim=1)
     return Batch(
         pixels=torch.randn(b, vc.num_channels, vc.image_size, vc.image_size, generator=g),
-        input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels,
-        query_ids=text[:, :32].contiguous(), query_mask=torch.ones(b, min(32, t), dtype=torch.long),
-        safe_level=torch.randint(0, 4, (b,), generator=g), safe_type=torch.randint(0, 7, (b,), generator=g),
+        input_ids=ids,
+        attention_mask=torch.ones_like(ids),
+        labels=labels,
+        query_ids=text[:, :32].contiguous(),
+        query_mask=torch.ones(b, min(32, t), dtype=torch.long),
+        safe_level=torch.randint(0, 4, (b,), generator=g),
+        safe_type=torch.randint(0, 7, (b,), generator=g),
     ).to(device)
 
 
@@ -126,8 +180,11 @@ def step_flops(model: PsaLlava, trainable: int, spec: BenchSpec, image_rows: int
 
 
 def run_stage(stage: str, spec: BenchSpec) -> dict[str, Any]:
-    device = torch.device("cuda" if spec.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if spec.device == "auto" else spec.device))
+    device = torch.device(
+        "cuda"
+        if spec.device == "auto" and torch.cuda.is_available()
+        else ("cpu" if spec.device == "auto" else spec.device)
+    )
     cuda = device.type == "cuda"
     cfg = SHAPES[spec.shape]()
     torch.manual_seed(0)
@@ -170,16 +227,27 @@ def run_stage(stage: str, spec: BenchSpec) -> dict[str, Any]:
     tokens = spec.batch * (image_rows + spec.text_tokens)
     flops = step_flops(model, trainable, spec, image_rows)
     peak = matmul_peak(device, torch.bfloat16 if cuda else torch.float32)
-    memory = torch.cuda.max_memory_allocated(device) if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    memory = (
+        torch.cuda.max_memory_allocated(device) if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    )
     return {
-        "stage": stage, "shape": spec.shape, "device": torch.cuda.get_device_name(device) if cuda else "cpu",
-        "threads": torch.get_num_threads(), "dtype": "bf16 autocast" if cuda else "fp32",
-        "batch": spec.batch, "sequence": image_rows + spec.text_tokens, "image_rows": image_rows,
+        "stage": stage,
+        "shape": spec.shape,
+        "device": torch.cuda.get_device_name(device) if cuda else "cpu",
+        "threads": torch.get_num_threads(),
+        "dtype": "bf16 autocast" if cuda else "fp32",
+        "batch": spec.batch,
+        "sequence": image_rows + spec.text_tokens,
+        "image_rows": image_rows,
         "activation_checkpointing": spec.activation_checkpointing,
-        "trainable_params": trainable, "step_s": step_s, "tokens_per_s": tokens / step_s,
-        "model_tflop_per_step": flops / 1e12, "achieved_tflops": flops / step_s / 1e12,
-        "matmul_peak_tflops": peak / 1e12, "mfu": flops / step_s / peak,
-        "peak_memory_gib": memory / 2 ** 30,
+        "trainable_params": trainable,
+        "step_s": step_s,
+        "tokens_per_s": tokens / step_s,
+        "model_tflop_per_step": flops / 1e12,
+        "achieved_tflops": flops / step_s / 1e12,
+        "matmul_peak_tflops": peak / 1e12,
+        "mfu": flops / step_s / peak,
+        "peak_memory_gib": memory / 2**30,
         "memory_kind": "torch.cuda.max_memory_allocated" if cuda else "process max RSS",
         "loss": float(loss),
     }

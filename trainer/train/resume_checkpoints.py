@@ -5,6 +5,7 @@ RNG states and state.json; the frozen base is reloaded from the job's `base`. It
 hidden temporary directory and renamed into place, so a run killed mid-write (SIGKILL, OOM, node
 loss) leaves either the previous checkpoints or the new one, never a torn one.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,12 +13,12 @@ import os
 import re
 import shutil
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import torch
 
-from .. import safetensors_io
-from ..query_encoder import TOKENIZER_FILE as QUERY_TOKENIZER, stored_state
+from ..io import safetensors_files
+from ..io.query_encoder import TOKENIZER_FILE as QUERY_TOKENIZER, stored_state
 
 STAGE_INDEX = {"stage1": 0, "stage2": 1}
 NAME = re.compile(r"^(stage[12])-step(\d+)$")
@@ -30,10 +31,12 @@ class Checkpoint:
     state: dict[str, Any]
 
     def trainable(self) -> dict[str, torch.Tensor]:
-        return safetensors_io.load(os.path.join(self.path, "trainable.safetensors"))
+        return safetensors_files.load(os.path.join(self.path, "trainable.safetensors"))
 
     def optimizer_and_rng(self) -> dict[str, Any]:
-        tensors = {k: v.clone() for k, v in safetensors_io.load(os.path.join(self.path, "optimizer.safetensors")).items()}
+        tensors = {
+            k: v.clone() for k, v in safetensors_files.load(os.path.join(self.path, "optimizer.safetensors")).items()
+        }
         with open(os.path.join(self.path, "optimizer.json"), encoding="utf-8") as f:
             meta = json.load(f)
         zero_dim = set(meta["zero_dim"])
@@ -45,8 +48,10 @@ class Checkpoint:
         for idx, values in meta["state"].items():
             state.setdefault(int(idx), {}).update(values)
         cuda = sorted((k for k in tensors if k.startswith("rng.cuda.")), key=lambda k: int(k.rsplit(".", 1)[1]))
-        return {"optimizer": {"state": state, "param_groups": meta["param_groups"]},
-                "rng": {"cpu": tensors["rng.cpu"], "cuda": [tensors[k] for k in cuda]}}
+        return {
+            "optimizer": {"state": state, "param_groups": meta["param_groups"]},
+            "rng": {"cpu": tensors["rng.cpu"], "cuda": [tensors[k] for k in cuda]},
+        }
 
 
 def regroup_optimizer_state(saved: dict[str, Any], groups: list[dict[str, Any]]) -> dict[str, Any]:
@@ -72,7 +77,9 @@ def regroup_optimizer_state(saved: dict[str, Any], groups: list[dict[str, Any]])
                 state[flat] = saved["state"][saved_id]
             ids.append(flat)
             flat += 1
-        param_groups.append({**{k: v for k, v in old.items() if k != "params"}, "lr_scale": g["lr_scale"], "params": ids})
+        param_groups.append(
+            {**{k: v for k, v in old.items() if k != "params"}, "lr_scale": g["lr_scale"], "params": ids}
+        )
     return {"state": state, "param_groups": param_groups}
 
 
@@ -84,7 +91,7 @@ def _flatten_optimizer(sd: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dic
     zero_dim: list[str] = []
     for idx, values in sd["state"].items():
         for key, v in values.items():
-            if torch.is_tensor(v):  # AdamW's 0-d `step`: safetensors_io stores at least 1-d
+            if torch.is_tensor(v):  # AdamW's 0-d `step`: safetensors_files stores at least 1-d
                 tensors[f"state.{idx}.{key}"] = v.reshape(1) if v.dim() == 0 else v
                 if v.dim() == 0:
                     zero_dim.append(f"state.{idx}.{key}")
@@ -116,8 +123,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in cuda])
 
 
-def save(workdir: str, state: dict[str, Any], trainable: dict[str, torch.Tensor],
-         optimizer_state: dict[str, Any]) -> str:
+def save(
+    workdir: str, state: dict[str, Any], trainable: dict[str, torch.Tensor], optimizer_state: dict[str, Any]
+) -> str:
     root = _root(workdir)
     os.makedirs(root, exist_ok=True)
     name = f"{state['stage']}-step{state['step']}"
@@ -127,9 +135,9 @@ def save(workdir: str, state: dict[str, Any], trainable: dict[str, torch.Tensor]
     tmp = os.path.join(root, f".tmp-{name}-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
-    safetensors_io.save(os.path.join(tmp, "trainable.safetensors"), trainable)
+    safetensors_files.save(os.path.join(tmp, "trainable.safetensors"), trainable)
     tensors, meta = _flatten_optimizer(optimizer_state)
-    safetensors_io.save(os.path.join(tmp, "optimizer.safetensors"), tensors)
+    safetensors_files.save(os.path.join(tmp, "optimizer.safetensors"), tensors)
     with open(os.path.join(tmp, "optimizer.json"), "w", encoding="utf-8") as f:
         json.dump(meta, f)
     with open(os.path.join(tmp, "state.json"), "w", encoding="utf-8") as f:
@@ -164,6 +172,7 @@ def lock_workdir(workdir: str):
     """An exclusive lock held for the life of the process: a job redelivered to a second worker
     while the first still runs must not interleave checkpoints in the same workdir."""
     import fcntl
+
     os.makedirs(workdir, exist_ok=True)
     f = open(os.path.join(workdir, ".lock"), "a+")
     try:
@@ -183,7 +192,7 @@ def remove_partial(workdir: str) -> None:
                 shutil.rmtree(os.path.join(root, name), ignore_errors=True)
 
 
-def latest(workdir: str) -> Optional[Checkpoint]:
+def latest(workdir: str) -> Checkpoint | None:
     listed = _listed(workdir)
     if not listed:
         return None
@@ -192,8 +201,15 @@ def latest(workdir: str) -> Optional[Checkpoint]:
         return Checkpoint(path, json.load(f))
 
 
-FINAL_COPIES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "preprocessor_config.json",
-                "processor_config.json", "generation_config.json", "special_tokens_map.json")
+FINAL_COPIES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "chat_template.jinja",
+    "preprocessor_config.json",
+    "processor_config.json",
+    "generation_config.json",
+    "special_tokens_map.json",
+)
 
 
 def write_final(model: torch.nn.Module, base: str, workdir: str, training: dict[str, Any]) -> str:
@@ -205,7 +221,9 @@ def write_final(model: torch.nn.Module, base: str, workdir: str, training: dict[
     with open(os.path.join(tmp, "config.json"), "w", encoding="utf-8") as f:
         json.dump(model.config.to_dict(), f, indent=2)
     enc = model.config.psa.query_encoder if model.config.psa is not None else None
-    safetensors_io.save(os.path.join(tmp, "model.safetensors"), stored_state(model.state_dict(), enc), {"format": "pt"})
+    safetensors_files.save(
+        os.path.join(tmp, "model.safetensors"), stored_state(model.state_dict(), enc), {"format": "pt"}
+    )
     for name in FINAL_COPIES + (QUERY_TOKENIZER,):
         if os.path.isfile(os.path.join(base, name)):
             os.makedirs(os.path.dirname(os.path.join(tmp, name)), exist_ok=True)

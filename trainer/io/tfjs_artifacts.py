@@ -7,6 +7,7 @@ literal is parsed, never evaluated. Weights decode as tfjs-core's io_utils does:
 group, shards concatenated in order, specs consumed in order, uint8/uint16 affine quantization
 (q * scale + min) and float16 quantization expanded to float32.
 """
+
 from __future__ import annotations
 
 import base64
@@ -26,9 +27,9 @@ class TfjsError(ValueError):
 @dataclass
 class TfjsModel:
     topology: dict[str, Any]
-    weights: dict[str, np.ndarray]   # float32, in manifest order, Keras layouts
-    files: list[str]                 # every file read, for provenance
-    storage: dict[str, int]          # how the weights were stored: {"uint8 quantized": 266, ...}
+    weights: dict[str, np.ndarray]  # float32, in manifest order, Keras layouts
+    files: list[str]  # every file read, for provenance
+    storage: dict[str, int]  # how the weights were stored: {"uint8 quantized": 266, ...}
 
 
 _QUANT_DTYPES = {"uint8": np.dtype("<u1"), "uint16": np.dtype("<u2"), "float16": np.dtype("<f2")}
@@ -80,8 +81,9 @@ def decode_group(specs: list[dict[str, Any]], data: bytes, where: str) -> dict[s
             raise TfjsError(f"weight {name!r} has unknown quantization dtype {quant['dtype']!r}")
         size = count * stored.itemsize
         if offset + size > len(data):
-            raise TfjsError(f"{where}: weight {name!r} needs bytes {offset}..{offset + size}, "
-                            f"the shard data has {len(data)}")
+            raise TfjsError(
+                f"{where}: weight {name!r} needs bytes {offset}..{offset + size}, the shard data has {len(data)}"
+            )
         raw = np.frombuffer(data, dtype=stored, count=count, offset=offset)
         offset += size
         if quant and quant["dtype"] in ("uint8", "uint16"):
@@ -96,8 +98,9 @@ def decode_group(specs: list[dict[str, Any]], data: bytes, where: str) -> dict[s
             raise TfjsError(f"{where}: weight {name!r} appears twice in the manifest")
         out[name] = values.astype(np.float32 if dtype == "float32" else np.int32).reshape(shape)
     if offset != len(data):
-        raise TfjsError(f"{where}: {len(data) - offset} bytes left after the last weight; "
-                        f"manifest and shard data disagree")
+        raise TfjsError(
+            f"{where}: {len(data) - offset} bytes left after the last weight; manifest and shard data disagree"
+        )
     return out
 
 
@@ -148,7 +151,7 @@ class JsLiteral:
         self.text, self.pos = text, pos
 
     def value(self) -> tuple[Any, int]:
-        t, c = self.text, self.text[self.pos:self.pos + 1]
+        t, c = self.text, self.text[self.pos : self.pos + 1]
         if c == "{":
             return self._object(), self.pos
         if c == "[":
@@ -167,11 +170,11 @@ class JsLiteral:
             self.pos = m.end()
             s = m.group()
             return (float(s) if any(ch in s for ch in ".eE") else int(s)), self.pos
-        raise TfjsError(f"unexpected {t[self.pos:self.pos + 20]!r} at offset {self.pos}")
+        raise TfjsError(f"unexpected {t[self.pos : self.pos + 20]!r} at offset {self.pos}")
 
     def _expect(self, ch: str) -> None:
-        if self.text[self.pos:self.pos + 1] != ch:
-            raise TfjsError(f"expected {ch!r} at offset {self.pos}, found {self.text[self.pos:self.pos + 20]!r}")
+        if self.text[self.pos : self.pos + 1] != ch:
+            raise TfjsError(f"expected {ch!r} at offset {self.pos}, found {self.text[self.pos : self.pos + 20]!r}")
         self.pos += 1
 
     def _object(self) -> dict[str, Any]:
@@ -213,11 +216,11 @@ class JsLiteral:
             end = self.text.find(quote, end)
             if end < 0:
                 raise TfjsError(f"unterminated string at offset {start}")
-            backslashes = len(self.text[start + 1:end]) - len(self.text[start + 1:end].rstrip("\\"))
+            backslashes = len(self.text[start + 1 : end]) - len(self.text[start + 1 : end].rstrip("\\"))
             if backslashes % 2 == 0:
                 break
             end += 1
-        body = self.text[start + 1:end]
+        body = self.text[start + 1 : end]
         self.pos = end + 1
         if "\\" not in body:
             return body

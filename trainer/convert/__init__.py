@@ -1,0 +1,1 @@
+"""Conversions of third-party models into the trainer's modules."""

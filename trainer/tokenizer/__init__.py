@@ -1,0 +1,1 @@
+"""Byte-level BPE tokenizer training and encoding, the built-in English corpus, word vectors."""
