@@ -9,7 +9,7 @@ import { resolveBaseModel } from '../training/base-model.ts';
 import type { JobView } from '../training/queue.ts';
 import { requester } from './datasets.ts';
 
-const JobView = Type.Object(
+const JobViewSchema = Type.Object(
   {
     id: Type.String(),
     state: Type.String({ description: 'waiting, active, completed, failed, cancelled, cancelling, delayed' }),
@@ -98,7 +98,7 @@ export default async function trainRoutes(app: FastifyInstance, opts: { config: 
 
   app.get(
     '/v1/train',
-    { config: { scope: 'train' }, schema: { summary: 'Training jobs, newest first', tags: ['training'], response: withErrors({ 200: Type.Object({ jobs: Type.Array(JobView) }) }, [401, 403, 503]) } },
+    { config: { scope: 'train' }, schema: { summary: 'Training jobs, newest first', tags: ['training'], response: withErrors({ 200: Type.Object({ jobs: Type.Array(JobViewSchema) }) }, [401, 403, 503]) } },
     async (request) => ({ jobs: (await training().queue.list(50, mine(request))).map(publicView) }),
   );
 
@@ -106,7 +106,7 @@ export default async function trainRoutes(app: FastifyInstance, opts: { config: 
     '/v1/train/:id',
     {
       config: { scope: 'train' },
-      schema: { summary: 'State, progress, logs and result of a training job', tags: ['training'], params: IdParams, response: withErrors({ 200: JobView }, [401, 403, 404, 503]) },
+      schema: { summary: 'State, progress, logs and result of a training job', tags: ['training'], params: IdParams, response: withErrors({ 200: JobViewSchema }, [401, 403, 404, 503]) },
     },
     async (request) => {
       const { id } = request.params as { id: string };
@@ -120,7 +120,7 @@ export default async function trainRoutes(app: FastifyInstance, opts: { config: 
     '/v1/train/:id',
     {
       config: { scope: 'train' },
-      schema: { summary: 'Cancel a job: a waiting one is removed, a running one stops and ends as cancelled', tags: ['training'], params: IdParams, response: withErrors({ 200: JobView, 202: JobView }, [401, 403, 404, 503]) },
+      schema: { summary: 'Cancel a job: a waiting one is removed, a running one stops and ends as cancelled', tags: ['training'], params: IdParams, response: withErrors({ 200: JobViewSchema, 202: JobViewSchema }, [401, 403, 404, 503]) },
     },
     async (request, reply) => {
       const { id } = request.params as { id: string };
