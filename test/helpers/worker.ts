@@ -40,7 +40,13 @@ export function startWorker(env: Record<string, string>): WorkerProcess {
       if (seen) return Promise.resolve(seen);
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`worker never logged ${pattern}; last lines:\n${logs.slice(-15).join('\n')}`)), timeoutMs);
-        waiters.push({ pattern, resolve: (l) => (clearTimeout(timer), resolve(l)) });
+        waiters.push({
+          pattern,
+          resolve: (l) => {
+            clearTimeout(timer);
+            resolve(l);
+          },
+        });
       });
     },
     async kill(signal) {
