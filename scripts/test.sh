@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The test command (npm test): system and Python packages, type check, Python lint and format
-# checks, then every tap test.
+# The test command (npm test): system and Python packages, type check, TypeScript lint and
+# format check, Python lint and format checks, then every tap test.
 # Writes the totals to .cache/test-summary and prints them as the last line.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +12,7 @@ bash scripts/ensure-system-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
 bash scripts/ensure-python-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
 [ -d node_modules ] || npm ci --no-audit --no-fund
 
-# The type check and the Python lint and format checks each count as one test in the summary.
+# The type check, the TypeScript lint and the Python lint and format checks each count as one test in the summary.
 checks_passed=0
 checks_failed=0
 check() {
@@ -23,6 +23,9 @@ check "type check" npx --no-install tsc -p tsconfig.json
 ruff=.cache/python-deps/bin/ruff
 check "ruff check" "$ruff" check .
 check "ruff format --check" "$ruff" format --check .
+
+# npm run lint: TypeScript lint rules and formatting (biome.jsonc); `npm run format` fixes the formatting.
+check "lint" npx --no-install biome check --error-on-warnings
 
 log=.cache/tap-output.log
 npx --no-install tap "$@" 2>&1 | tee "$log"

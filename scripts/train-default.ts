@@ -98,7 +98,10 @@ let lastPrint = 0;
 const result = await runPipeline(config, data, join(work, 'job'), {
   gpus: [],
   report: (p) => {
-    if (p.phase && p.phase !== lastPhase) log(`phase: ${(lastPhase = p.phase)}`);
+    if (p.phase && p.phase !== lastPhase) {
+      lastPhase = p.phase;
+      log(`phase: ${lastPhase}`);
+    }
     if (p.step && p.total_steps && (p.step === p.total_steps || Date.now() - lastPrint > 15_000)) {
       lastPrint = Date.now();
       log(`${p.stage} step ${p.step}/${p.total_steps} loss ${p.loss?.toFixed(3)} level ${p.level_acc?.toFixed(2)} type ${p.type_acc?.toFixed(2)} eta ${p.eta_s ?? '?'} s`);

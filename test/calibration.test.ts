@@ -55,7 +55,7 @@ t.test('an unreachable target is said so, with the best the data allows', async 
   t.ok(found.best?.recall_within_over_refusal, 'best recall within the over-refusal budget');
   t.ok(found.best!.recall_within_over_refusal!.recall! < 0.99);
   t.ok(found.best!.recall_within_over_refusal!.over_refusal! <= 0.01);
-  t.ok(found.best?.over_refusal_at_recall!.over_refusal! > 0.01, 'least over-refusal at the recall target is over budget');
+  t.ok(found.best!.over_refusal_at_recall!.over_refusal! > 0.01, 'least over-refusal at the recall target is over budget');
 });
 
 t.test('per-type recall targets: thresholds by predicted type, each at its own known value', async (t) => {
@@ -116,7 +116,11 @@ function synthetic(n: number, k: number, t0: number, seed: number) {
     const sum = e.reduce((a, b) => a + b, 0);
     let u = rand() * sum;
     let label = 0;
-    while (label < k - 1 && (u -= e[label]!) > 0) label++;
+    while (label < k - 1) {
+      u -= e[label]!;
+      if (u <= 0) break;
+      label++;
+    }
     logits.push(z);
     labels.push(label);
   }

@@ -18,7 +18,10 @@ t.test('AUROC: hand-computed values, ties count half', async (t) => {
   t.equal(auroc([0.1], []), null);
   // Brute force on a seeded random case with many ties.
   let seed = 7;
-  const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const rnd = () => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed / 2 ** 31;
+  };
   const pos = Array.from({ length: 40 }, () => Math.round(rnd() * 10) / 10);
   const neg = Array.from({ length: 30 }, () => Math.round(rnd() * 8) / 10);
   let wins = 0;

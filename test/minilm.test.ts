@@ -108,7 +108,12 @@ t.test('a batch with padding gives each sentence the embedding it has alone', as
   const width = Math.max(...rows.map((r) => r.length));
   const ids = new BigInt64Array(2 * width).fill(BigInt(tokenizer.padId));
   const mask = new BigInt64Array(2 * width);
-  rows.forEach((r, i) => r.forEach((id, j) => ((ids[i * width + j] = BigInt(id)), (mask[i * width + j] = 1n))));
+  for (const [i, r] of rows.entries()) {
+    for (const [j, id] of r.entries()) {
+      ids[i * width + j] = BigInt(id);
+      mask[i * width + j] = 1n;
+    }
+  }
   const out = await encoder.run({ input_ids: new ort.Tensor('int64', ids, [2, width]), attention_mask: new ort.Tensor('int64', mask, [2, width]) });
   const states = out.last_hidden_state!.data as Float32Array;
   const short = embed(states.subarray(0, width * 384), rows[0]!.length, 384);

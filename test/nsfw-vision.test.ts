@@ -53,7 +53,7 @@ t.teardown(() => rm(work, { recursive: true, force: true }));
 const tower = join(work, 'tower');
 const refDir = join(work, 'reference');
 
-let started = performance.now();
+const started = performance.now();
 const converted = JSON.parse(await runTrainer(['convert-nsfwjs', '--model-dir', NSFWJS_MODEL_DIR, '--out', tower])) as { tensors: number; parameters: number; seconds: number };
 const convertWallSeconds = (performance.now() - started) / 1000;
 const config = JSON.parse(await readFile(join(tower, 'config.json'), 'utf8')) as {

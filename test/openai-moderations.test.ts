@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap';
 import type { AddressInfo } from 'node:net';
-import OpenAI, { APIError } from 'openai';
+import OpenAI, { type APIError } from 'openai';
 import { b64, testApp } from './helpers/app.ts';
 import { gradientPng, noiseJpeg } from './helpers/images.ts';
 

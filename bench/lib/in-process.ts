@@ -4,7 +4,7 @@
  * flight at once and run in batches of at most `batchSize`, one batch after another, as one
  * worker runs them.
  */
-import { PsaRuntime } from '../../src/psa/runtime.ts';
+import type { PsaRuntime } from '../../src/psa/runtime.ts';
 import type { BenchImage } from './images.ts';
 
 export interface CeilingResult {

@@ -66,8 +66,9 @@ export async function stageTotals(base: string): Promise<Record<string, { sum: n
   const text = await (await fetch(`${base}/metrics`)).text();
   const out: Record<string, { sum: number; count: number }> = {};
   for (const m of text.matchAll(/^psa_stage_seconds_(sum|count)\{stage="([a-z_0-9]+)"\} ([0-9.e+-]+)$/gm)) {
-    const entry = (out[m[2]!] ??= { sum: 0, count: 0 });
-    entry[m[1] as 'sum' | 'count'] = Number(m[3]);
+    const stage = m[2]!;
+    out[stage] ??= { sum: 0, count: 0 };
+    out[stage][m[1] as 'sum' | 'count'] = Number(m[3]);
   }
   return out;
 }

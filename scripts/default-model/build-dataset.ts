@@ -191,7 +191,11 @@ export async function buildDataset(sharedData: string, out: string, opts: BuildO
   const kept = lines.filter((l) => opts.textOnly || l.variant !== 'text-only');
   const tally = (key: (l: Line) => string) => {
     const t: Record<string, { train: number; val: number }> = {};
-    for (const l of kept) (t[key(l)] ??= { train: 0, val: 0 })[l.split]++;
+    for (const l of kept) {
+      const k = key(l);
+      t[k] ??= { train: 0, val: 0 };
+      t[k][l.split]++;
+    }
     return t;
   };
   return {

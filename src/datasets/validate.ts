@@ -123,7 +123,10 @@ class Checker {
   private line(order: number, file: string, lineNo: number, text: string, summary: SplitSummary): void {
     const add = (message: string) => this.add(order, file, lineNo, message);
     const ex = parseLineObject(text);
-    if (typeof ex === 'string') return add(ex);
+    if (typeof ex === 'string') {
+      add(ex);
+      return;
+    }
 
     const badId = idProblem(ex.id);
     if (badId !== undefined) add(badId);
@@ -150,7 +153,10 @@ class Checker {
     }
 
     const field = imageField(ex.image, this.root, TRAINING_WORDING);
-    if ('problem' in field) return add(field.problem);
+    if ('problem' in field) {
+      add(field.problem);
+      return;
+    }
     let check = this.images.get(field.abs);
     if (check === undefined) {
       check = this.limit(() => imageFileProblem(field.abs, this.root, { maxPixels: this.opts.maxImagePixels, decode: true, wording: TRAINING_WORDING }));

@@ -71,14 +71,14 @@ export interface KeywordResult {
   matches: string[];
 }
 
-const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** Compiled matchers for a keyword table: each word must start a word of the text. */
 export function keywordMatcher(table: Record<RiskType, KeywordRule> = KEYWORDS): (text: string) => KeywordResult {
   const rules = (Object.entries(table) as [RiskType, KeywordRule][]).map(([type, rule]) => ({
     type: TYPE_LABELS.indexOf(type),
     level: LEVEL_LABELS.indexOf(rule.level),
-    words: rule.words.map((w) => ({ word: w, re: new RegExp(`(?<![\\p{L}\\p{N}])${escape(w)}`, 'iu') })),
+    words: rule.words.map((w) => ({ word: w, re: new RegExp(`(?<![\\p{L}\\p{N}])${escapeRegExp(w)}`, 'iu') })),
   }));
   return (text) => {
     let best: KeywordResult = { type: SAFE_TYPE_INDEX, level: 0, matches: [] };

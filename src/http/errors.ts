@@ -1,5 +1,5 @@
 import { DatasetErrorCodes, type DatasetErrorCode } from '../datasets/errors.ts';
-import { PsaError, PsaErrorCodes, type PsaErrorCode } from '../psa/errors.ts';
+import { type PsaError, PsaErrorCodes, type PsaErrorCode } from '../psa/errors.ts';
 
 /** HTTP-only error codes; the runtime's codes are in src/psa/errors.ts. */
 export const HttpErrorCodes = {

@@ -101,7 +101,7 @@ export function interveneFormField(fields: Map<string, string[]>): unknown {
 /** The form's "policy" field: JSON overrides, or a calibrated policy's name as plain text or JSON. */
 export function policyFormField(fields: Map<string, string[]>): unknown {
   const raw = fields.get('policy')?.[0];
-  return raw !== undefined && raw.startsWith('calibrated-') ? raw : jsonField(fields, 'policy');
+  return raw?.startsWith('calibrated-') ? raw : jsonField(fields, 'policy');
 }
 
 /**

@@ -62,7 +62,7 @@ export default fp(
       registers: [registry],
       async collect() {
         this.reset();
-        if (!app.training || app.training.redis.status !== 'ready') return;
+        if (app.training?.redis.status !== 'ready') return;
         const counts = await app.training.queue.queue.getJobCounts('waiting', 'active', 'completed', 'failed', 'delayed', 'prioritized').catch(() => null);
         for (const [state, n] of Object.entries(counts ?? {})) this.set({ state }, n);
       },

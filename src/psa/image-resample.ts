@@ -145,5 +145,5 @@ function horizontalPass(rgb: Uint8Array, w: number, row0: number, rows: number, 
 function clamp8(acc: number, shift: number): number {
   // Like torch's int32 accumulator: |acc| <= 255 * sum|k| ~ 255 * 1.3 * 2^22 < 2^31, so >> is safe.
   const v = acc >> shift;
-  return v < 0 ? 0 : v > 255 ? 255 : v;
+  return Math.min(255, Math.max(0, v));
 }

@@ -13,7 +13,7 @@ export class QueryTokenizer {
   readonly sepId: number;
   readonly padId: number;
 
-  constructor(private readonly pkg: ModelPackage) {
+  constructor(pkg: ModelPackage) {
     const spec = pkg.manifest.query_encoder!;
     const file = `${pkg.dir}/${spec.tokenizer}`;
     try {

@@ -10,7 +10,7 @@ import type { JobView } from '../training/queue.ts';
 import { requester } from './datasets.ts';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 
-const JobView = Type.Object(
+const JobViewSchema = Type.Object(
   {
     id: Type.String(),
     state: Type.String({ description: 'waiting, active, completed, failed, cancelled, cancelling, delayed' }),
@@ -99,7 +99,7 @@ const trainRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, o
 
   app.get(
     '/v1/train',
-    { config: { scope: 'train' }, schema: { summary: 'Training jobs, newest first', tags: ['training'], response: withErrors({ 200: Type.Object({ jobs: Type.Array(JobView) }) }, [401, 403, 503]) } },
+    { config: { scope: 'train' }, schema: { summary: 'Training jobs, newest first', tags: ['training'], response: withErrors({ 200: Type.Object({ jobs: Type.Array(JobViewSchema) }) }, [401, 403, 503]) } },
     async (request) => ({ jobs: (await training().queue.list(50, mine(request))).map(publicView) }),
   );
 
@@ -107,7 +107,7 @@ const trainRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, o
     '/v1/train/:id',
     {
       config: { scope: 'train' },
-      schema: { summary: 'State, progress, logs and result of a training job', tags: ['training'], params: IdParams, response: withErrors({ 200: JobView }, [401, 403, 404, 503]) },
+      schema: { summary: 'State, progress, logs and result of a training job', tags: ['training'], params: IdParams, response: withErrors({ 200: JobViewSchema }, [401, 403, 404, 503]) },
     },
     async (request) => {
       const { id } = request.params;
@@ -121,7 +121,7 @@ const trainRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, o
     '/v1/train/:id',
     {
       config: { scope: 'train' },
-      schema: { summary: 'Cancel a job: a waiting one is removed, a running one stops and ends as cancelled', tags: ['training'], params: IdParams, response: withErrors({ 200: JobView, 202: JobView }, [401, 403, 404, 503]) },
+      schema: { summary: 'Cancel a job: a waiting one is removed, a running one stops and ends as cancelled', tags: ['training'], params: IdParams, response: withErrors({ 200: JobViewSchema, 202: JobViewSchema }, [401, 403, 404, 503]) },
     },
     async (request, reply) => {
       const { id } = request.params;

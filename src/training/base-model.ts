@@ -36,7 +36,7 @@ export async function resolveBaseModel(config: Config, spec: string): Promise<Ba
     const rootReal = await realpath(resolve(root)).catch(() => null);
     if (!rootReal) continue;
     const real = await realpath(resolve(root, spec)).catch(() => null);
-    if (!real || !real.startsWith(rootReal + sep)) continue;
+    if (!real?.startsWith(rootReal + sep)) continue;
     if (await isDatasetOrScratch(real, config)) throw notFound('datasets, uploads and job work directories are not models');
     if (await isPackageDir(real)) return { id: spec, dir: real, kind: 'package' };
     if (await isFile(join(real, 'config.json'))) return { id: spec, dir: real, kind: 'checkpoint' };

@@ -56,6 +56,8 @@ export async function prepareDataset(pkg: ModelPackage, datasetRoot: string, spl
   const ocr = pkg.manifest.ocr ? await Ocr.load(imageLimits) : null;
   const imageText = new Map<string, string>();
   let standIn: Uint8Array | undefined;
+  // Made once, on the first text-only example.
+  const standInPixels = () => (standIn ??= standInImageRgb(pkg.preprocess).chw);
   const loadImage = async (image: string): Promise<{ pixels: Uint8Array; text: string | undefined }> => {
     let bytes: Buffer | undefined;
     const load = async () => (bytes ??= await readFile(join(datasetRoot, image)));
@@ -70,7 +72,10 @@ export async function prepareDataset(pkg: ModelPackage, datasetRoot: string, spl
   const readText = async (image: string, bytes: () => Promise<Uint8Array>): Promise<string | undefined> => {
     if (!ocr) return undefined;
     let text = imageText.get(image);
-    if (text === undefined) imageText.set(image, (text = (await ocr.read(await bytes())).text));
+    if (text === undefined) {
+      text = (await ocr.read(await bytes())).text;
+      imageText.set(image, text);
+    }
     return text;
   };
   try {
@@ -96,7 +101,7 @@ export async function prepareDataset(pkg: ModelPackage, datasetRoot: string, spl
           continue;
         }
         const kept = answer.slice(0, maxLen - prompt.length);
-        const { pixels, text } = ex.image === undefined ? { pixels: (standIn ??= standInImageRgb(pkg.preprocess).chw), text: undefined } : await loadImage(ex.image);
+        const { pixels, text } = ex.image === undefined ? { pixels: standInPixels(), text: undefined } : await loadImage(ex.image);
         batch.push({ pixels, ids: [...prompt, ...kept], labels: [...prompt.map(() => -100), ...kept], query: codec.queryIds(ex.prompt, text), type: ex.safe_type, level: ex.safe_level });
         if (batch.length === SHARD_SIZE) await flush();
       }

@@ -44,6 +44,7 @@ export function makeProcessor(config: Config, slot: Slot, log: RuntimeLogger) {
         void job.updateProgress(progress).catch(() => {});
       },
       // Trainer output can quote what it read (a bad file's bytes): control characters out, lines short.
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters are what it replaces
       log: (line: string) => void job.log(line.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, '?').slice(0, 500)).catch(() => {}),
     };
     hooks.log(`slot ${slot.name} took the job (attempt ${job.attemptsMade + 1})`);

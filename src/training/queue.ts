@@ -46,7 +46,7 @@ export class TrainingQueue {
 
   constructor(
     private readonly redis: Redis,
-    private readonly prefix: string,
+    prefix: string,
     private readonly attempts: number,
   ) {
     this.queue = new Queue<TrainJobData, TrainResult>(QUEUE_NAME, { connection: redis, prefix });

@@ -45,6 +45,7 @@ export function runTrainerProcess(o: TrainerOptions): Promise<TrainerRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(o.python, trainerCommand(o.args, o.processes), {
       cwd: REPO_ROOT,
+      // biome-ignore lint/style/noProcessEnv: the trainer inherits the environment as a whole; no setting is read here
       env: { ...process.env, ...o.env, PYTHONPATH: REPO_ROOT, PYTHONUNBUFFERED: '1', PSA_WATCH_PID: String(process.pid) },
       stdio: ['pipe', 'pipe', 'pipe'],
     });

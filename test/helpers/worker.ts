@@ -41,7 +41,13 @@ export function startNode(args: string[], env: NodeJS.ProcessEnv, cwd: string): 
       if (seen) return Promise.resolve(seen);
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`process never logged ${pattern}; last lines:\n${logs.slice(-15).join('\n')}`)), timeoutMs);
-        waiters.push({ pattern, resolve: (l) => (clearTimeout(timer), resolve(l)) });
+        waiters.push({
+          pattern,
+          resolve: (l) => {
+            clearTimeout(timer);
+            resolve(l);
+          },
+        });
       });
     },
     async kill(signal) {

@@ -64,5 +64,5 @@ export function boxesFromProbabilityMap(prob: Float32Array, mapW: number, mapH: 
 }
 
 function clamp(v: number, lo: number, hi: number): number {
-  return v < lo ? lo : v > hi ? hi : v;
+  return Math.min(hi, Math.max(lo, v));
 }

@@ -39,7 +39,7 @@ export async function detectText(graph: OnnxGraph, image: RgbPixels, options: De
   const outputs = await graph.run({ x: new ort.Tensor('float32', input, [1, 3, h, w]) });
   const map = Object.values(outputs)[0];
   const dims = map?.dims ?? [];
-  if (!map || map.type !== 'float32' || dims.length !== 4 || dims[0] !== 1 || dims[1] !== 1) {
+  if (map?.type !== 'float32' || dims.length !== 4 || dims[0] !== 1 || dims[1] !== 1) {
     throw new PsaError(PsaErrorCodes.PACKAGE_TENSOR_MISMATCH,
       `${graph.file}: the text detector returned ${map?.type}[${dims.join(',')}], expected a float32[1,1,H,W] probability map`);
   }

@@ -77,7 +77,7 @@ export async function runRecognizer(graph: OnnxGraph, charset: readonly string[]
   const outputs = await graph.run({ x: new ort.Tensor('float32', input, [n, 3, REC_HEIGHT, width]) });
   const probs = Object.values(outputs)[0];
   const dims = probs?.dims ?? [];
-  if (!probs || probs.type !== 'float32' || dims.length !== 3 || dims[0] !== n || dims[2] !== charset.length) {
+  if (probs?.type !== 'float32' || dims.length !== 3 || dims[0] !== n || dims[2] !== charset.length) {
     throw new PsaError(PsaErrorCodes.PACKAGE_TENSOR_MISMATCH,
       `${graph.file}: the text recogniser returned ${probs?.type}[${dims.join(',')}], expected float32[${n},steps,${charset.length}] ` +
       `(${charset.length} = blank + ${charset.length - 2} dictionary characters + space; is the dictionary the one the model was trained with?)`);
