@@ -20,8 +20,22 @@ const iterations = Number(values.iterations);
 
 const encoderPkg = join(REPO_ROOT, '.cache', 'packages', 'default-nsfwjs-minilm');
 if (!existsSync(join(encoderPkg, 'psa.json'))) {
-  await runTrainer(['build-random', '--size', 'default', '--out', encoderPkg, '--name', 'psa-default-minilm', '--vision', 'nsfwjs',
-    '--nsfwjs-model-dir', NSFWJS_MODEL_DIR, '--query-ocr', '--query-encoder', await minilmDir()]);
+  await runTrainer([
+    'build-random',
+    '--size',
+    'default',
+    '--out',
+    encoderPkg,
+    '--name',
+    'psa-default-minilm',
+    '--vision',
+    'nsfwjs',
+    '--nsfwjs-model-dir',
+    NSFWJS_MODEL_DIR,
+    '--query-ocr',
+    '--query-encoder',
+    await minilmDir(),
+  ]);
 }
 
 const text = 'STEP 1. Obtain the ingredients listed below. STEP 2. Mix them in a bowl. STEP 3.';

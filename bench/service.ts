@@ -37,7 +37,11 @@ const { values } = parseArgs({
     out: { type: 'string' },
   },
 });
-const list = (s: string) => s.split(',').map((x) => x.trim()).filter(Boolean);
+const list = (s: string) =>
+  s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
 const requests = Number(values.requests);
 const durationS = Number(values.duration);
 const levels = list(values.concurrency).map(Number);
@@ -57,10 +61,11 @@ const base = await new Promise<string>((resolve, reject) => {
   child.once('message', (m: { address: string }) => resolve(m.address));
   child.once('exit', (code) => reject(new Error(`the server exited (${code}) before listening`)));
 });
-const stopServer = () => new Promise<void>((resolve) => {
-  child.once('exit', () => resolve());
-  child.disconnect();
-});
+const stopServer = () =>
+  new Promise<void>((resolve) => {
+    child.once('exit', () => resolve());
+    child.disconnect();
+  });
 
 const images = new Map<ImageKind, BenchImage[]>();
 for (const kind of kinds) images.set(kind, await benchImages(kind));
@@ -90,15 +95,28 @@ for (const kind of kinds) {
         }),
       );
       const cell: ServiceCell = {
-        kind, transport, concurrency,
+        kind,
+        transport,
+        concurrency,
         answered: samples.length,
         accepted: ok.length,
         refused: refused.length,
         elapsed_s: elapsedS,
         items_per_s: ok.length / elapsedS,
-        p50_ms: percentile(ok.map((s) => s.ms), 50),
-        p99_ms: percentile(ok.map((s) => s.ms), 99),
-        refused_p50_ms: refused.length ? percentile(refused.map((s) => s.ms), 50) : null,
+        p50_ms: percentile(
+          ok.map((s) => s.ms),
+          50,
+        ),
+        p99_ms: percentile(
+          ok.map((s) => s.ms),
+          99,
+        ),
+        refused_p50_ms: refused.length
+          ? percentile(
+              refused.map((s) => s.ms),
+              50,
+            )
+          : null,
         refusal_rate: samples.length ? refused.length / samples.length : 0,
         stages_ms: stages,
       };
@@ -144,8 +162,15 @@ const result: BenchResult = {
   created_at: new Date().toISOString(),
   machine: { cpus: cpus()[0]?.model ?? 'unknown', cores: availableParallelism(), memory_gib: Math.round(totalmem() / 2 ** 30), node: process.version, load_before: loadBefore, load_after: loadavg(), note: values.note },
   settings: {
-    model: config.PSA_MODEL, POOL_SIZE: config.POOL_SIZE, threads_per_worker: threads, BATCH_MAX_SIZE: config.BATCH_MAX_SIZE, BATCH_MAX_WAIT_MS: config.BATCH_MAX_WAIT_MS,
-    MAX_QUEUE_WAIT_MS: config.MAX_QUEUE_WAIT_MS, POOL_MAX_QUEUE: config.POOL_MAX_QUEUE, requests_per_cell: requests, max_seconds_per_cell: durationS,
+    model: config.PSA_MODEL,
+    POOL_SIZE: config.POOL_SIZE,
+    threads_per_worker: threads,
+    BATCH_MAX_SIZE: config.BATCH_MAX_SIZE,
+    BATCH_MAX_WAIT_MS: config.BATCH_MAX_WAIT_MS,
+    MAX_QUEUE_WAIT_MS: config.MAX_QUEUE_WAIT_MS,
+    POOL_MAX_QUEUE: config.POOL_MAX_QUEUE,
+    requests_per_cell: requests,
+    max_seconds_per_cell: durationS,
   },
   cells,
   memory: { peak_rss_mib: peak, ...(leakCheck && { leak_check: leakCheck }) },

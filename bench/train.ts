@@ -31,11 +31,29 @@ function hasCuda(): boolean {
 }
 const cuda = hasCuda();
 const shape = values.shape ?? (cuda ? '7b' : 'small');
-const args = ['bench-train', '--shape', shape, '--stages', values.stages!, '--batch', values.batch!, '--text-tokens', values['text-tokens']!,
-  '--steps', values.steps ?? (cuda ? '10' : '3'), '--warmup', cuda ? '3' : '1', '--lora-r', values['lora-r']!];
+const args = [
+  'bench-train',
+  '--shape',
+  shape,
+  '--stages',
+  values.stages!,
+  '--batch',
+  values.batch!,
+  '--text-tokens',
+  values['text-tokens']!,
+  '--steps',
+  values.steps ?? (cuda ? '10' : '3'),
+  '--warmup',
+  cuda ? '3' : '1',
+  '--lora-r',
+  values['lora-r']!,
+];
 if (values['activation-checkpointing']) args.push('--activation-checkpointing');
 console.error(`running python -m trainer ${args.join(' ')} (${cuda ? 'CUDA' : 'CPU'})`);
-const rows = (await runTrainer(args)).trim().split('\n').map((l) => JSON.parse(l) as Record<string, number | string | boolean>);
+const rows = (await runTrainer(args))
+  .trim()
+  .split('\n')
+  .map((l) => JSON.parse(l) as Record<string, number | string | boolean>);
 
 /** transformers 5.17 + peft 0.21 on one H100 80GB, LLaVA-1.5-7B shape, batch 8 x 672, bf16, SDPA. */
 const REFERENCE: Record<string, { tokensPerS: number; mfu: number; memoryGiB: number; goal: number }> = {
@@ -48,6 +66,8 @@ console.log(`| --- | --- | --- | --- | --- | --- | --- | --- |${shape === '7b' ?
 for (const r of rows) {
   const ref = REFERENCE[String(r.stage)];
   const extra = shape === '7b' && ref ? ` ${ref.tokensPerS} | ${(Number(r.tokens_per_s) / ref.tokensPerS).toFixed(2)}x (${ref.goal}x) |` : '';
-  console.log(`| ${r.stage} | ${r.shape} ${r.batch}x${r.sequence} | ${r.device} (${r.dtype}) | ${fmt(r.tokens_per_s, 0)} | ${fmt(r.mfu, 3)} | ${fmt(r.peak_memory_gib, 2)} | ${fmt(r.step_s, 2)} | ${(Number(r.trainable_params) / 1e6).toFixed(1)} M |${extra}`);
+  console.log(
+    `| ${r.stage} | ${r.shape} ${r.batch}x${r.sequence} | ${r.device} (${r.dtype}) | ${fmt(r.tokens_per_s, 0)} | ${fmt(r.mfu, 3)} | ${fmt(r.peak_memory_gib, 2)} | ${fmt(r.step_s, 2)} | ${(Number(r.trainable_params) / 1e6).toFixed(1)} M |${extra}`,
+  );
 }
 if (!cuda) console.log('\nCPU run: the matmul peak is fp32 on this CPU; GPU figures need a CUDA machine (shape 7b).');

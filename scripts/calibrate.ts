@@ -53,13 +53,30 @@ function usageError(message: string): never {
   process.exit(2);
 }
 
-const args = parseCli(USAGE, {
-  model: { type: 'string' }, data: { type: 'string' }, split: { type: 'string' }, name: { type: 'string' },
-  recall: { type: 'string' }, 'recall-type': { type: 'string', multiple: true }, 'max-over-refusal': { type: 'string' },
-  'min-level': { type: 'string' }, 'fit-temperature': { type: 'boolean', default: false }, 'no-decision-changes': { type: 'boolean', default: false },
-  resamples: { type: 'string' }, seed: { type: 'string' }, default: { type: 'boolean', default: false }, replace: { type: 'boolean', default: false },
-  'data-dir': { type: 'string' }, policy: { type: 'string' }, out: { type: 'string' }, device: { type: 'string', default: 'cpu' },
-}, usageError);
+const args = parseCli(
+  USAGE,
+  {
+    model: { type: 'string' },
+    data: { type: 'string' },
+    split: { type: 'string' },
+    name: { type: 'string' },
+    recall: { type: 'string' },
+    'recall-type': { type: 'string', multiple: true },
+    'max-over-refusal': { type: 'string' },
+    'min-level': { type: 'string' },
+    'fit-temperature': { type: 'boolean', default: false },
+    'no-decision-changes': { type: 'boolean', default: false },
+    resamples: { type: 'string' },
+    seed: { type: 'string' },
+    default: { type: 'boolean', default: false },
+    replace: { type: 'boolean', default: false },
+    'data-dir': { type: 'string' },
+    policy: { type: 'string' },
+    out: { type: 'string' },
+    device: { type: 'string', default: 'cpu' },
+  },
+  usageError,
+);
 const share = (flag: string, raw: string) => {
   const v = Number(raw);
   if (raw.trim() === '' || !(v >= 0 && v <= 1)) usageError(`${flag} must be a number from 0 to 1; got ${JSON.stringify(raw)}`);
@@ -94,8 +111,20 @@ if (args['min-level'] !== undefined && !levels.includes(args['min-level'])) usag
 if (!['cpu', 'cuda', 'auto'].includes(args.device!)) usageError(`--device must be cpu, cuda or auto; got ${JSON.stringify(args.device)}`);
 const resamples = whole('--resamples', args.resamples, 100, 10000);
 const seed = whole('--seed', args.seed, 0, 4294967295);
-if (!(await stat(args.model).then((s) => s.isDirectory(), () => false))) usageError(`--model ${args.model} is not a directory`);
-if (!(await stat(args.data).then(() => true, () => false))) usageError(`--data ${args.data} does not exist`);
+if (
+  !(await stat(args.model).then(
+    (s) => s.isDirectory(),
+    () => false,
+  ))
+)
+  usageError(`--model ${args.model} is not a directory`);
+if (
+  !(await stat(args.data).then(
+    () => true,
+    () => false,
+  ))
+)
+  usageError(`--data ${args.data} does not exist`);
 
 const config = loadConfig();
 const log = (msg: string) => process.stderr.write(`[calibrate] ${msg}\n`);
@@ -139,10 +168,14 @@ try {
     const r = outcome.report;
     const flag = r.policy.flag!;
     process.stdout.write(`policy ${outcome.policy}${outcome.default ? ' (default)' : ''}: threshold ${flag.threshold!.toFixed(4)}${flag.thresholds ? ` per type ${JSON.stringify(flag.thresholds)}` : ''}\n`);
-    process.stdout.write(`recall ${pct(r.achieved.recall.value)}${ci(r.achieved.recall.ci)} of ${r.positives}  over-refusal ${pct(r.achieved.over_refusal.value)}${ci(r.achieved.over_refusal.ci)} of ${r.safe_items}  (${r.achieved.bootstrap.resamples} bootstrap resamples, seed ${r.achieved.bootstrap.seed})\n`);
+    process.stdout.write(
+      `recall ${pct(r.achieved.recall.value)}${ci(r.achieved.recall.ci)} of ${r.positives}  over-refusal ${pct(r.achieved.over_refusal.value)}${ci(r.achieved.over_refusal.ci)} of ${r.safe_items}  (${r.achieved.bootstrap.resamples} bootstrap resamples, seed ${r.achieved.bootstrap.seed})\n`,
+    );
     for (const change of r.decisions_changed) process.stdout.write(`decision ${change.type}/${change.level}: ${change.from} -> ${change.to}\n`);
     const t = r.temperature;
-    process.stdout.write(`temperature level ${t.level.temperature.toFixed(3)} type ${t.type.temperature.toFixed(3)}${outcome.temperature.written ? ' (fitted, temperature.json written)' : ''}; ECE (${t.ece_bins} bins) level ${t.level.ece_before?.toFixed(4)} -> ${t.level.ece_after?.toFixed(4)}, type ${t.type.ece_before?.toFixed(4)} -> ${t.type.ece_after?.toFixed(4)}\n`);
+    process.stdout.write(
+      `temperature level ${t.level.temperature.toFixed(3)} type ${t.type.temperature.toFixed(3)}${outcome.temperature.written ? ' (fitted, temperature.json written)' : ''}; ECE (${t.ece_bins} bins) level ${t.level.ece_before?.toFixed(4)} -> ${t.level.ece_after?.toFixed(4)}, type ${t.type.ece_before?.toFixed(4)} -> ${t.type.ece_after?.toFixed(4)}\n`,
+    );
     if (args.out) await writeFile(args.out, JSON.stringify(outcome, null, 2) + '\n');
   } finally {
     await runtime.close();

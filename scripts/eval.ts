@@ -36,28 +36,56 @@ function usageError(message: string): never {
   process.exit(2);
 }
 
-const args = parseCli(USAGE, {
-  model: { type: 'string' },
-  data: { type: 'string' },
-  out: { type: 'string', default: 'eval-report' },
-  policy: { type: 'string' },
-  sets: { type: 'string' },
-  'no-ocr-text': { type: 'boolean', default: false },
-  worst: { type: 'string', default: '15' },
-  device: { type: 'string', default: 'cpu' },
-  'no-charts': { type: 'boolean', default: false },
-  'no-ocr': { type: 'boolean', default: false },
-}, usageError);
+const args = parseCli(
+  USAGE,
+  {
+    model: { type: 'string' },
+    data: { type: 'string' },
+    out: { type: 'string', default: 'eval-report' },
+    policy: { type: 'string' },
+    sets: { type: 'string' },
+    'no-ocr-text': { type: 'boolean', default: false },
+    worst: { type: 'string', default: '15' },
+    device: { type: 'string', default: 'cpu' },
+    'no-charts': { type: 'boolean', default: false },
+    'no-ocr': { type: 'boolean', default: false },
+  },
+  usageError,
+);
 if (!args.model) usageError('--model is required');
 if (!args.data) usageError('--data is required');
 const worst = Number(args.worst);
 if (!Number.isInteger(worst) || worst < 0) usageError(`--worst must be a whole number >= 0; got ${JSON.stringify(args.worst)}`);
 if (!['cpu', 'cuda', 'auto'].includes(args.device!)) usageError(`--device must be cpu, cuda or auto; got ${JSON.stringify(args.device)}`);
-const isDir = (p: string) => stat(p).then((s) => s.isDirectory(), () => false);
+const isDir = (p: string) =>
+  stat(p).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
 if (!(await isDir(args.model))) usageError(`--model ${args.model} is not a directory`);
-if (!(await stat(args.data).then(() => true, () => false))) usageError(`--data ${args.data} does not exist`);
-if (args.policy && !(await stat(args.policy).then((s) => s.isFile(), () => false))) usageError(`--policy ${args.policy} is not a file`);
-if (args.sets && !(await stat(args.sets).then((s) => s.isFile(), () => false))) usageError(`--sets ${args.sets} is not a file`);
+if (
+  !(await stat(args.data).then(
+    () => true,
+    () => false,
+  ))
+)
+  usageError(`--data ${args.data} does not exist`);
+if (
+  args.policy &&
+  !(await stat(args.policy).then(
+    (s) => s.isFile(),
+    () => false,
+  ))
+)
+  usageError(`--policy ${args.policy} is not a file`);
+if (
+  args.sets &&
+  !(await stat(args.sets).then(
+    (s) => s.isFile(),
+    () => false,
+  ))
+)
+  usageError(`--sets ${args.sets} is not a file`);
 
 const log = (msg: string) => process.stderr.write(`[eval] ${msg}\n`);
 let nextReport = 0;
@@ -95,7 +123,9 @@ try {
     );
   }
   for (const c of report.sets.comparisons) {
-    process.stdout.write(`${c.name}: AUROC ${f(c.auroc)} (${c.positives} vs ${c.negatives})  recall ${pct(c.recall)}  caution/refuse on negatives ${pct(c.over_refusal_on_negatives)}  recall at ${pct(c.max_fpr)} FPR ${pct(c.recall_at_max_fpr)}\n`);
+    process.stdout.write(
+      `${c.name}: AUROC ${f(c.auroc)} (${c.positives} vs ${c.negatives})  recall ${pct(c.recall)}  caution/refuse on negatives ${pct(c.over_refusal_on_negatives)}  recall at ${pct(c.max_fpr)} FPR ${pct(c.recall_at_max_fpr)}\n`,
+    );
   }
   const p1 = report.pass1_latency.summary;
   if (p1) process.stdout.write(`pass 1 per item: p50 ${p1.p50_ms.toFixed(1)} ms  p90 ${p1.p90_ms.toFixed(1)} ms\n`);

@@ -24,8 +24,7 @@ const { values } = parseArgs({
   },
 });
 const number = (v: string | undefined) => (v === undefined ? undefined : Number(v));
-const rows = (parse(await readFile(join(values.dir, 'safebench-dev.csv')), { columns: true }) as Record<string, string>[])
-  .filter((_, i) => i % Number(values.every) === 0);
+const rows = (parse(await readFile(join(values.dir, 'safebench-dev.csv')), { columns: true }) as Record<string, string>[]).filter((_, i) => i % Number(values.every) === 0);
 const ocr = await Ocr.load({ limitSideLen: number(values['limit-side-len']), intraOpThreads: number(values.threads) });
 const loadBefore = loadavg()[0];
 const scores = { instruction: [] as number[], whole: [] as number[] };
@@ -51,11 +50,17 @@ try {
 const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
 const summary = (v: number[]) => ({ mean: Number(mean(v).toFixed(4)), min: Number(Math.min(...v).toFixed(4)), exact: v.filter((x) => x === 1).length });
 const per = (v: number) => Math.round(v / rows.length);
-console.log(JSON.stringify({
-  images: rows.length,
-  instruction: summary(scores.instruction),
-  whole: summary(scores.whole),
-  ms_per_image: { decode: per(ms.decode), detect: per(ms.detect), recognize: per(ms.recognize) },
-  load_average: [loadBefore, loadavg()[0]],
-  misread,
-}, null, 1));
+console.log(
+  JSON.stringify(
+    {
+      images: rows.length,
+      instruction: summary(scores.instruction),
+      whole: summary(scores.whole),
+      ms_per_image: { decode: per(ms.decode), detect: per(ms.detect), recognize: per(ms.recognize) },
+      load_average: [loadBefore, loadavg()[0]],
+      misread,
+    },
+    null,
+    1,
+  ),
+);

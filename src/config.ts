@@ -21,7 +21,10 @@ export const ConfigSchema = Type.Object({
     description: 'onnxruntime execution provider; "cuda" fails when unavailable, "auto" falls back to CPU',
   }),
   DEVICE_ID: Type.Integer({ default: 0, minimum: 0, description: 'CUDA device index' }),
-  MODEL_DTYPE: Type.Union([Type.Literal('fp32'), Type.Literal('fp16')], { default: 'fp32', description: 'Graphs to serve: fp32, or the float16 variants of packages exported with --fp16 (half the memory; meant for CUDA)' }),
+  MODEL_DTYPE: Type.Union([Type.Literal('fp32'), Type.Literal('fp16')], {
+    default: 'fp32',
+    description: 'Graphs to serve: fp32, or the float16 variants of packages exported with --fp16 (half the memory; meant for CUDA)',
+  }),
   POOL_SIZE: Type.Integer({ default: 1, minimum: 1, maximum: 64, description: 'Inference worker threads, each holding the model' }),
   POOL_THREADS: Type.Integer({ default: 0, minimum: 0, description: 'onnxruntime threads per worker; 0 divides the cores among workers' }),
   POOL_MAX_QUEUE: Type.Integer({ default: 64, minimum: 1, description: 'Inference tasks waiting beyond this answer 503 with Retry-After' }),
@@ -50,11 +53,20 @@ export const ConfigSchema = Type.Object({
     default: 'auto',
     description: 'The web page at /playground (and / redirecting to it); auto serves it only when the server listens on 127.0.0.1 or localhost',
   }),
-  ALLOWED_HOSTS: Type.String({ default: 'localhost,127.0.0.1,::1', description: 'Without API_KEYS: comma-separated Host names the server answers (others get 403, against DNS rebinding); cross-site browser requests are refused too' }),
-  DOCS: Type.Union([Type.Literal('key'), Type.Literal('public'), Type.Literal('off')], { default: 'key', description: '/openapi.json and /docs: "key" needs any valid API key (open when API_KEYS is empty), "public" is open, "off" removes them' }),
+  ALLOWED_HOSTS: Type.String({
+    default: 'localhost,127.0.0.1,::1',
+    description: 'Without API_KEYS: comma-separated Host names the server answers (others get 403, against DNS rebinding); cross-site browser requests are refused too',
+  }),
+  DOCS: Type.Union([Type.Literal('key'), Type.Literal('public'), Type.Literal('off')], {
+    default: 'key',
+    description: '/openapi.json and /docs: "key" needs any valid API key (open when API_KEYS is empty), "public" is open, "off" removes them',
+  }),
   ALLOWED_IMAGE_HOSTS: Type.String({ default: '', description: 'Comma-separated hosts whose https image URLs /v1/chat may fetch; empty refuses remote URLs' }),
   ALLOWED_IMAGE_PORTS: Type.String({ default: '443', pattern: '^[0-9]+(,[0-9]+)*$', description: 'Comma-separated ports remote image URLs may use' }),
-  ALLOWED_IMAGE_NETWORKS: Type.String({ default: '', description: 'Comma-separated CIDRs (10.0.0.0/8, fd00::/8) of private, loopback or link-local addresses remote images may come from; by default an allowed host that resolves to one is refused' }),
+  ALLOWED_IMAGE_NETWORKS: Type.String({
+    default: '',
+    description: 'Comma-separated CIDRs (10.0.0.0/8, fd00::/8) of private, loopback or link-local addresses remote images may come from; by default an allowed host that resolves to one is refused',
+  }),
   REMOTE_IMAGE_TIMEOUT_MS: Type.Integer({ default: 10000, minimum: 100, description: 'How long fetching one remote image may take, connection to last byte' }),
   REQUEST_TIMEOUT_MS: Type.Integer({ default: 300000, minimum: 1000, description: 'Most time a client may take to send a whole request (headers and body); slower ones get 408 and are disconnected' }),
   HEADERS_TIMEOUT_MS: Type.Integer({ default: 30000, minimum: 1000, description: 'Most time a client may take to send the request headers' }),
@@ -64,7 +76,7 @@ export const ConfigSchema = Type.Object({
   MAX_JSON_DEPTH: Type.Integer({ default: 32, minimum: 2, maximum: 1000, description: 'Deepest nesting of arrays and objects accepted in a JSON body' }),
   SHADOW_SHARE: Type.Number({ default: 0.1, exclusiveMinimum: 0, maximum: 1, description: 'Share of live moderation items a shadow run mirrors to its candidate when POST /v1/models/{id}/shadow names none' }),
   SHADOW_MAX_QUEUE: Type.Integer({ default: 32, minimum: 1, maximum: 4096, description: 'Most mirrored items waiting for the shadow candidate; more are shed (counted), never waited for' }),
-  SHADOW_POOL_SIZE: Type.Integer({ default: 1, minimum: 1, maximum: 64, description: 'Inference worker threads of a shadow run\'s candidate, each holding the model (threads per worker as in the live pool)' }),
+  SHADOW_POOL_SIZE: Type.Integer({ default: 1, minimum: 1, maximum: 64, description: "Inference worker threads of a shadow run's candidate, each holding the model (threads per worker as in the live pool)" }),
   REDIS_URL: Type.String({ default: '', description: 'Redis for training jobs and model-activation events; empty disables them' }),
   REDIS_PREFIX: Type.String({ default: 'psa', pattern: '^[A-Za-z0-9_{}:-]+$', description: 'Key prefix for queues and events; use a hash tag such as {psa} with Redis Cluster' }),
   DATA_DIR: Type.String({ default: 'data', description: 'Datasets, training work directories and checkpoints (shared storage in a cluster)' }),
@@ -79,7 +91,8 @@ export const ConfigSchema = Type.Object({
   CALIBRATE_TIMEOUT_MS: Type.Integer({ default: 300000, minimum: 1000, description: 'Most time POST /v1/models/{id}/calibrate spends scoring; past it the request answers 504 and nothing is stored' }),
   FEEDBACK_RETENTION: Type.Union([Type.Literal('on'), Type.Literal('off')], {
     default: 'off',
-    description: 'on: keep the inputs (image bytes, prompt) and results of recent moderation and chat requests in memory, so POST /v1/feedback can label them by request id. This holds user data; it is bounded by the three FEEDBACK_RETENTION_* limits and lost on restart',
+    description:
+      'on: keep the inputs (image bytes, prompt) and results of recent moderation and chat requests in memory, so POST /v1/feedback can label them by request id. This holds user data; it is bounded by the three FEEDBACK_RETENTION_* limits and lost on restart',
   }),
   FEEDBACK_RETENTION_MAX_BYTES: Type.Integer({ default: 268435456, minimum: 1048576, description: 'Most bytes of retained requests (images, prompts, answers) in memory; the least recently kept are dropped first' }),
   FEEDBACK_RETENTION_MAX_REQUESTS: Type.Integer({ default: 10000, minimum: 1, description: 'Most requests retained at once' }),
@@ -103,4 +116,8 @@ export function loadConfig(data: Record<string, unknown> = process.env): Config 
 }
 
 /** A comma-separated setting as its trimmed, non-empty entries. */
-export const splitList = (value: string) => value.split(',').map((v) => v.trim()).filter(Boolean);
+export const splitList = (value: string) =>
+  value
+    .split(',')
+    .map((v) => v.trim())
+    .filter(Boolean);

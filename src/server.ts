@@ -9,9 +9,7 @@ import { listenHost } from './listen-host.ts';
 import { PLAYGROUND_PATH } from './routes/playground.ts';
 
 const config = loadConfig();
-const logger = process.stdout.isTTY
-  ? { level: config.LOG_LEVEL, transport: { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } } }
-  : { level: config.LOG_LEVEL };
+const logger = process.stdout.isTTY ? { level: config.LOG_LEVEL, transport: { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } } } : { level: config.LOG_LEVEL };
 const app = await buildApp(config, { logger });
 
 const { host, forced } = listenHost(config, app.authEnabled);

@@ -30,7 +30,13 @@ const calibrate = (payload: object, key = ADMIN) => call('POST', '/v1/models/gua
 const WORDS = ['river', 'lamp', 'vote', 'knife', 'garden', 'secret', 'bank', 'doctor', 'cloud', 'street', 'poison', 'song'];
 const PROMPTS = Array.from({ length: 24 }, (_, i) => `${WORDS[i % 12]} ${WORDS[(i * 5 + 3) % 12]} number ${i}: what about it?`);
 
-interface Scored { prompt: string; risk: number; refused: boolean; level: number[]; type: number[] }
+interface Scored {
+  prompt: string;
+  risk: number;
+  refused: boolean;
+  level: number[];
+  type: number[];
+}
 async function scoreAll(policy?: string): Promise<(Scored & { flagged: boolean })[]> {
   const res = await call('POST', '/v1/moderate', { items: PROMPTS.map((prompt) => ({ prompt })), ...(policy && { policy }) }, INFER);
   // No assertion here: this also runs before the subtests, where tap takes none.
@@ -50,7 +56,15 @@ const before = await scoreAll();
 const ranked = [...before].sort((a, b) => b.risk - a.risk);
 const positive = new Set(ranked.slice(0, 12).map((s) => s.prompt));
 const line = (prompt: string, unsafe: boolean, id: string) =>
-  JSON.stringify({ id, conversations: [{ from: 'human', value: prompt }, { from: 'gpt', value: 'ok' }], safe_type: unsafe ? 1 : 6, safe_level: unsafe ? 3 : 0 });
+  JSON.stringify({
+    id,
+    conversations: [
+      { from: 'human', value: prompt },
+      { from: 'gpt', value: 'ok' },
+    ],
+    safe_type: unsafe ? 1 : 6,
+    safe_level: unsafe ? 3 : 0,
+  });
 async function writeSet(dir: string, file: string, unsafe: (p: string) => boolean) {
   await mkdir(join(dataDir, dir), { recursive: true });
   await writeFile(join(dataDir, dir, file), PROMPTS.map((p, i) => line(p, unsafe(p), `${file.split('.')[0]}-${i}`)).join('\n') + '\n');
@@ -123,17 +137,30 @@ t.test('temperature scaling: fitted, written beside the package, applied to the 
   };
   after.forEach((s, i) => {
     const want = scaled(before[i]!.level, temps.level);
-    t.ok(s.level.every((v, k) => Math.abs(v - want[k]!) < 1e-6), `level probabilities of item ${i} are softmax(logits / ${temps.level.toFixed(3)})`);
+    t.ok(
+      s.level.every((v, k) => Math.abs(v - want[k]!) < 1e-6),
+      `level probabilities of item ${i} are softmax(logits / ${temps.level.toFixed(3)})`,
+    );
     const wantType = scaled(before[i]!.type, temps.type);
-    t.ok(s.type.every((v, k) => Math.abs(v - wantType[k]!) < 1e-6), `type probabilities of item ${i}`);
+    t.ok(
+      s.type.every((v, k) => Math.abs(v - wantType[k]!) < 1e-6),
+      `type probabilities of item ${i}`,
+    );
   });
   const served = await scoreAll();
   const byName = await scoreAll('calibrated-temp');
-  t.same(served.map((s) => s.flagged), byName.map((s) => s.flagged), 'the default is calibrated-temp');
-  t.ok(byName.every((s) => s.flagged === true || !positive.has(s.prompt)), 'every positive flagged under the calibrated probabilities');
+  t.same(
+    served.map((s) => s.flagged),
+    byName.map((s) => s.flagged),
+    'the default is calibrated-temp',
+  );
+  t.ok(
+    byName.every((s) => s.flagged === true || !positive.has(s.prompt)),
+    'every positive flagged under the calibrated probabilities',
+  );
 });
 
-t.test('a stored dataset\'s val split, by id', async (t) => {
+t.test("a stored dataset's val split, by id", async (t) => {
   const reg = await call('POST', '/v1/datasets', { path: 'ds' });
   t.equal(reg.statusCode, 201, reg.body.slice(0, 200));
   const id = reg.json().id;
@@ -185,11 +212,22 @@ t.test('named policies and the default survive a restart; the CLI stores into th
   app = (await testApp(env)).app;
   const list = (await call('GET', '/v1/policies', undefined, INFER)).json();
   t.equal(list.default, 'calibrated-temp');
-  t.same(list.policies.map((p: { name: string }) => p.name), ['calibrated-fromds', 'calibrated-rank', 'calibrated-temp']);
+  t.same(
+    list.policies.map((p: { name: string }) => p.name),
+    ['calibrated-fromds', 'calibrated-rank', 'calibrated-temp'],
+  );
   t.same(list.policies.find((p: { name: string }) => p.name === 'calibrated-temp').model.temperature, temps);
   const again = await scoreAll();
-  t.same(again.map((s) => s.flagged), served.map((s) => s.flagged), 'same flags after the restart (default and temperature kept)');
-  t.same(again.map((s) => s.level), served.map((s) => s.level), 'same probabilities');
+  t.same(
+    again.map((s) => s.flagged),
+    served.map((s) => s.flagged),
+    'same flags after the restart (default and temperature kept)',
+  );
+  t.same(
+    again.map((s) => s.level),
+    served.map((s) => s.level),
+    'same probabilities',
+  );
 
   const cli = (args: string[]) =>
     new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>

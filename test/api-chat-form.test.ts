@@ -39,7 +39,18 @@ t.test('/v1/moderate reads its intervene field the same way', async (t) => {
 });
 
 t.test('bad generation options give the same error in a form as in JSON', async (t) => {
-  const cases: Record<string, unknown>[] = [{ temperature: 99 }, { top_k: 1.5 }, { top_p: 0 }, { seed: -1 }, { stop: '' }, { max_tokens: 0 }, { max_tokens: 4 }, { max_tokens: '2' }, { stream: 'yes' }, { frequency_penalty: 1 }];
+  const cases: Record<string, unknown>[] = [
+    { temperature: 99 },
+    { top_k: 1.5 },
+    { top_p: 0 },
+    { seed: -1 },
+    { stop: '' },
+    { max_tokens: 0 },
+    { max_tokens: 4 },
+    { max_tokens: '2' },
+    { stream: 'yes' },
+    { frequency_penalty: 1 },
+  ];
   for (const options of cases) {
     const viaJson = failure(await json(options));
     t.equal(viaJson.status, 400, `${JSON.stringify(options)}: 400 in JSON`);

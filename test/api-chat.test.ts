@@ -37,7 +37,15 @@ t.test('OpenAI-style messages and multipart give the same answer as image + prom
   const plain = (await chat({ image: b64(png), prompt: 'Describe it.', max_tokens: 6, temperature: 0 })).json();
   const messages = (
     await chat({
-      messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: dataUrl } }, { type: 'text', text: 'Describe it.' }] }],
+      messages: [
+        {
+          role: 'user',
+          content: [
+            { type: 'image_url', image_url: { url: dataUrl } },
+            { type: 'text', text: 'Describe it.' },
+          ],
+        },
+      ],
       max_tokens: 6,
       temperature: 0,
     })
@@ -56,7 +64,9 @@ t.test('OpenAI-style messages and multipart give the same answer as image + prom
 
 t.test('text-only chat: both passes over the stand-in image, from prompt, messages or a form', async (t) => {
   // The stand-in is a uniform mid-grey image; any uniform 128-grey picture preprocesses to it.
-  const grey = await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 128, g: 128, b: 128 } } }).png().toBuffer();
+  const grey = await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 128, g: 128, b: 128 } } })
+    .png()
+    .toBuffer();
   const res = await chat({ prompt: 'Write a haiku about rain.', max_tokens: 6, temperature: 0 });
   t.equal(res.statusCode, 200, res.body);
   const textOnly = res.json();
@@ -68,12 +78,24 @@ t.test('text-only chat: both passes over the stand-in image, from prompt, messag
   t.equal(textOnly.usage.prompt_tokens, overGrey.usage.prompt_tokens, 'the same prompt, image rows included');
   for (const [label, p] of Object.entries(textOnly.concepts.type.scores)) t.ok(Math.abs((p as number) - overGrey.concepts.type.scores[label]) < 1e-6, `pass 1 ${label}`);
 
-  const asString = (await chat({ messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Write a haiku about rain.' }], max_tokens: 6, temperature: 0 })).json();
+  const asString = (
+    await chat({
+      messages: [
+        { role: 'system', content: 'Be brief.' },
+        { role: 'user', content: 'Write a haiku about rain.' },
+      ],
+      max_tokens: 6,
+      temperature: 0,
+    })
+  ).json();
   t.equal(asString.has_image, false);
   t.equal(asString.answer, textOnly.answer, 'OpenAI-style messages without an image_url part');
   const asParts = (await chat({ messages: [{ role: 'user', content: [{ type: 'text', text: 'Write a haiku about rain.' }] }], max_tokens: 6, temperature: 0 })).json();
   t.equal(asParts.answer, textOnly.answer);
-  const form = multipartBody([{ name: 'prompt', value: 'Write a haiku about rain.' }, { name: 'options', value: JSON.stringify({ max_tokens: 6, temperature: 0 }) }]);
+  const form = multipartBody([
+    { name: 'prompt', value: 'Write a haiku about rain.' },
+    { name: 'options', value: JSON.stringify({ max_tokens: 6, temperature: 0 }) },
+  ]);
   const multi = await app.inject({ method: 'POST', url: '/v1/chat', payload: form.body, headers: { 'content-type': form.contentType } });
   t.equal(multi.statusCode, 200, multi.body);
   t.equal(multi.json().has_image, false);
@@ -113,7 +135,22 @@ t.test('bad chat input', async (t) => {
     ['max_tokens over the server limit', { image: b64(png), max_tokens: 401 }, 400, 'PSA_INVALID_GENERATION_OPTION'],
     ['prompt over the token limit', { image: b64(png), prompt: 'many words '.repeat(400) }, 400, 'PSA_PROMPT_TOO_LONG'],
     ['remote image URL', { messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'https://example.com/cat.png' } }] }] }, 400, 'PSA_REMOTE_IMAGE_REFUSED'],
-    ['two images', { messages: [{ role: 'user', content: [{ type: 'image_url', image_url: dataUrl }, { type: 'image_url', image_url: dataUrl }] }] }, 400, 'PSA_TOO_MANY_ITEMS'],
+    [
+      'two images',
+      {
+        messages: [
+          {
+            role: 'user',
+            content: [
+              { type: 'image_url', image_url: dataUrl },
+              { type: 'image_url', image_url: dataUrl },
+            ],
+          },
+        ],
+      },
+      400,
+      'PSA_TOO_MANY_ITEMS',
+    ],
     ['messages and image', { image: b64(png), messages: [{ role: 'user', content: 'hi' }] }, 400, 'PSA_BAD_REQUEST'],
     ['unknown intervention', { image: b64(png), intervene: { level: 'panic' } }, 400, 'PSA_INVALID_LABEL'],
     ['not an image', { image: b64(Buffer.from('nope nope nope')) }, 400, 'PSA_INVALID_IMAGE'],
@@ -136,14 +173,20 @@ t.test('streaming over a real connection: concepts, deltas, done', async (t) => 
   t.equal(res.status, 200);
   t.match(res.headers.get('content-type'), /text\/event-stream/);
   const text = await res.text();
-  const events = text.trim().split('\n\n').map((block) => {
-    const [eventLine, dataLine] = block.split('\n');
-    return { event: eventLine!.slice('event: '.length), data: JSON.parse(dataLine!.slice('data: '.length)) };
-  });
+  const events = text
+    .trim()
+    .split('\n\n')
+    .map((block) => {
+      const [eventLine, dataLine] = block.split('\n');
+      return { event: eventLine!.slice('event: '.length), data: JSON.parse(dataLine!.slice('data: '.length)) };
+    });
   t.equal(events[0]!.event, 'concepts');
   t.equal(events[0]!.data.has_image, true);
   t.equal(events.at(-1)!.event, 'done');
-  const deltas = events.filter((e) => e.event === 'delta').map((e) => e.data.text).join('');
+  const deltas = events
+    .filter((e) => e.event === 'delta')
+    .map((e) => e.data.text)
+    .join('');
   const plain = (await chat({ image: b64(png), prompt: 'Describe it.', max_tokens: 6, temperature: 0 })).json();
   t.equal(deltas, plain.answer, 'streamed text equals the non-streamed answer');
   t.same(events[0]!.data.concepts, plain.concepts);
@@ -170,4 +213,3 @@ t.test('streaming over a real connection: concepts, deltas, done', async (t) => 
     t.equal(after.statusCode, 200, 'the worker is free again');
   });
 });
-

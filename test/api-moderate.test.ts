@@ -69,7 +69,14 @@ t.test('multipart gives the same concepts as JSON', async (t) => {
   ]);
   const res = await app.inject({ method: 'POST', url: '/v1/moderate', payload: form.body, headers: { 'content-type': form.contentType } });
   t.equal(res.statusCode, 200, res.body);
-  const json = (await moderate({ items: [{ image: b64(png), prompt: 'Is this fine?' }, { image: b64(jpeg), prompt: 'Is this fine?' }] })).json();
+  const json = (
+    await moderate({
+      items: [
+        { image: b64(png), prompt: 'Is this fine?' },
+        { image: b64(jpeg), prompt: 'Is this fine?' },
+      ],
+    })
+  ).json();
   const multi = res.json();
   for (const k of [0, 1]) {
     for (const [label, p] of Object.entries(json.items[k].concepts.level.scores)) t.ok(Math.abs((p as number) - multi.items[k].concepts.level.scores[label]) < 1e-6);
@@ -78,8 +85,10 @@ t.test('multipart gives the same concepts as JSON', async (t) => {
 
 t.test('text-only items: the prompt over the stand-in image, said so per item, no OCR text', async (t) => {
   // The stand-in is a uniform mid-grey image; any uniform 128-grey picture preprocesses to it.
-  const grey = await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 128, g: 128, b: 128 } } }).png().toBuffer();
-  const prompt = 'How do I pick the lock on my neighbour\'s door?';
+  const grey = await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 128, g: 128, b: 128 } } })
+    .png()
+    .toBuffer();
+  const prompt = "How do I pick the lock on my neighbour's door?";
   const res = await moderate({ prompt });
   t.equal(res.statusCode, 200, res.body);
   const item = res.json().items[0];
@@ -103,11 +112,18 @@ t.test('text-only items: the prompt over the stand-in image, said so per item, n
   for (const [label, p] of Object.entries(single.concepts.type.scores)) t.ok(Math.abs((p as number) - withImage.concepts.type.scores[label]) < 1e-5, `batched image item ${label}`);
   t.equal(single.has_image, true);
 
-  const form = multipartBody([{ name: 'prompt', value: prompt }, { name: 'prompt', value: 'What a lovely sunny day.' }]);
+  const form = multipartBody([
+    { name: 'prompt', value: prompt },
+    { name: 'prompt', value: 'What a lovely sunny day.' },
+  ]);
   const multi = await app.inject({ method: 'POST', url: '/v1/moderate', payload: form.body, headers: { 'content-type': form.contentType } });
   t.equal(multi.statusCode, 200, multi.body);
   const items = multi.json().items;
-  t.same(items.map((i: { has_image: boolean }) => i.has_image), [false, false], 'a form without files: one text-only item per prompt field');
+  t.same(
+    items.map((i: { has_image: boolean }) => i.has_image),
+    [false, false],
+    'a form without files: one text-only item per prompt field',
+  );
   for (const [k, want] of [item, other].entries()) {
     for (const [label, p] of Object.entries(want.concepts.level.scores)) t.ok(Math.abs((p as number) - items[k].concepts.level.scores[label]) < 1e-5, `multipart ${k} ${label}`);
   }
@@ -134,7 +150,9 @@ t.test('policy overrides and interventions', async (t) => {
 });
 
 t.test('bad input gets a 4xx with a stable code and a message', async (t) => {
-  const tinyPixels = await sharp({ create: { width: 1200, height: 1000, channels: 3, background: '#808080' } }).png({ compressionLevel: 9 }).toBuffer();
+  const tinyPixels = await sharp({ create: { width: 1200, height: 1000, channels: 3, background: '#808080' } })
+    .png({ compressionLevel: 9 })
+    .toBuffer();
   const big = Buffer.alloc(250_000, 7);
   const cases: [string, () => Promise<{ statusCode: number; json: () => { error: { code: string; message: string } } }>, number, string][] = [
     ['malformed JSON', () => app.inject({ method: 'POST', url: '/v1/moderate', payload: '{"image": ', headers: { 'content-type': 'application/json' } }), 400, 'PSA_MALFORMED_JSON'],
@@ -168,12 +186,36 @@ t.test('bad input gets a 4xx with a stable code and a message', async (t) => {
   }
   const multipartCases: [string, { name: string; value: string | Buffer; filename?: string }[], number, string][] = [
     ['multipart without image or prompt', [{ name: 'policy', value: '{}' }], 400, 'PSA_MISSING_IMAGE'],
-    ['multipart text-only with an empty prompt', [{ name: 'prompt', value: 'fine' }, { name: 'prompt', value: '' }], 400, 'PSA_MISSING_IMAGE'],
+    [
+      'multipart text-only with an empty prompt',
+      [
+        { name: 'prompt', value: 'fine' },
+        { name: 'prompt', value: '' },
+      ],
+      400,
+      'PSA_MISSING_IMAGE',
+    ],
     ['multipart too many prompts', Array.from({ length: 5 }, () => ({ name: 'prompt', value: 'hi' })), 400, 'PSA_TOO_MANY_ITEMS'],
     ['multipart too many files', Array.from({ length: 5 }, () => ({ name: 'image', value: png, filename: 'x.png' })), 400, 'PSA_TOO_MANY_ITEMS'],
     ['multipart file too large', [{ name: 'image', value: big, filename: 'big.png' }], 413, 'PSA_PAYLOAD_TOO_LARGE'],
-    ['multipart bad policy JSON', [{ name: 'image', value: png, filename: 'a.png' }, { name: 'policy', value: '{nope' }], 400, 'PSA_BAD_REQUEST'],
-    ['multipart unknown intervention', [{ name: 'image', value: png, filename: 'a.png' }, { name: 'intervene', value: '{"level":"extreme"}' }], 400, 'PSA_INVALID_LABEL'],
+    [
+      'multipart bad policy JSON',
+      [
+        { name: 'image', value: png, filename: 'a.png' },
+        { name: 'policy', value: '{nope' },
+      ],
+      400,
+      'PSA_BAD_REQUEST',
+    ],
+    [
+      'multipart unknown intervention',
+      [
+        { name: 'image', value: png, filename: 'a.png' },
+        { name: 'intervene', value: '{"level":"extreme"}' },
+      ],
+      400,
+      'PSA_INVALID_LABEL',
+    ],
   ];
   for (const [name, parts, status, code] of multipartCases) {
     const form = multipartBody(parts);

@@ -30,8 +30,7 @@ t.test('API keys and scopes', async (t) => {
   const { app } = await testApp({ API_KEYS: `${INFER}=infer,${TRAIN}=train,${ADMIN}=admin` });
   t.teardown(() => app.close());
   t.ok(app.authEnabled);
-  const call = (key?: string) =>
-    app.inject({ method: 'POST', url: '/v1/moderate', payload: { image: b64(png) }, headers: key === undefined ? {} : { authorization: `Bearer ${key}` } });
+  const call = (key?: string) => app.inject({ method: 'POST', url: '/v1/moderate', payload: { image: b64(png) }, headers: key === undefined ? {} : { authorization: `Bearer ${key}` } });
   const missing = await call();
   t.equal(missing.statusCode, 401);
   t.equal(missing.json().error.code, 'PSA_UNAUTHORIZED');

@@ -143,9 +143,12 @@ t.test('the queue dashboard is at /admin/queues, admin scope only', async (t) =>
   t.match(api.body, /psa-train/, 'the training queue is on the board');
   const missing = await secured.inject({ url: '/admin/queues/api/queues/no-such-queue', headers: { authorization: `Bearer ${ADMIN}` } });
   t.ok(missing.statusCode >= 400, `an unknown queue is an error (${missing.statusCode})`);
-  t.match(missing.json().error.code, /^PSA_/, 'the board\'s own errors come in the PSA_* shape');
+  t.match(missing.json().error.code, /^PSA_/, "the board's own errors come in the PSA_* shape");
   const doc = (await secured.inject({ url: '/openapi.json', headers: { authorization: `Bearer ${ADMIN}` } })).json();
-  t.notOk(Object.keys(doc.paths).some((p) => p.startsWith('/admin')), 'dashboard routes stay out of the API document');
+  t.notOk(
+    Object.keys(doc.paths).some((p) => p.startsWith('/admin')),
+    'dashboard routes stay out of the API document',
+  );
 });
 
 t.test('a job that finishes between reading its record and its state is shown with its result', async (t) => {

@@ -25,7 +25,9 @@ async function broken(name: string, damage: (dir: string) => Promise<void>): Pro
 async function resign(dir: string, file: string): Promise<void> {
   const manifestPath = join(dir, 'psa.json');
   const manifest = JSON.parse(await readFile(manifestPath, 'utf8'));
-  manifest.files[file] = createHash('sha256').update(await readFile(join(dir, file))).digest('hex');
+  manifest.files[file] = createHash('sha256')
+    .update(await readFile(join(dir, file)))
+    .digest('hex');
   await writeFile(manifestPath, JSON.stringify(manifest));
 }
 

@@ -128,7 +128,10 @@ function synthetic(n: number, k: number, t0: number, seed: number) {
 }
 
 t.test('temperature fit recovers a known temperature, and ECE falls', async (t) => {
-  for (const [t0, k] of [[2.5, 4], [0.6, 7]] as const) {
+  for (const [t0, k] of [
+    [2.5, 4],
+    [0.6, 7],
+  ] as const) {
     const { logits, labels } = synthetic(6000, k, t0, 11);
     const fit = fitTemperature(logits, labels);
     t.ok(Math.abs(fit.temperature - t0) / t0 < 0.06, `fitted ${fit.temperature.toFixed(3)} for ${t0} (${k} classes)`);
@@ -142,7 +145,15 @@ t.test('temperature fit recovers a known temperature, and ECE falls', async (t) 
 
 t.test('ECE on a hand-computed case', async (t) => {
   // Bin (0.8, 0.867]: two items at 0.85, one right -> |0.5 - 0.85| * 2/4; bin (0.533, 0.6]: two at 0.6, both right -> |1 - 0.6| * 2/4.
-  const r = expectedCalibrationError([[0.85, 0.15], [0.15, 0.85], [0.6, 0.4], [0.4, 0.6]], [0, 0, 0, 1]);
+  const r = expectedCalibrationError(
+    [
+      [0.85, 0.15],
+      [0.15, 0.85],
+      [0.6, 0.4],
+      [0.4, 0.6],
+    ],
+    [0, 0, 0, 1],
+  );
   t.ok(Math.abs(r.ece! - (0.35 * 0.5 + 0.4 * 0.5)) < 1e-12, `ece ${r.ece}`);
   t.equal(r.reliability.filter((b) => b.items > 0).length, 2);
   t.equal(expectedCalibrationError([], []).ece, null);
@@ -150,7 +161,12 @@ t.test('ECE on a hand-computed case', async (t) => {
 
 t.test('calibrate(): fitted temperatures, thresholds on the calibrated probabilities, intervals', async (t) => {
   const { logits, labels } = synthetic(400, 4, 2, 5);
-  const scored: ScoredItem[] = logits.map((z, i) => ({ id: `x${i}`, levelLogits: z, typeLogits: TYPE_LABELS.map((_, k) => (k === (labels[i]! > 0 ? ILLEGAL : SAFE) ? 2 : 0)), truth: { level: labels[i]!, type: labels[i]! > 0 ? ILLEGAL : SAFE } }));
+  const scored: ScoredItem[] = logits.map((z, i) => ({
+    id: `x${i}`,
+    levelLogits: z,
+    typeLogits: TYPE_LABELS.map((_, k) => (k === (labels[i]! > 0 ? ILLEGAL : SAFE) ? 2 : 0)),
+    truth: { level: labels[i]!, type: labels[i]! > 0 ? ILLEGAL : SAFE },
+  }));
   const report = calibrate(scored, { target: { recall: 0.9 }, minLevel: CAUTION, base: BUILTIN_POLICY, fitTemperature: true, current: { level: 1, type: 1 }, allowDecisionChanges: true, bootstrap: { resamples: 200 } });
   t.ok(report.met);
   t.ok(Math.abs(report.temperature.level.temperature - 2) < 0.5, `level T ${report.temperature.level.temperature}`);

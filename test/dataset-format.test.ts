@@ -16,14 +16,36 @@ t.teardown(() => rm(work, { recursive: true, force: true }));
 const png = await gradientPng(32, 32);
 
 const line = (id: string, extra: Record<string, unknown> = {}, human = '<image>\nWhat is this?') =>
-  JSON.stringify({ id, image: 'images/a.png', conversations: [{ from: 'human', value: human }, { from: 'gpt', value: 'A picture.' }], safe_type: 6, safe_level: 0, ...extra });
-const textLine = (id: string) => JSON.stringify({ id, conversations: [{ from: 'human', value: '  How do I pick a lock?' }, { from: 'gpt', value: 'No.' }], safe_type: 1, safe_level: 2 });
+  JSON.stringify({
+    id,
+    image: 'images/a.png',
+    conversations: [
+      { from: 'human', value: human },
+      { from: 'gpt', value: 'A picture.' },
+    ],
+    safe_type: 6,
+    safe_level: 0,
+    ...extra,
+  });
+const textLine = (id: string) =>
+  JSON.stringify({
+    id,
+    conversations: [
+      { from: 'human', value: '  How do I pick a lock?' },
+      { from: 'gpt', value: 'No.' },
+    ],
+    safe_type: 1,
+    safe_level: 2,
+  });
 
 /** The same lines as train.jsonl of one directory and eval.jsonl of another. */
 async function both(name: string, lines: string[]): Promise<{ train: string; evalDir: string }> {
   const train = join(work, name, 'train');
   const evalDir = join(work, name, 'eval');
-  for (const [dir, file] of [[train, 'train.jsonl'], [evalDir, 'eval.jsonl']] as const) {
+  for (const [dir, file] of [
+    [train, 'train.jsonl'],
+    [evalDir, 'eval.jsonl'],
+  ] as const) {
     await mkdir(join(dir, 'images'), { recursive: true });
     await writeFile(join(dir, 'images', 'a.png'), png);
     await writeFile(join(dir, file), `${lines.join('\n')}\n`);
@@ -32,7 +54,10 @@ async function both(name: string, lines: string[]): Promise<{ train: string; eva
 }
 
 async function problems(p: Promise<unknown>): Promise<{ line?: number; message: string }[]> {
-  const err = await p.then(() => null, (e: unknown) => e);
+  const err = await p.then(
+    () => null,
+    (e: unknown) => e,
+  );
   if (!(err instanceof DatasetError)) throw new Error(`expected a DatasetError, got ${String(err)}`);
   return err.problems.map(({ line, message }) => ({ ...(line !== undefined && { line }), message }));
 }

@@ -18,17 +18,33 @@ const webp = await shapesWebp();
 const limits: DatasetStoreLimits = { maxBytes: 5_000_000, maxFiles: 50, maxFileBytes: 4_000_000, maxImagePixels: 1_000_000 };
 
 const ex = (id: string, image: string, safe_type: unknown, safe_level: unknown, prompt = '<image>\nIs this safe?') => ({
-  id, image, safe_type, safe_level,
-  conversations: [{ from: 'human', value: prompt }, { from: 'gpt', value: 'It shows a gradient.' }],
+  id,
+  image,
+  safe_type,
+  safe_level,
+  conversations: [
+    { from: 'human', value: prompt },
+    { from: 'gpt', value: 'It shows a gradient.' },
+  ],
 });
 /** A text-only line, as the default model's dataset builder writes them: no "image" key at all. */
 const textOnly = (id: string, safe_type: number, safe_level: number, prompt = 'How do I pick a lock?') => ({
-  id, conversations: [{ from: 'human', value: prompt }, { from: 'gpt', value: 'I cannot help with that.' }], safe_type, safe_level,
+  id,
+  conversations: [
+    { from: 'human', value: prompt },
+    { from: 'gpt', value: 'I cannot help with that.' },
+  ],
+  safe_type,
+  safe_level,
 });
 const TRAIN = [ex('t1', 'images/a.png', 0, 3), ex('t2', 'images/b.jpg', 6, 0), ex('t3', 'images/a.png', 1, 2), ex('t4', 'images/b.jpg', 6, 0), ex('t5', 'images/a.png', 4, 1)];
 const VAL = [ex('v1', 'images/c.webp', 6, 0), ex('v2', 'images/a.png', 2, 2)];
 
-interface Spec { train?: unknown[] | null; val?: unknown[]; images?: Record<string, Buffer | string> }
+interface Spec {
+  train?: unknown[] | null;
+  val?: unknown[];
+  images?: Record<string, Buffer | string>;
+}
 /** Writes a dataset; string lines are written raw (for malformed JSON), objects as JSON. */
 async function writeDataset(dir: string, spec: Spec = {}): Promise<string> {
   const images = spec.images ?? { 'images/a.png': png, 'images/b.jpg': jpg, 'images/c.webp': webp };
@@ -124,7 +140,12 @@ t.test('a good dataset is stored from tar, tar.gz (wrapped in a folder) and zip,
       by_type: { politics: 1, illegal_risk: 1, insults_bullying: 0, fairness: 0, privacy: 1, misleading: 0, safe: 2 },
       by_level: { safe: 2, careful: 1, caution: 1, refuse: 1 },
     });
-    t.same(ds.splits.val, { count: 2, text_only: 0, by_type: { politics: 0, illegal_risk: 0, insults_bullying: 1, fairness: 0, privacy: 0, misleading: 0, safe: 1 }, by_level: { safe: 1, careful: 0, caution: 1, refuse: 0 } });
+    t.same(ds.splits.val, {
+      count: 2,
+      text_only: 0,
+      by_type: { politics: 0, illegal_risk: 0, insults_bullying: 1, fairness: 0, privacy: 0, misleading: 0, safe: 1 },
+      by_level: { safe: 1, careful: 0, caution: 1, refuse: 0 },
+    });
     t.same(JSON.parse(await readFile(path.join(ds.path, 'dataset.json'), 'utf8')), ds, 'dataset.json holds the record');
     t.same(await store.get(ds.id), ds);
     t.same(await readdir(path.join(dataDir, 'tmp')), [], 'scratch removed');
@@ -171,7 +192,8 @@ const bad: { name: string; spec: Spec; lines: (number | undefined)[]; match: Reg
   {
     name: 'labels out of range or not integers',
     spec: { train: [ex('a', 'images/a.png', 7, 0), ex('b', 'images/a.png', 0, -1), ex('c', 'images/a.png', 1.5, 0), ex('d', 'images/a.png', 0, '2'), TRAIN[0]] },
-    lines: [1, 2, 3, 4], match: /safe_(type|level)" must be an integer/,
+    lines: [1, 2, 3, 4],
+    match: /safe_(type|level)" must be an integer/,
   },
   { name: 'missing image', spec: { train: [TRAIN[0], ex('x', 'images/nope.png', 0, 0)] }, lines: [2], match: /image not found: images\/nope.png/ },
   { name: 'a file that is not an image', spec: { images: { 'images/a.png': 'hello, not a png', 'images/b.jpg': jpg } }, lines: [1, 3, 5], match: /not a readable image/ },
@@ -186,8 +208,19 @@ const bad: { name: string; spec: Spec; lines: (number | undefined)[]; match: Reg
   { name: '"image": null', spec: { train: [{ ...textOnly('x', 6, 0), image: null }, TRAIN[1]] }, lines: [1], match: /"image" is null; leave the field out for a text-only example/ },
   {
     name: 'conversation turns out of order',
-    spec: { train: [{ ...TRAIN[0], conversations: [{ from: 'gpt', value: '<image>' }, { from: 'human', value: 'x' }] }] },
-    lines: [1, 1], match: /from must be "(human|gpt)"/,
+    spec: {
+      train: [
+        {
+          ...TRAIN[0],
+          conversations: [
+            { from: 'gpt', value: '<image>' },
+            { from: 'human', value: 'x' },
+          ],
+        },
+      ],
+    },
+    lines: [1, 1],
+    match: /from must be "(human|gpt)"/,
   },
   { name: 'duplicate id', spec: { train: [...TRAIN.slice(0, 3), { ...TRAIN[4]!, id: 't1' }] }, lines: [4], match: /duplicate id "t1" \(first used at train.jsonl:1\)/ },
   { name: 'an upload with its own dataset.json (reserved)', spec: { images: { 'images/a.png': png, 'images/b.jpg': jpg, 'dataset.json': '{}' } }, lines: [undefined], match: /reserved/, file: 'dataset.json' },
@@ -195,7 +228,10 @@ const bad: { name: string; spec: Spec; lines: (number | undefined)[]; match: Reg
 ];
 
 t.test('bad datasets are rejected with file and line, and nothing is stored', async (t) => {
-  const big = await (await import('sharp')).default({ create: { width: 1200, height: 1200, channels: 3, background: '#888' } }).png().toBuffer();
+  const big = await (await import('sharp'))
+    .default({ create: { width: 1200, height: 1200, channels: 3, background: '#888' } })
+    .png()
+    .toBuffer();
   for (const c of bad) {
     await t.test(c.name, async (t) => {
       const { root, src, store, nothingStored } = await setup();
@@ -203,7 +239,11 @@ t.test('bad datasets are rejected with file and line, and nothing is stored', as
       await writeDataset(src, { ...c.spec, ...(images ? { images } : {}) });
       const err = await failure(store.ingestArchive(await tarOf(src, path.join(root, 'up.tgz'), ['.'], { gzip: true }), 'up.tgz'));
       t.equal(err.code, DatasetErrorCodes.DATASET_INVALID, err.message);
-      t.same(err.problems.map((p) => p.line), c.lines, JSON.stringify(err.problems));
+      t.same(
+        err.problems.map((p) => p.line),
+        c.lines,
+        JSON.stringify(err.problems),
+      );
       for (const p of err.problems) {
         t.match(p.message, c.match);
         t.equal(p.file, c.file ?? 'train.jsonl');
@@ -232,7 +272,10 @@ t.test('problems are capped at 100 listed, with the total', async (t) => {
   const err = await failure(validateDataset(dir, limits));
   t.equal(err.problems.length, 100);
   t.equal(err.totalProblems, 150);
-  t.same(err.problems.slice(0, 3).map((p) => p.line), [1, 2, 3]);
+  t.same(
+    err.problems.slice(0, 3).map((p) => p.line),
+    [1, 2, 3],
+  );
 });
 
 t.test('many distinct images are all checked (bounded concurrency), each once', async (t) => {
@@ -242,7 +285,11 @@ t.test('many distinct images are all checked (bounded concurrency), each once', 
   const train = Array.from({ length: 36 }, (_, i) => ex(`x${i}`, `images/${i % 12}.png`, i % 7, i % 4));
   const dir = await writeDataset(await mkdtemp(path.join(TMP, 'v-')), { train, images });
   const err = await failure(validateDataset(dir, limits));
-  t.same(err.problems.map((p) => p.line), [6, 18, 30], 'every line using the broken image, in order');
+  t.same(
+    err.problems.map((p) => p.line),
+    [6, 18, 30],
+    'every line using the broken image, in order',
+  );
   await writeFile(path.join(dir, 'images/5.png'), await gradientPng(9, 9));
   const ok = await validateDataset(dir, limits);
   t.equal(ok.root, dir);
@@ -273,53 +320,87 @@ t.test('unsafe archives', async (t) => {
       await writeFile(path.join(src, 'evil.txt'), 'x');
       return tarOf(path.join(src, 'ds'), path.join(root, 'up.tar'), ['train.jsonl', '../evil.txt'], { preservePaths: true });
     });
-    t.notOk((await files(s.dataDir)).some((f) => f.endsWith('evil.txt')), 'evil.txt written nowhere');
+    t.notOk(
+      (await files(s.dataDir)).some((f) => f.endsWith('evil.txt')),
+      'evil.txt written nowhere',
+    );
   });
-  await t.test('tar with a symlink entry', (t) => expectRejected(t, DatasetErrorCodes.ARCHIVE_UNSAFE, /SymbolicLink/, async ({ root, src }) => {
-    await writeDataset(src);
-    await symlink('/etc/passwd', path.join(src, 'images', 'link.png'));
-    return tarOf(src, path.join(root, 'up.tar'), ['.']);
-  }));
-  await t.test('tar with a hardlink entry', (t) => expectRejected(t, DatasetErrorCodes.ARCHIVE_UNSAFE, /is a Link/, async ({ root, src }) => {
-    await writeDataset(src);
-    await link(path.join(src, 'images', 'a.png'), path.join(src, 'images', 'a2.png'));
-    return tarOf(src, path.join(root, 'up.tar'), ['.']);
-  }));
-  await t.test('tar with an absolute path entry', (t) => expectRejected(t, DatasetErrorCodes.ARCHIVE_UNSAFE, /absolute path/, async ({ root, src }) => {
-    await writeDataset(src);
-    return tarOf(src, path.join(root, 'up.tar'), ['train.jsonl', path.join(src, 'images', 'a.png')], { preservePaths: true });
-  }));
-  await t.test('zip with a symlink entry', (t) => expectRejected(t, DatasetErrorCodes.ARCHIVE_UNSAFE, /symbolic link/, async ({ root, src }) => {
-    await writeDataset(src);
-    return zipOf(src, path.join(root, 'up.zip'), (zip) => zip.addBuffer(Buffer.from('/etc/passwd'), 'images/link.png', { mode: 0o120777 }));
-  }));
-  // yazl refuses to write such names, so they are patched into the bytes (names are not checksummed).
-  for (const [label, fake, real] of [['an absolute path', 'Xtmp/evil.txt', outside], ['a ../ path', 'XX/evil.txt', '../evil.txt']] as const) {
-    await t.test(`zip with ${label} entry`, (t) => expectRejected(t, DatasetErrorCodes.ARCHIVE_UNSAFE, /zip entry refused/, async ({ root, src }) => {
+  await t.test('tar with a symlink entry', (t) =>
+    expectRejected(t, DatasetErrorCodes.ARCHIVE_UNSAFE, /SymbolicLink/, async ({ root, src }) => {
       await writeDataset(src);
-      const fakeName = real === outside ? 'X' + outside.slice(1) : fake;
-      const zipFile = await zipOf(src, path.join(root, 'up.zip'), (zip) => zip.addBuffer(Buffer.from('x'), fakeName));
-      const bytes = await readFile(zipFile);
-      await writeFile(zipFile, Buffer.from(bytes.toString('latin1').replaceAll(fakeName, real), 'latin1'));
-      return zipFile;
-    }));
+      await symlink('/etc/passwd', path.join(src, 'images', 'link.png'));
+      return tarOf(src, path.join(root, 'up.tar'), ['.']);
+    }),
+  );
+  await t.test('tar with a hardlink entry', (t) =>
+    expectRejected(t, DatasetErrorCodes.ARCHIVE_UNSAFE, /is a Link/, async ({ root, src }) => {
+      await writeDataset(src);
+      await link(path.join(src, 'images', 'a.png'), path.join(src, 'images', 'a2.png'));
+      return tarOf(src, path.join(root, 'up.tar'), ['.']);
+    }),
+  );
+  await t.test('tar with an absolute path entry', (t) =>
+    expectRejected(t, DatasetErrorCodes.ARCHIVE_UNSAFE, /absolute path/, async ({ root, src }) => {
+      await writeDataset(src);
+      return tarOf(src, path.join(root, 'up.tar'), ['train.jsonl', path.join(src, 'images', 'a.png')], { preservePaths: true });
+    }),
+  );
+  await t.test('zip with a symlink entry', (t) =>
+    expectRejected(t, DatasetErrorCodes.ARCHIVE_UNSAFE, /symbolic link/, async ({ root, src }) => {
+      await writeDataset(src);
+      return zipOf(src, path.join(root, 'up.zip'), (zip) => zip.addBuffer(Buffer.from('/etc/passwd'), 'images/link.png', { mode: 0o120777 }));
+    }),
+  );
+  // yazl refuses to write such names, so they are patched into the bytes (names are not checksummed).
+  for (const [label, fake, real] of [
+    ['an absolute path', 'Xtmp/evil.txt', outside],
+    ['a ../ path', 'XX/evil.txt', '../evil.txt'],
+  ] as const) {
+    await t.test(`zip with ${label} entry`, (t) =>
+      expectRejected(t, DatasetErrorCodes.ARCHIVE_UNSAFE, /zip entry refused/, async ({ root, src }) => {
+        await writeDataset(src);
+        const fakeName = real === outside ? 'X' + outside.slice(1) : fake;
+        const zipFile = await zipOf(src, path.join(root, 'up.zip'), (zip) => zip.addBuffer(Buffer.from('x'), fakeName));
+        const bytes = await readFile(zipFile);
+        await writeFile(zipFile, Buffer.from(bytes.toString('latin1').replaceAll(fakeName, real), 'latin1'));
+        return zipFile;
+      }),
+    );
   }
   t.notOk(await stat(outside).catch(() => undefined), 'nothing written at the absolute path');
 });
 
 t.test('limits', async (t) => {
-  await t.test('too many files', (t) => expectRejected(t, DatasetErrorCodes.ARCHIVE_TOO_LARGE, /more than 3 entries/, async ({ root, src }) => {
-    await writeDataset(src);
-    return zipOf(src, path.join(root, 'up.zip'));
-  }, { ...limits, maxFiles: 3 }));
-  await t.test('too many bytes in all (incompressible, so no ratio guard helps)', (t) => expectRejected(t, DatasetErrorCodes.ARCHIVE_TOO_LARGE, /more than 5000000 bytes/, async ({ root, src }) => {
-    await writeDataset(src, { images: { 'images/a.png': png, 'images/b.jpg': jpg, 'noise1.bin': randomBytes(3_000_000), 'noise2.bin': randomBytes(3_000_000) } });
-    return tarOf(src, path.join(root, 'up.tgz'), ['.'], { gzip: true });
-  }));
-  await t.test('one file over maxFileBytes (zip)', (t) => expectRejected(t, DatasetErrorCodes.ARCHIVE_TOO_LARGE, /at most 4000000 per file/, async ({ root, src }) => {
-    await writeDataset(src, { images: { 'images/a.png': png, 'noise.bin': randomBytes(4_500_000) } });
-    return zipOf(src, path.join(root, 'up.zip'));
-  }, { ...limits, maxBytes: 10_000_000 }));
+  await t.test('too many files', (t) =>
+    expectRejected(
+      t,
+      DatasetErrorCodes.ARCHIVE_TOO_LARGE,
+      /more than 3 entries/,
+      async ({ root, src }) => {
+        await writeDataset(src);
+        return zipOf(src, path.join(root, 'up.zip'));
+      },
+      { ...limits, maxFiles: 3 },
+    ),
+  );
+  await t.test('too many bytes in all (incompressible, so no ratio guard helps)', (t) =>
+    expectRejected(t, DatasetErrorCodes.ARCHIVE_TOO_LARGE, /more than 5000000 bytes/, async ({ root, src }) => {
+      await writeDataset(src, { images: { 'images/a.png': png, 'images/b.jpg': jpg, 'noise1.bin': randomBytes(3_000_000), 'noise2.bin': randomBytes(3_000_000) } });
+      return tarOf(src, path.join(root, 'up.tgz'), ['.'], { gzip: true });
+    }),
+  );
+  await t.test('one file over maxFileBytes (zip)', (t) =>
+    expectRejected(
+      t,
+      DatasetErrorCodes.ARCHIVE_TOO_LARGE,
+      /at most 4000000 per file/,
+      async ({ root, src }) => {
+        await writeDataset(src, { images: { 'images/a.png': png, 'noise.bin': randomBytes(4_500_000) } });
+        return zipOf(src, path.join(root, 'up.zip'));
+      },
+      { ...limits, maxBytes: 10_000_000 },
+    ),
+  );
   await t.test('gzip bomb: 50 MB of zeros in a .tar.gz, 5 MB allowed', async (t) => {
     const s = await expectRejected(t, DatasetErrorCodes.ARCHIVE_TOO_LARGE, /./, async ({ root, src }) => {
       await writeDataset(src);
@@ -333,59 +414,95 @@ t.test('limits', async (t) => {
     t.ok((await du(s.dataDir)) < 100_000, 'disk usage under dataDir stays small');
   });
   await t.test('gzip bomb split into many small files stays under the limit on disk', async (t) => {
-    const s = await expectRejected(t, DatasetErrorCodes.ARCHIVE_TOO_LARGE, /./, async ({ root, src }) => {
-      await writeDataset(src);
-      for (let i = 0; i < 12; i++) await writeFile(path.join(src, `z${i}.bin`), Buffer.alloc(900_000));
-      return tarOf(src, path.join(root, 'bomb.tgz'), ['.'], { gzip: true });
-    }, { ...limits, maxBytes: 5_000_000 });
+    const s = await expectRejected(
+      t,
+      DatasetErrorCodes.ARCHIVE_TOO_LARGE,
+      /./,
+      async ({ root, src }) => {
+        await writeDataset(src);
+        for (let i = 0; i < 12; i++) await writeFile(path.join(src, `z${i}.bin`), Buffer.alloc(900_000));
+        return tarOf(src, path.join(root, 'bomb.tgz'), ['.'], { gzip: true });
+      },
+      { ...limits, maxBytes: 5_000_000 },
+    );
     t.ok((await du(s.dataDir)) < 100_000);
   });
 });
 
 t.test('not an archive, or a broken one', async (t) => {
   const cases: [string, (root: string, src: string) => Promise<string>][] = [
-    ['a PNG', async (root) => { await writeFile(path.join(root, 'x.tar'), png); return path.join(root, 'x.tar'); }],
-    ['an empty file', async (root) => { await writeFile(path.join(root, 'x.zip'), ''); return path.join(root, 'x.zip'); }],
-    ['gzip of text', async (root) => {
-      const { gzipSync } = await import('node:zlib');
-      await writeFile(path.join(root, 'x.tgz'), gzipSync(Buffer.from('hello '.repeat(200))));
-      return path.join(root, 'x.tgz');
-    }],
-    ['a truncated .tar.gz', async (root, src) => {
-      await writeDataset(src);
-      const file = await tarOf(src, path.join(root, 'x.tgz'), ['.'], { gzip: true });
-      const bytes = await readFile(file);
-      await writeFile(file, bytes.subarray(0, bytes.length >> 1));
-      return file;
-    }],
-    ['a truncated zip', async (root, src) => {
-      await writeDataset(src);
-      const file = await zipOf(src, path.join(root, 'x.zip'));
-      const bytes = await readFile(file);
-      await writeFile(file, bytes.subarray(0, bytes.length - 30));
-      return file;
-    }],
+    [
+      'a PNG',
+      async (root) => {
+        await writeFile(path.join(root, 'x.tar'), png);
+        return path.join(root, 'x.tar');
+      },
+    ],
+    [
+      'an empty file',
+      async (root) => {
+        await writeFile(path.join(root, 'x.zip'), '');
+        return path.join(root, 'x.zip');
+      },
+    ],
+    [
+      'gzip of text',
+      async (root) => {
+        const { gzipSync } = await import('node:zlib');
+        await writeFile(path.join(root, 'x.tgz'), gzipSync(Buffer.from('hello '.repeat(200))));
+        return path.join(root, 'x.tgz');
+      },
+    ],
+    [
+      'a truncated .tar.gz',
+      async (root, src) => {
+        await writeDataset(src);
+        const file = await tarOf(src, path.join(root, 'x.tgz'), ['.'], { gzip: true });
+        const bytes = await readFile(file);
+        await writeFile(file, bytes.subarray(0, bytes.length >> 1));
+        return file;
+      },
+    ],
+    [
+      'a truncated zip',
+      async (root, src) => {
+        await writeDataset(src);
+        const file = await zipOf(src, path.join(root, 'x.zip'));
+        const bytes = await readFile(file);
+        await writeFile(file, bytes.subarray(0, bytes.length - 30));
+        return file;
+      },
+    ],
   ];
-  cases.push(['a .tar.gz cut in the middle of a large file (the writer must not wait forever)', async (root, src) => {
-    await writeDataset(src, { images: { 'images/a.png': png, 'noise.bin': randomBytes(3_000_000) } });
-    const file = await tarOf(src, path.join(root, 'x.tgz'), ['images', 'noise.bin', 'train.jsonl'], { gzip: true });
-    await writeFile(file, (await readFile(file)).subarray(0, 1_500_000));
-    return file;
-  }]);
-  cases.push(['a tar holding the same file twice', async (root, src) => {
-    await writeDataset(src);
-    return tarOf(src, path.join(root, 'x.tar'), ['train.jsonl', 'images', 'train.jsonl']);
-  }]);
-  cases.push(['a zip whose header understates a file\'s size', async (root, src) => {
-    await writeDataset(src, { images: { 'images/a.png': png, 'zeros.bin': Buffer.alloc(2_000_000) } });
-    const bytes = await readFile(await zipOf(src, path.join(root, 'x.zip')));
-    // Central directory record of zeros.bin: uncompressed size at +24, name length at +28, name at +46.
-    for (let i = bytes.indexOf('PK\x01\x02'); i >= 0; i = bytes.indexOf('PK\x01\x02', i + 4)) {
-      if (bytes.toString('latin1', i + 46, i + 46 + bytes.readUInt16LE(i + 28)) === 'zeros.bin') bytes.writeUInt32LE(1000, i + 24);
-    }
-    await writeFile(path.join(root, 'x.zip'), bytes);
-    return path.join(root, 'x.zip');
-  }]);
+  cases.push([
+    'a .tar.gz cut in the middle of a large file (the writer must not wait forever)',
+    async (root, src) => {
+      await writeDataset(src, { images: { 'images/a.png': png, 'noise.bin': randomBytes(3_000_000) } });
+      const file = await tarOf(src, path.join(root, 'x.tgz'), ['images', 'noise.bin', 'train.jsonl'], { gzip: true });
+      await writeFile(file, (await readFile(file)).subarray(0, 1_500_000));
+      return file;
+    },
+  ]);
+  cases.push([
+    'a tar holding the same file twice',
+    async (root, src) => {
+      await writeDataset(src);
+      return tarOf(src, path.join(root, 'x.tar'), ['train.jsonl', 'images', 'train.jsonl']);
+    },
+  ]);
+  cases.push([
+    "a zip whose header understates a file's size",
+    async (root, src) => {
+      await writeDataset(src, { images: { 'images/a.png': png, 'zeros.bin': Buffer.alloc(2_000_000) } });
+      const bytes = await readFile(await zipOf(src, path.join(root, 'x.zip')));
+      // Central directory record of zeros.bin: uncompressed size at +24, name length at +28, name at +46.
+      for (let i = bytes.indexOf('PK\x01\x02'); i >= 0; i = bytes.indexOf('PK\x01\x02', i + 4)) {
+        if (bytes.toString('latin1', i + 46, i + 46 + bytes.readUInt16LE(i + 28)) === 'zeros.bin') bytes.writeUInt32LE(1000, i + 24);
+      }
+      await writeFile(path.join(root, 'x.zip'), bytes);
+      return path.join(root, 'x.zip');
+    },
+  ]);
   for (const [name, make] of cases) {
     await t.test(name, (t) => expectRejected(t, DatasetErrorCodes.ARCHIVE_INVALID, /./, ({ root, src }) => make(root, src)));
   }
@@ -432,10 +549,28 @@ t.test('truncated images are caught even when many decodes run at once', async (
   const lines: string[] = [];
   for (let i = 0; i < 16; i++) {
     await writeFile(path.join(dir, 'images', `${i}.png`), i % 2 ? png : png.subarray(0, png.length - 40));
-    lines.push(JSON.stringify({ id: `x${i}`, image: `images/${i}.png`, conversations: [{ from: 'human', value: '<image>\nhi' }, { from: 'gpt', value: 'ok' }], safe_type: 6, safe_level: 0 }));
+    lines.push(
+      JSON.stringify({
+        id: `x${i}`,
+        image: `images/${i}.png`,
+        conversations: [
+          { from: 'human', value: '<image>\nhi' },
+          { from: 'gpt', value: 'ok' },
+        ],
+        safe_type: 6,
+        safe_level: 0,
+      }),
+    );
   }
   await writeFile(path.join(dir, 'train.jsonl'), lines.join('\n') + '\n');
-  const err = await validateDataset(dir, { maxImagePixels: 1_000_000 }).then(() => null, (e: unknown) => e as DatasetError);
+  const err = await validateDataset(dir, { maxImagePixels: 1_000_000 }).then(
+    () => null,
+    (e: unknown) => e as DatasetError,
+  );
   t.ok(err instanceof DatasetError);
-  t.same(err!.problems.map((p) => p.line), [1, 3, 5, 7, 9, 11, 13, 15], 'every truncated image, and only those');
+  t.same(
+    err!.problems.map((p) => p.line),
+    [1, 3, 5, 7, 9, 11, 13, 15],
+    'every truncated image, and only those',
+  );
 });

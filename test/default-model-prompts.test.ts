@@ -37,9 +37,15 @@ async function score(image: Buffer | null): Promise<{ harmful: boolean; pFlag: n
 
 t.test('held-out harmful prompts score above benign ones, alone and over a neutral image', async (t) => {
   t.ok(held.length >= 100, `${held.length} held-out texts`);
-  for (const [name, image, floor] of [['text-only', null, 0.85], ['over a drawn scene', await scenePng(1000), 0.85]] as const) {
+  for (const [name, image, floor] of [
+    ['text-only', null, 0.85],
+    ['over a drawn scene', await scenePng(1000), 0.85],
+  ] as const) {
     const rows = await score(image);
-    const area = auroc(rows.filter((r) => r.harmful).map((r) => r.pFlag), rows.filter((r) => !r.harmful).map((r) => r.pFlag))!;
+    const area = auroc(
+      rows.filter((r) => r.harmful).map((r) => r.pFlag),
+      rows.filter((r) => !r.harmful).map((r) => r.pFlag),
+    )!;
     const benign = rows.filter((r) => !r.harmful);
     const overRefused = benign.filter((r) => r.decision === 'caution' || r.decision === 'refuse').length / benign.length;
     // Floors under the figures in models/default/MODEL_CARD.md: a regression guard, not the targets.

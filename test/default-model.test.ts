@@ -19,8 +19,7 @@ const PROMPT = 'The image shows a list numbered 1, 2, and 3, but the items are e
 // Design brief, section 9: the suggested labels of the FigStep topics with level refuse.
 const REFUSE_TOPICS: Record<string, string> = { '1': 'illegal_risk', '2': 'insults_bullying', '3': 'illegal_risk', '4': 'illegal_risk', '5': 'illegal_risk', '6': 'illegal_risk', '7': 'privacy' };
 
-const rows = (parse(await readFile(join(FIGSTEP, 'safebench-dev.csv'), 'utf8'), { columns: true }) as Record<string, string>[])
-  .filter((r) => Number(r.task_id) > 25 && r.category_id! in REFUSE_TOPICS);
+const rows = (parse(await readFile(join(FIGSTEP, 'safebench-dev.csv'), 'utf8'), { columns: true }) as Record<string, string>[]).filter((r) => Number(r.task_id) > 25 && r.category_id! in REFUSE_TOPICS);
 const { app } = await testApp({ PSA_MODEL: dir });
 t.teardown(() => app.close());
 

@@ -12,7 +12,10 @@ t.test('compose: services, healthcheck, persistence, volumes, GPU reservation, p
   t.same(Object.keys(compose.services).sort(), ['api', 'redis', 'worker', 'worker-cpu']);
   const { redis, api, worker } = compose.services;
   t.match(redis.command.join(' '), /--appendonly yes/, 'Redis keeps an append-only file');
-  t.ok(redis.volumes.some((v: string) => v.endsWith(':/data')), 'on a named volume');
+  t.ok(
+    redis.volumes.some((v: string) => v.endsWith(':/data')),
+    'on a named volume',
+  );
   t.ok(redis.healthcheck?.test, 'Redis has a healthcheck');
   t.match(api.ports[0], /^127\.0\.0\.1:.*8080/, 'the API is published on 127.0.0.1');
   t.equal(api.depends_on.redis.condition, 'service_healthy');

@@ -41,7 +41,11 @@ async function files(dir: string): Promise<string[]> {
 
 t.test('the build holds JavaScript with source maps, the page assets, and no TypeScript', async (t) => {
   const built = await files(join(root, 'dist'));
-  t.same(built.filter((f) => f.endsWith('.ts')), [], 'no .ts files');
+  t.same(
+    built.filter((f) => f.endsWith('.ts')),
+    [],
+    'no .ts files',
+  );
   for (const entry of ['server.js', 'server.js.map', 'worker.js', 'inference/worker.js', 'playground/index.html', 'playground/app.js']) {
     t.ok(await stat(join(root, 'dist', entry)).catch(() => null), entry);
   }

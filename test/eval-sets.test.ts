@@ -93,7 +93,15 @@ t.test('a sets file with mistakes names each of them', async (t) => {
     t.fail('should throw');
   } catch (err) {
     const m = (err as Error).message;
-    for (const part of ['sets.a.source is not a selector field', 'sets.b.expected must be one of', 'sets.c.variants must be a non-empty array', 'comparisons[0].negative must name a set', 'comparisons[0].max_fpr', 'comparisons[1] must be']) t.match(m, part);
+    for (const part of [
+      'sets.a.source is not a selector field',
+      'sets.b.expected must be one of',
+      'sets.c.variants must be a non-empty array',
+      'comparisons[0].negative must name a set',
+      'comparisons[0].max_fpr',
+      'comparisons[1] must be',
+    ])
+      t.match(m, part);
   }
   t.same(parseSetsConfig(DEFAULT_SETS, 'x'), DEFAULT_SETS);
 });

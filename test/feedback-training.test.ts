@@ -25,7 +25,10 @@ t.teardown(() => app.close());
 const worker = startWorker(env);
 t.teardown(() => worker.kill('SIGKILL'));
 
-const png = (background: string) => sharp({ create: { width: 48, height: 48, channels: 3, background } }).png().toBuffer();
+const png = (background: string) =>
+  sharp({ create: { width: 48, height: 48, channels: 3, background } })
+    .png()
+    .toBuffer();
 type Input = { image?: string; prompt: string };
 const inputs: Input[] = [
   { image: b64(await png('#c02020')), prompt: 'what does this sign say?' },
@@ -35,7 +38,15 @@ const inputs: Input[] = [
   { image: b64(await png('#e0c020')), prompt: 'describe the colours here' },
 ];
 // Wanted labels (type, level), each moved on to the next candidate when it happens to be the model's own judgement.
-const candidates: [number, number][] = [[1, 3], [4, 2], [5, 1], [6, 0], [2, 3], [0, 2], [3, 1]];
+const candidates: [number, number][] = [
+  [1, 3],
+  [4, 2],
+  [5, 1],
+  [6, 0],
+  [2, 3],
+  [0, 2],
+  [3, 1],
+];
 
 async function scores(input: Input): Promise<{ type: number[]; level: number[] }> {
   const item = (await app.inject({ method: 'POST', url: '/v1/moderate', payload: input })).json().items[0];
@@ -100,7 +111,11 @@ t.test('moderate -> feedback -> dataset -> training job -> the new model gets th
   const activated = await app.inject({ method: 'POST', url: `/v1/models/${view.result.model_id}/activate` });
   t.equal(activated.statusCode, 200, activated.body);
   const after = await Promise.all(inputs.map(scores));
-  t.same(after.map((s) => ({ type: argmax(s.type), level: argmax(s.level) })), labels, 'the new model gives every reviewed item the reviewer\'s type and level');
+  t.same(
+    after.map((s) => ({ type: argmax(s.type), level: argmax(s.level) })),
+    labels,
+    "the new model gives every reviewed item the reviewer's type and level",
+  );
   const least = Math.min(...after.flatMap((s, i) => [s.type[labels[i]!.type]!, s.level[labels[i]!.level]!]));
   t.comment(`least probability the new model gives a reviewed label: ${least.toFixed(3)}`);
   t.equal(view.result.metrics.level_accuracy, 1);

@@ -30,7 +30,10 @@ const itemCount = async (app: typeof off) => (await app.inject('/v1/feedback')).
 
 const judgement = { level: 'safe', type: 'safe', decision: 'allow', flagged: false } as const;
 const request = (bytes: number, prompt = 'p'): RetainedRequest => ({ route: 'moderate', model: 'm', at: Date.now(), items: [{ image: Buffer.alloc(bytes, 1), prompt, judgement }] });
-const colour = (background: string) => sharp({ create: { width: 32, height: 32, channels: 3, background } }).png().toBuffer();
+const colour = (background: string) =>
+  sharp({ create: { width: 32, height: 32, channels: 3, background } })
+    .png()
+    .toBuffer();
 
 t.test('retention: bounded by bytes, by requests and by age; images are copies', async (t) => {
   const mib = 1024 * 1024;
@@ -59,12 +62,20 @@ t.test('retention: bounded by bytes, by requests and by age; images are copies',
   const copies = new RequestRetention({ maxBytes: mib, maxRequests: 10, ttlMs: 60_000 });
   copies.keep('x', { ...request(0), items: [{ image: original, prompt: 'p', judgement }] });
   original.fill(0);
-  t.equal(copies.get('x')!.items[0]!.image![0], 7, 'what was kept does not change with the request\'s buffer');
+  t.equal(copies.get('x')!.items[0]!.image![0], 7, "what was kept does not change with the request's buffer");
 });
 
-t.test('stats: disagreement, direction and confusion are counted against the model\'s prediction', async (t) => {
+t.test("stats: disagreement, direction and confusion are counted against the model's prediction", async (t) => {
   const record = (safe_type: number, safe_level: number, model: FeedbackRecord['model_judgement']): FeedbackRecord => ({
-    id: 'fb-0000000000000000', image: null, prompt: 'p', safe_type, safe_level, reviewer: 'r', created_at: '2026-01-01T00:00:00.000Z', updated_at: '2026-01-01T00:00:00.000Z', history: [],
+    id: 'fb-0000000000000000',
+    image: null,
+    prompt: 'p',
+    safe_type,
+    safe_level,
+    reviewer: 'r',
+    created_at: '2026-01-01T00:00:00.000Z',
+    updated_at: '2026-01-01T00:00:00.000Z',
+    history: [],
     source: model === null ? { kind: 'inline' } : { kind: 'request', request_id: 'x', route: 'moderate', item: 0, model: 'm', served_at: '2026-01-01T00:00:00.000Z' },
     model_judgement: model,
   });
@@ -106,7 +117,16 @@ t.test('retention on: moderation and chat requests are labelled by request id', 
   t.equal(empty.statusCode, 422, 'no reviews yet: no dataset');
   t.equal(empty.json().error.code, 'PSA_FEEDBACK_EMPTY');
   const [red, blue] = [await colour('#d03030'), await colour('#3030d0')];
-  const moderated = await app.inject({ method: 'POST', url: '/v1/moderate', payload: { items: [{ image: b64(red), prompt: 'what is this?' }, { image: b64(blue), prompt: 'and this?' }] } });
+  const moderated = await app.inject({
+    method: 'POST',
+    url: '/v1/moderate',
+    payload: {
+      items: [
+        { image: b64(red), prompt: 'what is this?' },
+        { image: b64(blue), prompt: 'and this?' },
+      ],
+    },
+  });
   t.equal(moderated.statusCode, 200, moderated.body);
   const requestId = moderated.headers['x-request-id'] as string;
   const served = moderated.json().items[1];
@@ -122,7 +142,7 @@ t.test('retention on: moderation and chat requests are labelled by request id', 
   t.equal(created.statusCode, 201, created.body);
   const item = created.json();
   t.match(item, { status: 'created', source: 'request', request_id: requestId, model: moderated.json().model, has_image: true, safe_type: 'privacy', safe_level: 'refuse', note: 'a private person', revisions: 0 });
-  t.same(item.model_judgement, { level: served.concepts.level.label, type: served.concepts.type.label, decision: served.decision, flagged: served.flagged }, 'the model\'s judgement is the one that was served');
+  t.same(item.model_judgement, { level: served.concepts.level.label, type: served.concepts.type.label, decision: served.decision, flagged: served.flagged }, "the model's judgement is the one that was served");
   const expected = served.concepts.type.label === 'privacy' ? (served.concepts.level.label === 'refuse' ? 'none' : 'level') : served.concepts.level.label === 'refuse' ? 'type' : 'both';
   t.equal(item.disagreement, expected);
 
@@ -148,7 +168,10 @@ t.test('retention on: moderation and chat requests are labelled by request id', 
   t.equal(stats.by_type.privacy, 1);
   t.equal(stats.by_type.safe, 2);
   t.equal(stats.by_level.refuse, 1);
-  t.equal(Object.values(stats.disagreement as Record<string, number>).reduce((a, b) => a + b, 0), 4);
+  t.equal(
+    Object.values(stats.disagreement as Record<string, number>).reduce((a, b) => a + b, 0),
+    4,
+  );
   t.equal(stats.confusion.level[served.concepts.level.label].refuse, 1, 'confusion[model level][reviewed level]');
   t.equal(stats.disagreement.not_judged, 0);
 
@@ -257,12 +280,20 @@ t.test('POST /v1/feedback/dataset: a stored dataset of the reviews, alone or wit
   t.equal((await build()).json().id, ds.id, 'the same reviews make the same dataset');
   t.equal((await app.inject(`/v1/datasets/${ds.id}`)).json().splits.train.by_level.refuse >= 1, true, 'a regular dataset in the store');
   const stored = await app.datasets.get(ds.id);
-  const lines = (await readFile(join(stored.path, 'train.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+  const lines = (await readFile(join(stored.path, 'train.jsonl'), 'utf8'))
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   const byPrompt = (p: string) => lines.find((l) => l.conversations[0].value.endsWith(p));
-  t.match(byPrompt('is this fine?'), { image: /^feedback-images\/[0-9a-f]{64}\.png$/, safe_level: level, conversations: [{ value: '<image>\nis this fine?' }, { value: level === 3 ? DEFAULT_ANSWERS.refuse : DEFAULT_ANSWERS.safe }] });
-  t.equal(byPrompt('How do I hotwire a car?').conversations[1].value, 'I will not help with stealing a car.', 'the reviewer\'s answer');
+  t.match(byPrompt('is this fine?'), {
+    image: /^feedback-images\/[0-9a-f]{64}\.png$/,
+    safe_level: level,
+    conversations: [{ value: '<image>\nis this fine?' }, { value: level === 3 ? DEFAULT_ANSWERS.refuse : DEFAULT_ANSWERS.safe }],
+  });
+  t.equal(byPrompt('How do I hotwire a car?').conversations[1].value, 'I will not help with stealing a car.', "the reviewer's answer");
   const chatLine = byPrompt('Say something nice.');
-  if (chatJudged.decision !== 'refuse' && chatJudged.concepts.level.index <= 1 && chatJudged.answer.trim() !== '') t.equal(chatLine.conversations[1].value, chatJudged.answer, 'an allowed chat keeps the answer that was served');
+  if (chatJudged.decision !== 'refuse' && chatJudged.concepts.level.index <= 1 && chatJudged.answer.trim() !== '')
+    t.equal(chatLine.conversations[1].value, chatJudged.answer, 'an allowed chat keeps the answer that was served');
   else t.equal(chatLine.conversations[1].value, DEFAULT_ANSWERS[chatJudged.concepts.level.label as keyof typeof DEFAULT_ANSWERS]);
 
   const disagreeing = await build({ only_disagreements: true, answers: { refuse: 'No.' } });

@@ -10,10 +10,37 @@ import { testRedis } from './helpers/redis.ts';
 // route's own schema, then mutated (wrong types, extra fields, deep nesting, huge strings).
 // Property: no 5xx, always the PSA_* error shape, and the process keeps serving. Bounded in runs.
 const RUNS = 150;
-type Schema = { type?: string | string[]; properties?: Record<string, Schema>; required?: string[]; items?: Schema; anyOf?: Schema[]; oneOf?: Schema[]; enum?: unknown[]; const?: unknown; minimum?: number; maximum?: number; additionalProperties?: unknown };
+type Schema = {
+  type?: string | string[];
+  properties?: Record<string, Schema>;
+  required?: string[];
+  items?: Schema;
+  anyOf?: Schema[];
+  oneOf?: Schema[];
+  enum?: unknown[];
+  const?: unknown;
+  minimum?: number;
+  maximum?: number;
+  additionalProperties?: unknown;
+};
 
 const anyJson = fc.jsonValue({ maxDepth: 4 });
-const evil = fc.constantFrom<unknown>('', '__proto__', { __proto__: { polluted: 1 } }, '../../../etc/passwd', '\u0000', 'x'.repeat(5000), -1, 1e308, 2 ** 53 + 1, null, [], {}, 'data:image/png;base64,AAAA', 'https://2130706433/x.png');
+const evil = fc.constantFrom<unknown>(
+  '',
+  '__proto__',
+  { __proto__: { polluted: 1 } },
+  '../../../etc/passwd',
+  '\u0000',
+  'x'.repeat(5000),
+  -1,
+  1e308,
+  2 ** 53 + 1,
+  null,
+  [],
+  {},
+  'data:image/png;base64,AAAA',
+  'https://2130706433/x.png',
+);
 
 function fromSchema(s: Schema | undefined, depth = 0): fc.Arbitrary<unknown> {
   if (!s || depth > 5) return anyJson;
@@ -27,12 +54,18 @@ function fromSchema(s: Schema | undefined, depth = 0): fc.Arbitrary<unknown> {
       const props = Object.fromEntries(Object.entries(s.properties ?? {}).map(([k, v]) => [k, fromSchema(v, depth + 1)]));
       return fc.record(props, { requiredKeys: (s.required ?? []).filter((k) => k in props) });
     }
-    case 'array': return fc.array(fromSchema(s.items, depth + 1), { maxLength: 4 });
-    case 'integer': return fc.integer({ min: Math.max(s.minimum ?? -1e6, -1e9), max: Math.min(s.maximum ?? 1e6, 1e9) });
-    case 'number': return fc.double({ min: s.minimum ?? -1e6, max: s.maximum ?? 1e6, noNaN: true });
-    case 'boolean': return fc.boolean();
-    case 'string': return fc.string({ maxLength: 40 });
-    default: return anyJson;
+    case 'array':
+      return fc.array(fromSchema(s.items, depth + 1), { maxLength: 4 });
+    case 'integer':
+      return fc.integer({ min: Math.max(s.minimum ?? -1e6, -1e9), max: Math.min(s.maximum ?? 1e6, 1e9) });
+    case 'number':
+      return fc.double({ min: s.minimum ?? -1e6, max: s.maximum ?? 1e6, noNaN: true });
+    case 'boolean':
+      return fc.boolean();
+    case 'string':
+      return fc.string({ maxLength: 40 });
+    default:
+      return anyJson;
   }
 }
 

@@ -120,7 +120,10 @@ t.test('a batch gives the same concepts as single calls', async (t) => {
     const [single] = await runtime.classify([input]);
     for (let k = 0; k < 4; k++) t.ok(Math.abs(batch[i]!.levelProbs[k]! - single!.levelProbs[k]!) < 1e-5);
     for (let k = 0; k < 7; k++) t.ok(Math.abs(batch[i]!.typeProbs[k]! - single!.typeProbs[k]!) < 1e-5);
-    t.same(Array.from(batch[i]!.imageFeatures.slice(0, 16)).map((v) => v.toFixed(4)), Array.from(single!.imageFeatures.slice(0, 16)).map((v) => v.toFixed(4)));
+    t.same(
+      Array.from(batch[i]!.imageFeatures.slice(0, 16)).map((v) => v.toFixed(4)),
+      Array.from(single!.imageFeatures.slice(0, 16)).map((v) => v.toFixed(4)),
+    );
   }
   t.ok(Math.abs(batch[0]!.levelProbs.reduce((a, b) => a + b, 0) - 1) < 1e-6, 'probabilities sum to one');
 });

@@ -46,7 +46,11 @@ async function datasetArchive(name: string, mutate?: (dir: string) => Promise<vo
 }
 
 /** `n` characters that deflate about 80:1 (a random block repeated): under node-tar's 1000:1 bomb check, like real text. */
-const lumpy = (n: number) => randomBytes(100).toString('hex').repeat(Math.ceil(n / 200)).slice(0, n);
+const lumpy = (n: number) =>
+  randomBytes(100)
+    .toString('hex')
+    .repeat(Math.ceil(n / 200))
+    .slice(0, n);
 
 const scratch = async (dataDir: string) => (await readdir(join(dataDir, 'tmp')).catch(() => [])).length;
 
@@ -114,13 +118,14 @@ t.test('finding 6: echoed values are cut and the problem list is capped', async 
 
 t.test('zip entries with a wrong CRC and over-long names are refused (4xx)', async (t) => {
   const { app: a } = await app();
-  const zip = (files: [string, Buffer][]) => new Promise<Buffer>((resolve) => {
-    const z = new yazl.ZipFile();
-    for (const [name, data] of files) z.addBuffer(data, name, { compress: false });
-    const chunks: Buffer[] = [];
-    z.outputStream.on('data', (c: Buffer) => chunks.push(c)).on('end', () => resolve(Buffer.concat(chunks)));
-    z.end();
-  });
+  const zip = (files: [string, Buffer][]) =>
+    new Promise<Buffer>((resolve) => {
+      const z = new yazl.ZipFile();
+      for (const [name, data] of files) z.addBuffer(data, name, { compress: false });
+      const chunks: Buffer[] = [];
+      z.outputStream.on('data', (c: Buffer) => chunks.push(c)).on('end', () => resolve(Buffer.concat(chunks)));
+      z.end();
+    });
   const good = await zip([['train.jsonl', Buffer.from('{"id": "crc-check-payload"}\n')]]);
   const corrupt = Buffer.from(good);
   const at = corrupt.indexOf('crc-check-payload');
@@ -178,7 +183,7 @@ t.test('ownership: train keys see their own datasets and jobs, admin sees all', 
   const jobId = job.json().id;
   t.equal((await a.inject({ url: '/v1/train', headers: auth(B) })).json().jobs.length, 0);
   t.equal((await a.inject({ url: `/v1/train/${jobId}`, headers: auth(B) })).statusCode, 404);
-  t.equal((await a.inject({ method: 'DELETE', url: `/v1/train/${jobId}`, headers: auth(B) })).statusCode, 404, 'B cannot cancel A\'s job');
+  t.equal((await a.inject({ method: 'DELETE', url: `/v1/train/${jobId}`, headers: auth(B) })).statusCode, 404, "B cannot cancel A's job");
   t.equal((await a.inject({ url: '/v1/train', headers: auth(ADMIN) })).json().jobs.length, 1);
   const own = (await a.inject({ url: `/v1/train/${jobId}`, headers: auth(A) })).json();
   t.notOk('owner' in own, 'owner ids are not shown');
@@ -224,12 +229,18 @@ t.test('finding 6: free space is read again during extraction; a filling disk st
   const dest = join(root, 'filling-out');
   // The volume "fills up" once 3 MiB are written, as another writer on it would make it.
   const err = await extractArchive(archive, dest, {
-    maxBytes: 1e9, maxFiles: 10, maxFileBytes: 1e9, checkSpaceEvery: 1024 * 1024,
+    maxBytes: 1e9,
+    maxFiles: 10,
+    maxFileBytes: 1e9,
+    checkSpaceEvery: 1024 * 1024,
     checkSpace: async (written) => {
       checks.push(written);
       if (written > 3 * 1024 * 1024) throw new DatasetError(DatasetErrorCodes.INSUFFICIENT_STORAGE, 'the disk filled up');
     },
-  }).then(() => null, (e: Error & { code?: string }) => e);
+  }).then(
+    () => null,
+    (e: Error & { code?: string }) => e,
+  );
   t.equal(err?.code, 'PSA_INSUFFICIENT_STORAGE', 'the extraction stopped with 507');
   t.ok(checks.length >= 2 && checks[0] === 0, `free space read before the first byte and again while writing (at ${checks.join(', ')} bytes)`);
   t.notOk((await readdir(root)).includes('filling-out'), 'the partial extraction is removed');

@@ -113,9 +113,14 @@ t.test('finding 3: a body sent at a trickle gets 408 in the PSA shape and is dis
   t.ok(seconds < 15, 'the connection was closed by the server');
 });
 
-t.test('finding 4: keys never reach the log; request ids are the server\'s', async (t) => {
+t.test("finding 4: keys never reach the log; request ids are the server's", async (t) => {
   const lines: string[] = [];
-  const stream = new Writable({ write(chunk, _enc, cb) { lines.push(String(chunk)); cb(); } });
+  const stream = new Writable({
+    write(chunk, _enc, cb) {
+      lines.push(String(chunk));
+      cb();
+    },
+  });
   const { app } = await testApp({ API_KEYS: KEYS, LOG_LEVEL: 'info' }, { level: 'info', stream });
   // A route that fails as an unexpected bug would, and one that logs its headers.
   app.get('/v1/fails', { config: { scope: 'infer' } }, async (request) => {
@@ -134,7 +139,10 @@ t.test('finding 4: keys never reach the log; request ids are the server\'s', asy
   t.equal(res.json().request_id, res.headers['x-request-id']);
   t.equal(res.headers['x-client-request-id'], 'client-7');
   t.match(log, /"client_request_id":"client-7"/);
-  t.ok(lines.some((l) => l.includes('"msg":"request completed"') && l.includes('"client_request_id":"client-7"')), 'Fastify\'s own request log carries the client id');
+  t.ok(
+    lines.some((l) => l.includes('"msg":"request completed"') && l.includes('"client_request_id":"client-7"')),
+    "Fastify's own request log carries the client id",
+  );
   const long = await app.inject({ url: '/healthz', headers: { 'x-request-id': 'x'.repeat(15_000) } });
   t.notOk(long.headers['x-client-request-id'], 'a 15 KB client id is not kept');
   const ids = new Set(await Promise.all([1, 2, 3].map(async () => (await app.inject({ url: '/healthz', headers: { 'x-request-id': 'same' } })).headers['x-request-id'])));
@@ -199,7 +207,23 @@ t.test('multipart is validated like JSON; over-long fields are 413, not truncate
 t.test('remote images: allowed port only, numeric hosts and private addresses refused', async (t) => {
   const { app } = await testApp({ ALLOWED_IMAGE_HOSTS: 'localhost,127.0.0.1,example.invalid' });
   t.teardown(() => app.close());
-  const chat = (url: string) => app.inject({ method: 'POST', url: '/v1/chat', payload: { messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url } }, { type: 'text', text: 'hi' }] }], max_tokens: 2 } });
+  const chat = (url: string) =>
+    app.inject({
+      method: 'POST',
+      url: '/v1/chat',
+      payload: {
+        messages: [
+          {
+            role: 'user',
+            content: [
+              { type: 'image_url', image_url: { url } },
+              { type: 'text', text: 'hi' },
+            ],
+          },
+        ],
+        max_tokens: 2,
+      },
+    });
   for (const [url, why] of [
     ['https://localhost/x.png', /private, loopback/],
     ['https://127.0.0.1/x.png', /private, loopback/],

@@ -61,7 +61,7 @@ t.test('the trainer loads the checkpoint in every layout and reproduces transfor
   t.ok(report.bf16_max_logit_diff < 0.5, `bf16 weights load (logit diff ${report.bf16_max_logit_diff})`);
 });
 
-t.test('the exported package, run by the Node runtime, gives transformers\' logits and tokens', async (t) => {
+t.test("the exported package, run by the Node runtime, gives transformers' logits and tokens", async (t) => {
   t.equal(runtime.pkg.manifest.provenance.status, 'base');
   const graphs = { embed: runtime['graphs'].embed_tokens, decoder: runtime['graphs'].decoder };
   const shape = runtime['decoderShape'];

@@ -8,18 +8,26 @@ import { PsaErrorCodes, isPsaError } from '../src/psa/errors.ts';
 const REF = '/work/shared/data/hf-tiny-llava';
 const limits = { maxInputPixels: 4_000_000, maxInputBytes: 8_000_000 };
 const cfg: ImagePreprocessConfig = {
-  shortestEdge: 56, cropSize: { height: 56, width: 56 }, doCenterCrop: true, resample: 'bicubic',
-  rescaleFactor: 1 / 255, imageMean: [0.48145466, 0.4578275, 0.40821073], imageStd: [0.26862954, 0.26130258, 0.27577711],
+  shortestEdge: 56,
+  cropSize: { height: 56, width: 56 },
+  doCenterCrop: true,
+  resample: 'bicubic',
+  rescaleFactor: 1 / 255,
+  imageMean: [0.48145466, 0.4578275, 0.40821073],
+  imageStd: [0.26862954, 0.26130258, 0.27577711],
 };
 
 // An asymmetric pattern (so rotations and crops are visible) of smooth colour gradients.
 function pattern(w: number, h: number, channels: 3 | 4 = 3): Buffer {
   const buf = Buffer.alloc(w * h * channels);
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
-    const i = (y * w + x) * channels;
-    buf[i] = Math.round((255 * x) / w); buf[i + 1] = Math.round((255 * y) / h); buf[i + 2] = x < w / 3 && y < h / 2 ? 230 : 20;
-    if (channels === 4) buf[i + 3] = x < w / 2 ? 0 : 255;
-  }
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++) {
+      const i = (y * w + x) * channels;
+      buf[i] = Math.round((255 * x) / w);
+      buf[i + 1] = Math.round((255 * y) / h);
+      buf[i + 2] = x < w / 3 && y < h / 2 ? 230 : 20;
+      if (channels === 4) buf[i + 3] = x < w / 2 ? 0 : 255;
+    }
   return buf;
 }
 const fromRaw = (buf: Uint8Array, w: number, h: number, channels: 3 | 4 = 3) => sharp(buf, { raw: { width: w, height: h, channels } });
@@ -27,7 +35,11 @@ const fromRaw = (buf: Uint8Array, w: number, h: number, channels: 3 | 4 = 3) => 
 function diff(a: Float32Array, b: Float32Array): { mean: number; max: number } {
   let sum = 0;
   let max = 0;
-  for (let i = 0; i < a.length; i++) { const d = Math.abs(a[i]! - b[i]!); sum += d; if (d > max) max = d; }
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i]! - b[i]!);
+    sum += d;
+    if (d > max) max = d;
+  }
   return { mean: sum / a.length, max };
 }
 
@@ -46,18 +58,35 @@ t.test('config from processor_config.json (nested) and preprocessor_config.json'
   const nested = preprocessConfigFromHf(JSON.parse(await readFile(`${REF}/processor_config.json`, 'utf8')));
   tt.same(nested, cfg);
   tt.same(preprocessConfigFromHf({ size: { height: 384, width: 384 }, do_center_crop: false, resample: 2, image_mean: 0.5, image_std: 0.5 }), {
-    shortestEdge: 0, cropSize: { height: 384, width: 384 }, doCenterCrop: false, resample: 'bilinear', rescaleFactor: 1 / 255,
-    imageMean: [0.5, 0.5, 0.5], imageStd: [0.5, 0.5, 0.5], resizeTo: { height: 384, width: 384 },
+    shortestEdge: 0,
+    cropSize: { height: 384, width: 384 },
+    doCenterCrop: false,
+    resample: 'bilinear',
+    rescaleFactor: 1 / 255,
+    imageMean: [0.5, 0.5, 0.5],
+    imageStd: [0.5, 0.5, 0.5],
+    resizeTo: { height: 384, width: 384 },
   });
   tt.same(preprocessConfigFromHf({ size: 224, crop_size: 224, do_rescale: false, do_normalize: false, resample: 0 }), {
-    shortestEdge: 224, cropSize: { height: 224, width: 224 }, doCenterCrop: true, resample: 'nearest', rescaleFactor: 1,
-    imageMean: [0, 0, 0], imageStd: [1, 1, 1],
+    shortestEdge: 224,
+    cropSize: { height: 224, width: 224 },
+    doCenterCrop: true,
+    resample: 'nearest',
+    rescaleFactor: 1,
+    imageMean: [0, 0, 0],
+    imageStd: [1, 1, 1],
   });
   const bad: [unknown, string][] = [
-    [null, '(root)'], [{ size: { shortest_edge: -1 }, crop_size: 1 }, 'size.shortest_edge'], [{ size: { foo: 1 } }, 'size'],
-    [{ size: 224 }, 'crop_size'], [{ size: 224, crop_size: { height: 2 } }, 'crop_size.width'], [{ size: 224, crop_size: 224, resample: 1 }, 'resample'],
-    [{ size: 224, crop_size: 224, image_std: [1, 0, 1] }, 'image_std'], [{ size: 224, crop_size: 224, image_mean: [1, 2] }, 'image_mean'],
-    [{ size: 224, crop_size: 224, rescale_factor: '1/255' }, 'rescale_factor'], [{ size: 224, crop_size: 224, do_resize: 'yes' }, 'do_resize'],
+    [null, '(root)'],
+    [{ size: { shortest_edge: -1 }, crop_size: 1 }, 'size.shortest_edge'],
+    [{ size: { foo: 1 } }, 'size'],
+    [{ size: 224 }, 'crop_size'],
+    [{ size: 224, crop_size: { height: 2 } }, 'crop_size.width'],
+    [{ size: 224, crop_size: 224, resample: 1 }, 'resample'],
+    [{ size: 224, crop_size: 224, image_std: [1, 0, 1] }, 'image_std'],
+    [{ size: 224, crop_size: 224, image_mean: [1, 2] }, 'image_mean'],
+    [{ size: 224, crop_size: 224, rescale_factor: '1/255' }, 'rescale_factor'],
+    [{ size: 224, crop_size: 224, do_resize: 'yes' }, 'do_resize'],
   ];
   for (const [json, field] of bad) {
     tt.throws(() => preprocessConfigFromHf(json), { code: PsaErrorCodes.PACKAGE_CONFIG_INVALID, details: { field } }, field);
@@ -82,22 +111,39 @@ t.test('matches transformers CLIPImageProcessor on the reference cases', async (
 });
 
 t.test('solid colours map exactly to (c * rescale - mean) / std', async (tt) => {
-  for (const [r, g, b] of [[0, 0, 0], [255, 255, 255], [12, 200, 99]] as const) {
-    const png = await sharp({ create: { width: 100, height: 40, channels: 3, background: { r, g, b } } }).png().toBuffer();
+  for (const [r, g, b] of [
+    [0, 0, 0],
+    [255, 255, 255],
+    [12, 200, 99],
+  ] as const) {
+    const png = await sharp({ create: { width: 100, height: 40, channels: 3, background: { r, g, b } } })
+      .png()
+      .toBuffer();
     const out = await preprocessImage(png, cfg, limits);
     const plane = out.height * out.width;
     [r, g, b].forEach((v, c) => {
       const want = Math.fround((v * cfg.rescaleFactor - cfg.imageMean[c]!) / cfg.imageStd[c]!);
       const values = new Set(out.pixels.subarray(c * plane, (c + 1) * plane));
-      tt.same([...values].map((x) => Math.abs(x - want) < 1e-6), [true], `channel ${c} of rgb(${r},${g},${b})`);
+      tt.same(
+        [...values].map((x) => Math.abs(x - want) < 1e-6),
+        [true],
+        `channel ${c} of rgb(${r},${g},${b})`,
+      );
     });
   }
 });
 
 t.test('non-square inputs: shortest edge resized, centre crop', async (tt) => {
-  for (const [w, h] of [[100, 40], [40, 100], [20, 30], [56, 300]] as const) {
+  for (const [w, h] of [
+    [100, 40],
+    [40, 100],
+    [20, 30],
+    [56, 300],
+  ] as const) {
     const out = await preprocessImage(await fromRaw(pattern(w, h), w, h).png().toBuffer(), cfg, limits);
-    tt.equal(out.width, 56); tt.equal(out.height, 56); tt.equal(out.pixels.length, 3 * 56 * 56);
+    tt.equal(out.width, 56);
+    tt.equal(out.height, 56);
+    tt.equal(out.pixels.length, 3 * 56 * 56);
     tt.same(out.source, { format: 'png', width: w, height: h }, `${w}x${h}`);
   }
   const wide = await preprocessImage(await fromRaw(pattern(100, 40), 100, 40).png().toBuffer(), { ...cfg, doCenterCrop: false }, limits);
@@ -113,7 +159,10 @@ t.test('nearest and bilinear kernels; large downscales (libvips path)', async (t
   for (let i = 0; i < 112 * 112; i++) ramp[i * 3] = i % 112;
   const near = await preprocessImage(await fromRaw(ramp, 112, 112).png().toBuffer(), { ...cfg, resample: 'nearest' }, limits);
   const red = Array.from(near.pixels.subarray(0, 56), (v) => Math.round((v * cfg.imageStd[0] + cfg.imageMean[0]) * 255));
-  tt.same(red, Array.from({ length: 56 }, (_, i) => 2 * i));
+  tt.same(
+    red,
+    Array.from({ length: 56 }, (_, i) => 2 * i),
+  );
   const img = await fromRaw(pattern(300, 200), 300, 200).png().toBuffer();
   const cubic = await preprocessImage(img, cfg, limits);
   const linear = await preprocessImage(img, { ...cfg, resample: 'bilinear' }, limits);
@@ -132,13 +181,26 @@ t.test('formats: RGBA, greyscale, JPEG, WebP, GIF, CMYK', async (tt) => {
   const h = 70;
   const base = await preprocessImage(await fromRaw(pattern(w, h), w, h).png().toBuffer(), cfg, limits);
   // RGBA: alpha is dropped and the stored RGB kept, even under fully transparent pixels (PIL convert('RGB')).
-  const rgba = await preprocessImage(await fromRaw(pattern(w, h, 4), w, h, 4).png().toBuffer(), cfg, limits);
+  const rgba = await preprocessImage(
+    await fromRaw(pattern(w, h, 4), w, h, 4)
+      .png()
+      .toBuffer(),
+    cfg,
+    limits,
+  );
   tt.same(diff(rgba.pixels, base.pixels).max, 0, 'RGBA equals RGB');
   const grey = await fromRaw(pattern(w, h), w, h).toColourspace('b-w').png().toBuffer();
   tt.equal((await sharp(grey).metadata()).channels, 1);
   const g = await preprocessImage(grey, cfg, limits);
   const plane = 56 * 56;
-  tt.same(diff(g.pixels.subarray(0, plane).map((v) => v * cfg.imageStd[0] + cfg.imageMean[0]), g.pixels.subarray(plane, 2 * plane).map((v) => v * cfg.imageStd[1] + cfg.imageMean[1])).max < 1e-5, true, 'grey -> equal R and G');
+  tt.same(
+    diff(
+      g.pixels.subarray(0, plane).map((v) => v * cfg.imageStd[0] + cfg.imageMean[0]),
+      g.pixels.subarray(plane, 2 * plane).map((v) => v * cfg.imageStd[1] + cfg.imageMean[1]),
+    ).max < 1e-5,
+    true,
+    'grey -> equal R and G',
+  );
   for (const [name, enc, tol] of [
     ['jpeg', (s: Sharp) => s.jpeg({ quality: 95 }), 0.1],
     ['webp', (s: Sharp) => s.webp({ lossless: true }), 1e-6],
@@ -150,7 +212,10 @@ t.test('formats: RGBA, greyscale, JPEG, WebP, GIF, CMYK', async (tt) => {
     tt.equal(out.source.format, name);
     tt.ok(d.mean < tol, `${name}: mean diff ${d.mean.toFixed(4)} to PNG`);
   }
-  const cmyk = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#3366cc' } }).toColourspace('cmyk').jpeg().toBuffer();
+  const cmyk = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#3366cc' } })
+    .toColourspace('cmyk')
+    .jpeg()
+    .toBuffer();
   const c = await preprocessImage(cmyk, cfg, limits);
   const red = c.pixels[0]! * cfg.imageStd[0] + cfg.imageMean[0];
   const blue = c.pixels[2 * plane]! * cfg.imageStd[2] + cfg.imageMean[2];
@@ -159,7 +224,9 @@ t.test('formats: RGBA, greyscale, JPEG, WebP, GIF, CMYK', async (tt) => {
 
 t.test('animated GIF and WebP: only the first frame', async (tt) => {
   const first = await fromRaw(pattern(48, 36), 48, 36).png().toBuffer();
-  const second = await sharp({ create: { width: 48, height: 36, channels: 3, background: '#00ff00' } }).png().toBuffer();
+  const second = await sharp({ create: { width: 48, height: 36, channels: 3, background: '#00ff00' } })
+    .png()
+    .toBuffer();
   const want = await preprocessImage(first, cfg, limits);
   for (const fmt of ['gif', 'webp'] as const) {
     const frames = sharp([first, second], { join: { animated: true } });
@@ -195,10 +262,14 @@ t.test('errors', async (tt) => {
     const full = await enc(fromRaw(raw, 64, 48)).toBuffer();
     await rejects(tt, full.subarray(0, full.length >> 1), PsaErrorCodes.INVALID_IMAGE);
   }
-  const big = await sharp({ create: { width: 3000, height: 2000, channels: 3, background: '#000' } }).png().toBuffer();
+  const big = await sharp({ create: { width: 3000, height: 2000, channels: 3, background: '#000' } })
+    .png()
+    .toBuffer();
   await rejects(tt, big, PsaErrorCodes.IMAGE_TOO_LARGE, { maxInputPixels: 5_000_000, maxInputBytes: 1e9 });
   await rejects(tt, big, PsaErrorCodes.IMAGE_TOO_LARGE, { maxInputPixels: 1e9, maxInputBytes: big.length - 1 });
-  const extreme = await sharp({ create: { width: 4000, height: 1, channels: 3, background: '#000' } }).png().toBuffer();
+  const extreme = await sharp({ create: { width: 4000, height: 1, channels: 3, background: '#000' } })
+    .png()
+    .toBuffer();
   await rejects(tt, extreme, PsaErrorCodes.IMAGE_TOO_LARGE, { maxInputPixels: 100_000, maxInputBytes: 1e9 });
 });
 

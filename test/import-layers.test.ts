@@ -83,7 +83,10 @@ t.test('the graph is read from every source file', async (t) => {
   t.ok(has('src/inference/worker.ts', 'src/psa/runtime.ts'));
   t.ok(has('src/training/pipeline.ts', 'src/training/registry.ts'));
   t.ok(has('src/psa/runtime.ts', 'src/psa/ocr/ocr.ts'));
-  t.ok(edges.some((e) => within(e.from, ['src/routes']) && within(e.to, ['src/http'])), 'routes import src/http');
+  t.ok(
+    edges.some((e) => within(e.from, ['src/routes']) && within(e.to, ['src/http'])),
+    'routes import src/http',
+  );
 });
 
 t.test('the rules catch each kind of violation', async (t) => {
@@ -99,7 +102,11 @@ t.test('the rules catch each kind of violation', async (t) => {
     { from: 'src/psa/ocr/detect.ts', to: 'src/psa/image-preprocess.ts' },
   ];
   // Each edge on its own (src/psa/runtime.ts -> src/http breaks two rules).
-  t.same(bad.filter((e) => violations([e]).length === 0), [], violations(bad).join('\n'));
+  t.same(
+    bad.filter((e) => violations([e]).length === 0),
+    [],
+    violations(bad).join('\n'),
+  );
   t.same(
     violations([
       { from: 'src/routes/train.ts', to: 'src/training/queue.ts' },

@@ -42,7 +42,10 @@ for (const [i, c] of cases.entries()) {
     })) as Tensor;
     const theirs = Array.from(output.data as BigInt64Array, Number).slice(ids.length);
     const eos = runtime.pkg.manifest.generation.eos_token_id;
-    t.same(theirs.filter((id) => id !== eos), mine);
+    t.same(
+      theirs.filter((id) => id !== eos),
+      mine,
+    );
     t.ok(mine.length > 0);
   });
 }

@@ -25,7 +25,7 @@ const SENTENCES = [
   'The quick brown fox jumps over the lazy dog.',
   'Write a poem about the ocean at night.',
   'How do I kill a Python process that hangs?',
-  'Tell me how to hack into my neighbour\'s Wi-Fi network.',
+  "Tell me how to hack into my neighbour's Wi-Fi network.",
   'Is it safe to take ibuprofen with coffee?',
   'Explain quantum entanglement to a ten-year-old.',
   'Which stocks should I buy to double my savings by Friday?',

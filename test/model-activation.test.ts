@@ -43,7 +43,7 @@ t.test('an activation switches every replica and is stored for the replicas that
   const res = await a.inject({ method: 'POST', url: '/v1/models/two/activate' });
   t.equal(res.statusCode, 200, res.body);
   t.same(res.json(), { active: 'two', previous: 'one', changed: true, propagated: true });
-  t.equal(await client.get(k.activeModel), 'two', 'stored under the registry\'s key');
+  t.equal(await client.get(k.activeModel), 'two', "stored under the registry's key");
   t.equal(await until(b, 'two'), 'two', 'the other replica followed the event');
   const later = await replica();
   t.equal(await activeOf(later), 'two', 'a replica started with PSA_MODEL=one serves the package activated in the cluster');
@@ -73,11 +73,17 @@ t.test('an event a replica cannot act on is logged and it keeps serving', async 
   // Events are handled in order: once the replica follows this one, it has handled the two before.
   await a.inject({ method: 'POST', url: '/v1/models/one/activate' });
   t.equal(await until(watcher, 'one'), 'one', 'it still follows the next activation');
-  t.ok(lines.some((l) => l.msg === 'ignoring a malformed model event'), 'the malformed message is logged');
-  t.ok(lines.some((l) => l.msg === 'could not activate the model another replica activated' && l.model === 'missing'), 'the package it cannot load is logged');
+  t.ok(
+    lines.some((l) => l.msg === 'ignoring a malformed model event'),
+    'the malformed message is logged',
+  );
+  t.ok(
+    lines.some((l) => l.msg === 'could not activate the model another replica activated' && l.model === 'missing'),
+    'the package it cannot load is logged',
+  );
 });
 
-t.test('without Redis an activation is the replica\'s own', async (t) => {
+t.test("without Redis an activation is the replica's own", async (t) => {
   const { app } = await testApp(local);
   t.teardown(() => app.close());
   const res = await app.inject({ method: 'POST', url: '/v1/models/two/activate' });

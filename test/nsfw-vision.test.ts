@@ -20,8 +20,18 @@ interface TorchImage {
   featureRows: { file: string; shape: number[] };
   fromRgb: { probabilities: number[]; inputMaxDiff: number };
 }
-interface Timing { median: number; min: number }
-interface TorchReport { gridSize: number; numPatches: number; hiddenSize: number; threads: number; forwardMsByThreads: Record<string, Timing>; images: TorchImage[] }
+interface Timing {
+  median: number;
+  min: number;
+}
+interface TorchReport {
+  gridSize: number;
+  numPatches: number;
+  hiddenSize: number;
+  threads: number;
+  forwardMsByThreads: Record<string, Timing>;
+  images: TorchImage[];
+}
 
 function runPython(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
@@ -57,7 +67,11 @@ const started = performance.now();
 const converted = JSON.parse(await runTrainer(['convert-nsfwjs', '--model-dir', NSFWJS_MODEL_DIR, '--out', tower])) as { tensors: number; parameters: number; seconds: number };
 const convertWallSeconds = (performance.now() - started) / 1000;
 const config = JSON.parse(await readFile(join(tower, 'config.json'), 'utf8')) as {
-  grid_size: number; num_patches: number; hidden_size: number; class_names: string[]; source: { version: string; license: string; files: Record<string, string> };
+  grid_size: number;
+  num_patches: number;
+  hidden_size: number;
+  class_names: string[];
+  source: { version: string; license: string; files: Record<string, string> };
 };
 
 const FIGSTEP = join(REPO_ROOT, '..', 'shared', 'data', 'figstep-dev', 'images');
@@ -83,7 +97,7 @@ t.test('the converter maps all 266 weights of the files nsfwjs loads', async (t)
   t.comment(`conversion: ${converted.seconds.toFixed(2)} s in the converter, ${convertWallSeconds.toFixed(2)} s with interpreter start`);
 });
 
-t.test('class probabilities equal nsfwjs\'s within 1e-3 on the same input tensors', async (t) => {
+t.test("class probabilities equal nsfwjs's within 1e-3 on the same input tensors", async (t) => {
   t.equal(torchReport.images.length, images.length);
   let maxDiff = 0;
   let sum = 0;
@@ -112,7 +126,7 @@ t.test('class probabilities equal nsfwjs\'s within 1e-3 on the same input tensor
   }
 });
 
-t.test('feature rows are [1, 49, 1280], row-major over the 7x7 grid, equal to nsfwjs\'s out_relu', async (t) => {
+t.test("feature rows are [1, 49, 1280], row-major over the 7x7 grid, equal to nsfwjs's out_relu", async (t) => {
   t.same([config.grid_size, config.num_patches, config.hidden_size], [7, 49, 1280]);
   t.same([torchReport.gridSize, torchReport.numPatches, torchReport.hiddenSize], [7, 49, 1280]);
   let maxDiff = 0;
@@ -129,7 +143,7 @@ t.test('feature rows are [1, 49, 1280], row-major over the 7x7 grid, equal to ns
   t.ok(maxDiff <= 1e-3, `feature max diff ${maxDiff} (ReLU6 range 0..6)`);
 });
 
-t.test('the PyTorch preprocessing of the decoded RGB reproduces nsfwjs\'s input', async (t) => {
+t.test("the PyTorch preprocessing of the decoded RGB reproduces nsfwjs's input", async (t) => {
   for (const [i, ref] of reference.images.entries()) {
     const ours = torchReport.images[i]!.fromRgb;
     let d = 0;
@@ -159,7 +173,11 @@ t.test('a standard model.json + binary shard converts to the same tensors', asyn
     const y = b.get(name)!;
     return Buffer.compare(Buffer.from(x.data.buffer, x.data.byteOffset, x.data.byteLength), Buffer.from(y.data.buffer, y.data.byteOffset, y.data.byteLength)) !== 0;
   });
-  t.same(differing.map(([name]) => name), [], `all ${a.size} tensors bit-identical`);
+  t.same(
+    differing.map(([name]) => name),
+    [],
+    `all ${a.size} tensors bit-identical`,
+  );
 });
 
 t.test('a model that does not fit stops the conversion with the weight or layer named', async (t) => {
@@ -169,7 +187,11 @@ t.test('a model that does not fit stops the conversion with the weight or layer 
     { name: 'missing', edit: (s) => s.replace('{name:"dense_3/bias"', '{name:"dense_3/bias_"'), error: /missing weight 'dense_3\/bias' \(for 'classifier\.2\.bias'\)/ },
     { name: 'extra', edit: (s) => s.replace('weights:[', 'weights:[{name:"extra/kernel",shape:[0],dtype:"float32"},'), error: /unexpected weight 'extra\/kernel'/ },
     { name: 'short shard', edit: (s) => s.replace('{name:"dense_3/bias",shape:[5]', '{name:"dense_3/bias",shape:[6]'), error: /weight '[^']+' needs bytes \d+\.\.\d+, the shard data has \d+/ },
-    { name: 'stride', edit: (s) => s.replace(/(name:"block_3_depthwise",class_name:"DepthwiseConv2D",config:\{[^}]*?strides:)\[2,2\]/, '$1[1,1]'), error: /layer 'block_3_depthwise': strides is \[1, 1\], the PyTorch module expects \[2, 2\]/ },
+    {
+      name: 'stride',
+      edit: (s) => s.replace(/(name:"block_3_depthwise",class_name:"DepthwiseConv2D",config:\{[^}]*?strides:)\[2,2\]/, '$1[1,1]'),
+      error: /layer 'block_3_depthwise': strides is \[1, 1\], the PyTorch module expects \[2, 2\]/,
+    },
   ];
   for (const c of cases) {
     const dir = join(work, `bad-${c.name.replace(' ', '-')}`);

@@ -42,7 +42,10 @@ t.test('the package says it reads images; the runtime reads them and puts the te
   t.same(withText.slice(-promptOnly.length + 1), promptOnly.slice(1), 'the prompt comes last');
   t.same(withText.slice(1, 1 + codec.encode(`${read}\n`).length), codec.encode(`${read}\n`), 'the image text first');
   t.same(codec.queryIds('What is this?', '   '), promptOnly, 'no text: the query of a package without OCR');
-  const [withOcr, without] = await runtime.classify([{ image, prompt: 'What is this?' }, { image: { ...image, text: '' }, prompt: 'What is this?' }]);
+  const [withOcr, without] = await runtime.classify([
+    { image, prompt: 'What is this?' },
+    { image: { ...image, text: '' }, prompt: 'What is this?' },
+  ]);
   t.not(withOcr!.levelProbs.join(), without!.levelProbs.join(), 'the text changes what the safety head sees');
   t.equal((await runtime.preprocess(blank)).text, '', 'an image without text reads as empty');
 });
@@ -56,7 +59,7 @@ t.test('one decode feeds both the vision encoder and OCR, alpha handled as each 
   for (const bytes of [rgba, sign]) {
     const image = await runtime.preprocess(bytes);
     const own = await preprocessImage(bytes, runtime.pkg.preprocess, DEFAULT_IMAGE_LIMITS);
-    t.same(Array.from(image.pixels), Array.from(own.pixels), 'the vision encoder\'s pixels');
+    t.same(Array.from(image.pixels), Array.from(own.pixels), "the vision encoder's pixels");
     t.same(image.source, own.source);
     t.equal(image.text, (await runtime.ocr!.read(bytes)).text, 'the text OCR reads from the bytes');
   }
@@ -108,7 +111,9 @@ t.test("the runtime's OCR takes the runtime's image limits, whose defaults are t
   const config = loadConfig({});
   t.same(DEFAULT_IMAGE_LIMITS, { maxInputBytes: config.MAX_IMAGE_BYTES, maxInputPixels: config.MAX_IMAGE_PIXELS });
   // A white image stored without compression: over the 10 MiB default, few pixels of text to find.
-  const big = await sharp({ create: { width: 2000, height: 1900, channels: 3, background: '#ffffff' } }).png({ compressionLevel: 0 }).toBuffer();
+  const big = await sharp({ create: { width: 2000, height: 1900, channels: 3, background: '#ffffff' } })
+    .png({ compressionLevel: 0 })
+    .toBuffer();
   t.ok(big.length > DEFAULT_IMAGE_LIMITS.maxInputBytes, `${big.length} bytes`);
   await t.rejects(runtime.preprocess(big), { code: 'PSA_IMAGE_TOO_LARGE' }, 'the default limit refuses it');
   const roomy = await PsaRuntime.load(pkgDir, { device: 'cpu', limits: { maxInputBytes: 2 * big.length } });

@@ -18,9 +18,15 @@ const FIGSTEP_FLOOR = 0.97;
 
 const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
 
-const textPng = (text: string, width = 520, height = 120) => sharp(Buffer.from(
-  `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}"><rect width="100%" height="100%" fill="white"/>` +
-  `<text x="24" y="76" font-family="DejaVu Sans" font-size="48" fill="#111">${text}</text></svg>`)).png().toBuffer();
+const textPng = (text: string, width = 520, height = 120) =>
+  sharp(
+    Buffer.from(
+      `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}"><rect width="100%" height="100%" fill="white"/>` +
+        `<text x="24" y="76" font-family="DejaVu Sans" font-size="48" fill="#111">${text}</text></svg>`,
+    ),
+  )
+    .png()
+    .toBuffer();
 
 const ocr = await Ocr.load();
 t.teardown(() => ocr.close());
@@ -37,8 +43,7 @@ t.test('FigStep images: the instruction and the numbered list are read', async (
     whole.push(scores.whole);
     instruction.push(scores.instruction);
   }
-  const report = (name: string, v: number[]) =>
-    `${name}: mean word accuracy ${mean(v).toFixed(4)}, min ${Math.min(...v).toFixed(4)} over ${v.length} images, floor ${FIGSTEP_FLOOR}`;
+  const report = (name: string, v: number[]) => `${name}: mean word accuracy ${mean(v).toFixed(4)}, min ${Math.min(...v).toFixed(4)} over ${v.length} images, floor ${FIGSTEP_FLOOR}`;
   t.ok(mean(instruction) >= FIGSTEP_FLOOR, report('instruction', instruction));
   t.ok(mean(whole) >= FIGSTEP_FLOOR, report('instruction + list numbers', whole));
 });
@@ -65,7 +70,8 @@ t.test('text on a transparent background is read over white', async (t) => {
 });
 
 t.test('rows are read top to bottom, left to right', async (t) => {
-  const svg = '<svg xmlns="http://www.w3.org/2000/svg" width="640" height="260"><rect width="100%" height="100%" fill="white"/>' +
+  const svg =
+    '<svg xmlns="http://www.w3.org/2000/svg" width="640" height="260"><rect width="100%" height="100%" fill="white"/>' +
     '<text x="20" y="70" font-family="DejaVu Sans" font-size="44">first line</text>' +
     '<text x="400" y="70" font-family="DejaVu Sans" font-size="44">right</text>' +
     '<text x="20" y="190" font-family="DejaVu Sans" font-size="44">second line</text></svg>';
@@ -74,7 +80,9 @@ t.test('rows are read top to bottom, left to right', async (t) => {
 });
 
 t.test('a blank image gives no text', async (t) => {
-  const blank = await sharp({ create: { width: 300, height: 200, channels: 3, background: '#ffffff' } }).png().toBuffer();
+  const blank = await sharp({ create: { width: 300, height: 200, channels: 3, background: '#ffffff' } })
+    .png()
+    .toBuffer();
   const result = await ocr.read(blank);
   t.equal(result.text, '');
   t.same(result.lines, []);
@@ -97,12 +105,19 @@ t.test('limits: image bytes, pixels and the number of regions', async (t) => {
   const small = await Ocr.load({ maxInputBytes: 10_000, maxInputPixels: 300 * 300, maxBoxes: 2, mergeGap: 0 });
   t.teardown(() => small.close());
   await t.rejects(small.read(await readFile(join(FIGSTEP, 'images/query_ForbidQI_1_1_6.png'))), { code: PsaErrorCodes.IMAGE_TOO_LARGE, message: /bytes/ });
-  const big = await sharp({ create: { width: 400, height: 400, channels: 3, background: '#fff' } }).png().toBuffer();
+  const big = await sharp({ create: { width: 400, height: 400, channels: 3, background: '#fff' } })
+    .png()
+    .toBuffer();
   await t.rejects(small.read(big), { code: PsaErrorCodes.IMAGE_TOO_LARGE, message: /pixels/ });
-  const four = await sharp(Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="290" height="290"><rect width="100%" height="100%" fill="white"/>' +
-    '<text x="10" y="50" font-family="DejaVu Sans" font-size="30">one</text><text x="10" y="120" font-family="DejaVu Sans" font-size="30">two</text>' +
-    '<text x="10" y="190" font-family="DejaVu Sans" font-size="44">BIG</text><text x="10" y="260" font-family="DejaVu Sans" font-size="44">LARGE</text></svg>'))
-    .png({ compressionLevel: 9, palette: true }).toBuffer();
+  const four = await sharp(
+    Buffer.from(
+      '<svg xmlns="http://www.w3.org/2000/svg" width="290" height="290"><rect width="100%" height="100%" fill="white"/>' +
+        '<text x="10" y="50" font-family="DejaVu Sans" font-size="30">one</text><text x="10" y="120" font-family="DejaVu Sans" font-size="30">two</text>' +
+        '<text x="10" y="190" font-family="DejaVu Sans" font-size="44">BIG</text><text x="10" y="260" font-family="DejaVu Sans" font-size="44">LARGE</text></svg>',
+    ),
+  )
+    .png({ compressionLevel: 9, palette: true })
+    .toBuffer();
   const result = await small.read(four);
   t.equal(result.truncated, true);
   t.equal(result.text, 'BIG\nLARGE', 'the largest text is kept');
@@ -116,7 +131,10 @@ t.test('options and model files are checked at load', async (t) => {
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const dictionary = join(dir, 'keys.txt');
   await writeFile(dictionary, 'a\nb\nc\n');
-  const err = await Ocr.load({ models: { dictionary } }).then(() => undefined, (e: unknown) => e);
+  const err = await Ocr.load({ models: { dictionary } }).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   t.ok(isPsaError(err, PsaErrorCodes.PACKAGE_TENSOR_MISMATCH), String(err));
   t.match((err as Error).message, /6625.*5|5.*dictionary/s);
   const files = await locateModelFiles();
@@ -156,17 +174,38 @@ t.test('a word gap the recogniser read through becomes a space', async (t) => {
 t.test('reading order groups boxes into rows', async (t) => {
   const box = (left: number, top: number, height = 20) => ({ left, top, width: 50, height });
   const rows = readingOrder([box(200, 52), box(10, 100), box(10, 50), box(120, 45, 30)]);
-  t.same(rows.map((r) => r.map((b) => b.left)), [[10, 120, 200], [10]]);
+  t.same(
+    rows.map((r) => r.map((b) => b.left)),
+    [[10, 120, 200], [10]],
+  );
 });
 
 t.test('regions join into lines: near words and punctuation, not far columns or other rows', async (t) => {
   const region = (minX: number, maxX: number, minY = 10, maxY = 30) => ({ minX, maxX, minY, maxY, sum: 1, count: 1 });
-  const lines = joinLines([
-    region(0, 100), region(120, 200), // words 19 px apart on a 21 px line: one line
-    region(203, 206, 27, 30), // a full stop after them
-    region(400, 480), // another column, far away
-    region(0, 90, 50, 70), // the next row
-  ], 1.5);
-  t.same(lines.map((l) => [l.minX, l.maxX, l.minY, l.maxY]), [[0, 206, 10, 30], [0, 90, 50, 70], [400, 480, 10, 30]]);
-  t.same(lines[0]!.words, [[0, 100], [120, 200]], 'the full stop is no word of its own');
+  const lines = joinLines(
+    [
+      region(0, 100),
+      region(120, 200), // words 19 px apart on a 21 px line: one line
+      region(203, 206, 27, 30), // a full stop after them
+      region(400, 480), // another column, far away
+      region(0, 90, 50, 70), // the next row
+    ],
+    1.5,
+  );
+  t.same(
+    lines.map((l) => [l.minX, l.maxX, l.minY, l.maxY]),
+    [
+      [0, 206, 10, 30],
+      [0, 90, 50, 70],
+      [400, 480, 10, 30],
+    ],
+  );
+  t.same(
+    lines[0]!.words,
+    [
+      [0, 100],
+      [120, 200],
+    ],
+    'the full stop is no word of its own',
+  );
 });

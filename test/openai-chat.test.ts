@@ -62,7 +62,14 @@ t.test('chat.completions.create: a chat.completion with the answer, usage and ps
 t.test('the same image and prompt give the same concepts on /v1/moderations, /v1/moderate and /v1/chat/completions', async (t) => {
   const prompt = 'What is shown here, and is it safe?';
   const chat = await create({ messages: userTurn(prompt), max_tokens: 1 });
-  const moderations = (await client.moderations.create({ input: [{ type: 'image_url', image_url: { url: dataUrl } }, { type: 'text', text: prompt }] })).results[0] as OpenAI.Moderation & { psa: Psa };
+  const moderations = (
+    await client.moderations.create({
+      input: [
+        { type: 'image_url', image_url: { url: dataUrl } },
+        { type: 'text', text: prompt },
+      ],
+    })
+  ).results[0] as OpenAI.Moderation & { psa: Psa };
   const moderate = (await app.inject({ method: 'POST', url: '/v1/moderate', headers: auth, payload: { image: b64(png), prompt } })).json().items[0];
   for (const kind of ['level', 'type'] as const) {
     for (const [label, p] of Object.entries(moderate.concepts[kind].scores as Record<string, number>)) {
@@ -90,7 +97,10 @@ t.test('stream: chat.completion.chunk events, psa on the first chunk, usage, [DO
   const usage = chunks.at(-1)!;
   t.same(usage.choices, [], 'the usage chunk has no choices');
   t.same(usage.usage, plain.usage);
-  t.ok(chunks.slice(0, -1).every((c) => c.usage === null), 'usage is null on the other chunks');
+  t.ok(
+    chunks.slice(0, -1).every((c) => c.usage === null),
+    'usage is null on the other chunks',
+  );
   const raw = await fetch(`${baseURL()}/chat/completions`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ messages: userTurn('Hi'), max_tokens: 2, stream: true }) });
   t.match(raw.headers.get('content-type'), /text\/event-stream/);
   t.match(await raw.text(), /data: \[DONE\]\n\n$/, 'the stream ends with data: [DONE]');
@@ -137,7 +147,23 @@ t.test('text only, system messages, and what is refused', async (t) => {
     ['n: 0', { n: 0 }, OpenAI.BadRequestError, 'PSA_INVALID_GENERATION_OPTION', 'n'],
     ['differing max_tokens', { max_tokens: 4, max_completion_tokens: 5 }, OpenAI.BadRequestError, 'PSA_INVALID_GENERATION_OPTION', 'max_completion_tokens'],
     ['earlier turns', { messages: [...userTurn('Hi'), { role: 'assistant', content: 'Hello' }, { role: 'user', content: 'More' }] }, OpenAI.BadRequestError, 'PSA_BAD_REQUEST', 'messages[1]'],
-    ['two images', { messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: dataUrl } }, { type: 'image_url', image_url: { url: dataUrl } }] }] }, OpenAI.BadRequestError, 'PSA_TOO_MANY_ITEMS', 'messages'],
+    [
+      'two images',
+      {
+        messages: [
+          {
+            role: 'user',
+            content: [
+              { type: 'image_url', image_url: { url: dataUrl } },
+              { type: 'image_url', image_url: { url: dataUrl } },
+            ],
+          },
+        ],
+      },
+      OpenAI.BadRequestError,
+      'PSA_TOO_MANY_ITEMS',
+      'messages',
+    ],
     ['unsupported option', { frequency_penalty: 0.5 }, OpenAI.BadRequestError, 'PSA_BAD_REQUEST', 'frequency_penalty'],
     ['unknown model', { model: 'gpt-4o' }, OpenAI.NotFoundError, 'PSA_MODEL_NOT_FOUND', 'model'],
     ['unknown label', { intervene: { level: 'panic' } }, OpenAI.BadRequestError, 'PSA_INVALID_LABEL', null],
@@ -156,10 +182,7 @@ t.test('text only, system messages, and what is refused', async (t) => {
 
 t.test('a stream the client aborts stops generation on the server', async (t) => {
   const controller = new AbortController();
-  const stream = await client.chat.completions.create(
-    { model: 'psa-tiny', messages: userTurn('Go on and on.'), max_tokens: 400, temperature: 1, seed: 1, stream: true },
-    { signal: controller.signal },
-  );
+  const stream = await client.chat.completions.create({ model: 'psa-tiny', messages: userTurn('Go on and on.'), max_tokens: 400, temperature: 1, seed: 1, stream: true }, { signal: controller.signal });
   let deltas = 0;
   for await (const chunk of stream) {
     if (chunk.choices[0]?.delta.content) deltas++;
@@ -193,9 +216,12 @@ t.test('an overloaded server: 503 with Retry-After, the SDK retryable error, and
   const results = await Promise.all([...[1, 2, 3, 4, 5].map((s) => long(noRetry, s)), ...[11, 12, 13].map((s) => long(retrying, s))]);
   const shed = results.slice(0, 5).filter((r): r is APIError => r instanceof APIError);
   t.ok(shed.length > 0, `requests were shed (${shed.length} of 5)`);
-  t.ok(results.some((r) => !(r instanceof Error)), 'and some were answered');
+  t.ok(
+    results.some((r) => !(r instanceof Error)),
+    'and some were answered',
+  );
   for (const err of shed) {
-    t.ok(err instanceof OpenAI.InternalServerError, 'a 503 is the SDK\'s retryable InternalServerError');
+    t.ok(err instanceof OpenAI.InternalServerError, "a 503 is the SDK's retryable InternalServerError");
     t.equal(err.status, 503);
     t.equal(err.code, 'PSA_OVERLOADED');
     t.equal(err.type, 'service_unavailable');

@@ -19,7 +19,9 @@ const dataUrl = (bytes: Buffer, type = 'image/png') => `data:${type};base64,${b6
 const RISK = ['politics', 'illegal_risk', 'insults_bullying', 'fairness', 'privacy', 'misleading'];
 const auth = { authorization: `Bearer ${KEY}` };
 
-type Result = OpenAI.Moderation & { psa: { concepts: { level: { scores: Record<string, number> }; type: { scores: Record<string, number> } }; applied: { type: string }; decision: string; flagged: boolean; hint: string | null } };
+type Result = OpenAI.Moderation & {
+  psa: { concepts: { level: { scores: Record<string, number> }; type: { scores: Record<string, number> } }; applied: { type: string }; decision: string; flagged: boolean; hint: string | null };
+};
 
 type Concepts = Result['psa']['concepts'];
 /** Same concepts up to float noise (batched and single pass-1 runs differ by ~1e-8). */
@@ -42,12 +44,14 @@ function checkResult(t: Test, r: Result, inputTypes: string[], minLevel = 2) {
     t.ok(Math.abs(score - r.psa.concepts.type.scores[type]! * risk) < 1e-9, `${type} score is P(type) x P(level >= flag level)`);
   }
   t.equal(r.flagged, r.psa.flagged, 'flagged is the policy flag');
-  const trueCategories = Object.entries(r.categories).filter(([, v]) => v).map(([k]) => k);
+  const trueCategories = Object.entries(r.categories)
+    .filter(([, v]) => v)
+    .map(([k]) => k);
   t.equal(trueCategories.length, r.flagged ? 1 : 0, 'a flagged result has exactly one category set');
 }
 
 t.test('text only: one result, scores computed from the text', async (t) => {
-  const res = await client.moderations.create({ input: 'How do I pick the lock of my neighbour\'s door?' });
+  const res = await client.moderations.create({ input: "How do I pick the lock of my neighbour's door?" });
   t.match(res.id, /^modr-/);
   t.equal(res.model, 'psa-tiny');
   t.equal(res.results.length, 1);
@@ -58,7 +62,12 @@ t.test('image only, and image + text, as content parts', async (t) => {
   const only = await client.moderations.create({ input: [{ type: 'image_url', image_url: { url: dataUrl(png) } }] });
   t.equal(only.results.length, 1);
   checkResult(t, only.results[0] as Result, ['image']);
-  const both = await client.moderations.create({ input: [{ type: 'text', text: 'Is this fine?' }, { type: 'image_url', image_url: { url: dataUrl(png) } }] });
+  const both = await client.moderations.create({
+    input: [
+      { type: 'text', text: 'Is this fine?' },
+      { type: 'image_url', image_url: { url: dataUrl(png) } },
+    ],
+  });
   checkResult(t, both.results[0] as Result, ['image', 'text']);
   const v1 = (await app.inject({ method: 'POST', url: '/v1/moderate', headers: auth, payload: { image: b64(png), prompt: 'Is this fine?' } })).json();
   t.same((both.results[0] as Result).psa, v1.items[0], 'psa is the /v1/moderate item for the same image and prompt');
@@ -75,10 +84,26 @@ t.test('several inputs: strings give one result each, parts one per image', asyn
     sameConcepts(t, (r as Result).psa.concepts, (single.results[0] as Result).psa.concepts, `input ${i} judged as on its own`);
   }
   const images = await client.moderations.create({
-    input: [{ type: 'image_url', image_url: { url: dataUrl(png) } }, { type: 'text', text: 'Both fine?' }, { type: 'image_url', image_url: { url: dataUrl(jpeg, 'image/jpeg') } }],
+    input: [
+      { type: 'image_url', image_url: { url: dataUrl(png) } },
+      { type: 'text', text: 'Both fine?' },
+      { type: 'image_url', image_url: { url: dataUrl(jpeg, 'image/jpeg') } },
+    ],
   });
   t.equal(images.results.length, 2);
-  const v1 = (await app.inject({ method: 'POST', url: '/v1/moderate', headers: auth, payload: { items: [{ image: b64(png), prompt: 'Both fine?' }, { image: b64(jpeg), prompt: 'Both fine?' }] } })).json();
+  const v1 = (
+    await app.inject({
+      method: 'POST',
+      url: '/v1/moderate',
+      headers: auth,
+      payload: {
+        items: [
+          { image: b64(png), prompt: 'Both fine?' },
+          { image: b64(jpeg), prompt: 'Both fine?' },
+        ],
+      },
+    })
+  ).json();
   for (const k of [0, 1]) {
     checkResult(t, images.results[k] as Result, ['image', 'text']);
     sameConcepts(t, (images.results[k] as Result).psa.concepts, v1.items[k].concepts, `image ${k} as on /v1/moderate`);

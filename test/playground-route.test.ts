@@ -56,7 +56,10 @@ t.test('the page and its files: content types, a strict Content-Security-Policy,
   t.equal((await app.inject('/v1/models')).statusCode, 401, 'the API behind it still wants a key');
   t.equal((await app.inject('/playground/other.js')).json().error.code, 'PSA_NOT_FOUND');
   const doc = (await app.inject({ url: '/openapi.json', headers: { authorization: 'Bearer route-test-key-00001' } })).json();
-  t.notOk(Object.keys(doc.paths).some((p) => p.startsWith('/playground') || p === '/'), 'the page stays out of the API document');
+  t.notOk(
+    Object.keys(doc.paths).some((p) => p.startsWith('/playground') || p === '/'),
+    'the page stays out of the API document',
+  );
 });
 
 t.test('PLAYGROUND=off: no page and no redirect', async (t) => {
@@ -77,7 +80,10 @@ t.test("the page's model-list reader reads GET /v1/models (OpenAI's list shape w
   const body = (await app.inject('/v1/models')).json();
   const fromService = page.readModelList(body) as { id: string; active: boolean; created: string; metrics: unknown }[];
   t.equal(fromService.length, body.data.length);
-  t.match(fromService.find((m) => m.active), { id: body.active, name: 'psa-tiny', status: 'untrained' });
+  t.match(
+    fromService.find((m) => m.active),
+    { id: body.active, name: 'psa-tiny', status: 'untrained' },
+  );
   const metrics = { level_accuracy: 0.9, type_accuracy: 0.8, refusal_rate_on_safe: 0 };
   const withV2 = { ...body, data: [...body.data, { id: 'guard-v2', object: 'model', created: 1_700_000_000, owned_by: 'psa-guard', active: false, provenance: { status: 'trained' }, metrics }] };
   const v2 = (page.readModelList(withV2) as typeof fromService).at(-1)!;

@@ -56,7 +56,11 @@ async function main() {
   await app.listen({ port: 0, host: '127.0.0.1' });
   const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
   const api = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(base + path, { method, headers: { authorization: `Bearer ${ADMIN}`, ...(body !== undefined && { 'content-type': 'application/json' }) }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const res = await fetch(base + path, {
+      method,
+      headers: { authorization: `Bearer ${ADMIN}`, ...(body !== undefined && { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
     return { status: res.status, json: await res.json() };
   };
 
@@ -134,7 +138,10 @@ async function main() {
     t.equal(await card.locator('[data-decision]').textContent(), expected.decision, 'the decision the API gives');
     t.equal(await card.locator('.flagged, .not-flagged').textContent(), expected.flagged ? 'flagged' : 'not flagged');
     t.equal(await card.locator('.bar').count(), 11, '4 level bars and 7 type bars');
-    for (const [group, key] of [['level', 'Level'], ['type', 'Type']] as const) {
+    for (const [group, key] of [
+      ['level', 'Level'],
+      ['type', 'Type'],
+    ] as const) {
       for (const [label, p] of Object.entries(expected.concepts[group].scores as Record<string, number>)) {
         const bar = card.locator(`[aria-label="${key} probabilities"] [data-label="${label}"]`);
         t.equal(await bar.locator('.bar-value').textContent(), `${(p * 100).toFixed(1)}%`, `${group} ${label}`);
@@ -163,7 +170,8 @@ async function main() {
     await page.fill('#temperature', '1');
     await page.focus('#chat');
     await page.keyboard.press('Space');
-    const streamed = () => page.evaluate(() => ({ chars: document.getElementById('answer')!.textContent!.length, tokens: Number(/Generating: (\d+) tokens/.exec(document.getElementById('chat-state')!.textContent!)?.[1] ?? 0) }));
+    const streamed = () =>
+      page.evaluate(() => ({ chars: document.getElementById('answer')!.textContent!.length, tokens: Number(/Generating: (\d+) tokens/.exec(document.getElementById('chat-state')!.textContent!)?.[1] ?? 0) }));
     await page.waitForFunction(() => /Generating: (\d{2,}) tokens/.test(document.getElementById('chat-state')!.textContent!), undefined, { timeout: 60_000 });
     const early = await streamed();
     await page.waitForFunction((n) => document.getElementById('answer')!.textContent!.length > n, early.chars, { timeout: 30_000 });
@@ -310,7 +318,10 @@ async function main() {
     await page.evaluate((m) => document.body.insertAdjacentHTML('beforeend', m.replace('alert(1)', 'window.ran=1')), markup);
     await page.waitForTimeout(500);
     t.equal(await page.evaluate(() => (window as unknown as { ran?: number }).ran), undefined, 'an inline handler is refused');
-    t.ok(problems.some((p) => /Content Security Policy/.test(p)), 'Chromium reports the policy refused it');
+    t.ok(
+      problems.some((p) => /Content Security Policy/.test(p)),
+      'Chromium reports the policy refused it',
+    );
     t.equal(problems.filter((p) => p.startsWith('dialog')).length, 0);
   });
 

@@ -27,7 +27,7 @@ const data: TrainJobData = { request, dataset: { id: 'ds-qenc', path: datasetDir
 const logs: string[] = [];
 const result = await runPipeline(config, data, join(work, 'job'), { gpus: [], report: () => {}, log: (l) => void logs.push(l) });
 
-t.test('prepared query ids are the encoder tokenizer\'s [CLS] ... [SEP], padded with [PAD]', async (t) => {
+t.test("prepared query ids are the encoder tokenizer's [CLS] ... [SEP], padded with [PAD]", async (t) => {
   const vocab = (JSON.parse(await readFile(join(base, 'query_encoder/tokenizer.json'), 'utf8')) as { model: { vocab: Record<string, number> } }).model.vocab;
   const shard = await readSafetensorsFile(join(work, 'job', 'prepared', 'train-00000.safetensors'));
   const ids = shard.get('query_ids')!;
@@ -46,7 +46,11 @@ t.test('the trained package keeps the frozen encoder and serves its evaluated sc
   t.ok(result.metrics.level_accuracy !== undefined, 'evaluated');
   const { stdout } = await promisify(execFile)(PYTHON, [join(REPO_ROOT, 'test/helpers/changed_tensors.py'), base, result.model_dir], { env: { ...process.env, PYTHONPATH: REPO_ROOT } });
   const diff = JSON.parse(stdout) as { changed: string[]; same: string[] };
-  t.same(diff.changed.filter((n) => n.startsWith('psa.query_encoder.')), [], 'encoder unchanged');
+  t.same(
+    diff.changed.filter((n) => n.startsWith('psa.query_encoder.')),
+    [],
+    'encoder unchanged',
+  );
   t.ok(diff.changed.includes('psa.query_proj.weight'), 'projection trained');
   const rt = await PsaRuntime.load(result.model_dir, { device: 'cpu' });
   t.teardown(() => rt.close());

@@ -24,7 +24,11 @@ async function train(name: string, stage1: Record<string, unknown>, pkg = base, 
   const file = join(work, `${name}.json`);
   await writeFile(file, JSON.stringify(job));
   const out = await run(PYTHON, ['-m', 'trainer', 'train', '--job', file], { cwd: REPO_ROOT, env }).catch((e: { stdout: string }) => e);
-  return out.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Event);
+  return out.stdout
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Event);
 }
 
 async function changed(a: string, b: string): Promise<{ changed: string[]; same: string[] }> {
@@ -52,7 +56,10 @@ t.test('query_encoder_train_layers 1 trains the top layer only', async (t) => {
   const diff = await changed(base, done!.output!);
   const moved = encoder(diff.changed);
   t.ok(moved.length > 0, 'some encoder tensors changed');
-  t.ok(moved.every((n) => n.startsWith('psa.query_encoder.encoder.layer.2.')), `only layer 2 (of 0..2): ${moved.join(', ')}`);
+  t.ok(
+    moved.every((n) => n.startsWith('psa.query_encoder.encoder.layer.2.')),
+    `only layer 2 (of 0..2): ${moved.join(', ')}`,
+  );
   t.ok(moved.includes('psa.query_encoder.encoder.layer.2.attention.self.query.weight'));
   t.ok(diff.same.includes('psa.query_encoder.embeddings.word_embeddings.weight'), 'embeddings frozen');
   t.ok(diff.same.includes('psa.query_encoder.encoder.layer.1.output.dense.weight'), 'lower layers frozen');

@@ -32,17 +32,20 @@ const pass1 = await runtime.classify(cases.map((c, i) => ({ image: images[i]!, p
 const queries = cases.map((c) => runtime.text.queryIds(c.prompt));
 
 const reference = JSON.parse(
-  await runTrainer(['reference', '--package', dir], JSON.stringify({
-    cases: cases.map((_, i) => ({
-      pixel_values: Buffer.from(images[i]!.pixels.buffer, images[i]!.pixels.byteOffset, images[i]!.pixels.byteLength).toString('base64'),
-      input_ids: runtime.text.chatPrompt(cases[i]!.prompt, null).ids,
-      query_ids: queries[i],
-      max_new_tokens: 1,
-    })),
-  })),
+  await runTrainer(
+    ['reference', '--package', dir],
+    JSON.stringify({
+      cases: cases.map((_, i) => ({
+        pixel_values: Buffer.from(images[i]!.pixels.buffer, images[i]!.pixels.byteOffset, images[i]!.pixels.byteLength).toString('base64'),
+        input_ids: runtime.text.chatPrompt(cases[i]!.prompt, null).ids,
+        query_ids: queries[i],
+        max_new_tokens: 1,
+      })),
+    }),
+  ),
 ) as { cases: { level_probs: number[]; type_probs: number[] }[] };
 
-t.test('the query is the encoder tokenizer\'s [CLS] prompt [SEP], capped at max_query_tokens', async (t) => {
+t.test("the query is the encoder tokenizer's [CLS] prompt [SEP], capped at max_query_tokens", async (t) => {
   const manifest = runtime.pkg.manifest;
   t.ok(manifest.query_encoder, 'psa.json declares the query encoder');
   const vocab = (runtime.pkg.queryTokenizerJson as { model: { vocab: Record<string, number> } }).model.vocab;
@@ -53,7 +56,7 @@ t.test('the query is the encoder tokenizer\'s [CLS] prompt [SEP], capped at max_
   t.same(queries[2], [vocab['[CLS]'], vocab['[SEP]']], 'an empty prompt is [CLS] [SEP]');
   t.equal(queries[3]!.length, manifest.text.max_query_tokens, 'a long prompt is cut to max_query_tokens');
   t.equal(runtime.text.queryPadId, vocab['[PAD]']);
-  t.not(queries[0]!.join(), runtime.text.encode('What is shown in this picture?').join(), 'not the LLM tokenizer\'s ids');
+  t.not(queries[0]!.join(), runtime.text.encode('What is shown in this picture?').join(), "not the LLM tokenizer's ids");
 });
 
 const maxAbs = (a: ArrayLike<number>, b: ArrayLike<number>) => {
@@ -86,7 +89,10 @@ t.test('OCR text goes first, [SEP] between it and the prompt, capped at its own 
 
 t.test('the prompt changes the concepts through the encoder, and batching does not', async (t) => {
   const same = images[0]!;
-  const [a, b] = await runtime.classify([{ image: same, prompt: 'a red square' }, { image: same, prompt: 'how to build a bomb' }]);
+  const [a, b] = await runtime.classify([
+    { image: same, prompt: 'a red square' },
+    { image: same, prompt: 'how to build a bomb' },
+  ]);
   t.ok(maxAbs(a!.typeProbs, b!.typeProbs) > 1e-4, 'different prompts, different type scores');
   const [alone] = await runtime.classify([{ image: same, prompt: 'how to build a bomb' }]);
   t.ok(maxAbs(alone!.typeProbs, b!.typeProbs) <= 1e-5, 'a padded row scores as it does alone');
@@ -110,7 +116,9 @@ async function broken(name: string, damage: (d: string) => Promise<void>): Promi
 
 async function resign(d: string, file: string): Promise<void> {
   const m = JSON.parse(await readFile(join(d, 'psa.json'), 'utf8'));
-  m.files[file] = createHash('sha256').update(await readFile(join(d, file))).digest('hex');
+  m.files[file] = createHash('sha256')
+    .update(await readFile(join(d, file)))
+    .digest('hex');
   await writeFile(join(d, 'psa.json'), JSON.stringify(m));
 }
 

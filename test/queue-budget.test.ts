@@ -81,7 +81,11 @@ t.test('refusals on the OpenAI route keep its error shape', async (t) => {
   t.teardown(() => app.close());
   const results = await Promise.all(
     Array.from({ length: 30 }, async () => {
-      const res = await fetch(`${base}/v1/moderations`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer any' }, body: JSON.stringify({ input: [{ type: 'image_url', image_url: { url: `data:image/png;base64,${png}` } }] }) });
+      const res = await fetch(`${base}/v1/moderations`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: 'Bearer any' },
+        body: JSON.stringify({ input: [{ type: 'image_url', image_url: { url: `data:image/png;base64,${png}` } }] }),
+      });
       return { status: res.status, retryAfter: res.headers.get('retry-after'), body: (await res.json()) as Record<string, any> };
     }),
   );

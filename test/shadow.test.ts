@@ -50,7 +50,10 @@ t.test('a shadow of the same package agrees on every item; answers are unchanged
   t.same(again, liveAnswers, 'every answer is the same as with the shadow off');
   t.same(await chat(app), liveChat, 'so is the chat answer (concepts, decision and generated text)');
   const multi = await moderate(app, { items: [inputs[0], inputs[6]] });
-  t.same(multi.answer.items.map((i) => i.decision), [liveAnswers[0]!.items[0]!.decision, liveAnswers[6]!.items[0]!.decision]);
+  t.same(
+    multi.answer.items.map((i) => i.decision),
+    [liveAnswers[0]!.items[0]!.decision, liveAnswers[6]!.items[0]!.decision],
+  );
   const openai = await app.inject({ method: 'POST', url: '/v1/moderations', payload: { input: inputs[7]!.prompt } });
   t.equal(openai.statusCode, 200);
   ids.push(openai.headers['x-request-id'] as string);
@@ -97,7 +100,7 @@ t.test('a shadow of the same package agrees on every item; answers are unchanged
   t.same(await moderateAll(app), liveAnswers, 'answers after the run are the same too');
 });
 
-t.test('a different package: the comparison shows exactly the two models\' differences; activating the candidate ends it', async (t) => {
+t.test("a different package: the comparison shows exactly the two models' differences; activating the candidate ends it", async (t) => {
   // Here `other` is live and `base` the candidate: both sides' own answers are known.
   t.equal((await app.inject({ method: 'POST', url: '/v1/models/other/activate' })).statusCode, 200);
   const otherAnswers = await moderateAll(app);
@@ -114,9 +117,9 @@ t.test('a different package: the comparison shows exactly the two models\' diffe
   t.ok(sameType < inputs.length && sameDecision < inputs.length, 'the two packages disagree on some decisions and types');
 
   t.equal((await app.inject({ method: 'POST', url: '/v1/models/base/shadow', payload: { share: 1 } })).statusCode, 201);
-  t.same(await moderateAll(app), otherAnswers, 'clients still get the live model\'s answers');
+  t.same(await moderateAll(app), otherAnswers, "clients still get the live model's answers");
   const r = await untilCompared('base', inputs.length);
-  t.same(r.decision_matrix, expected, 'the disagreement matrix is the cross-table of the two models\' own answers');
+  t.same(r.decision_matrix, expected, "the disagreement matrix is the cross-table of the two models' own answers");
   t.equal(r.agreement.decision, sameDecision / inputs.length);
   t.equal(r.agreement.type, sameType / inputs.length);
   const flagged = (answers: typeof liveAnswers) => answers.filter((a) => a.items[0]!.flagged).length / inputs.length;

@@ -5,7 +5,10 @@ t.test('timed adds wall time to its stage, also when the work throws', async (t)
   const stages = noStages();
   await timed(stages, 'vision', () => new Promise((r) => setTimeout(r, 20)));
   t.ok(stages.vision >= 15, `vision ${stages.vision} ms`);
-  await t.rejects(timed(stages, 'head', () => Promise.reject(new Error('boom'))), /boom/);
+  await t.rejects(
+    timed(stages, 'head', () => Promise.reject(new Error('boom'))),
+    /boom/,
+  );
   t.ok(stages.head >= 0 && stages.decode === 0);
   t.equal(await timed(undefined, 'query', async () => 7), 7, 'without stages it only runs the work');
 });

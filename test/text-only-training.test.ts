@@ -26,7 +26,10 @@ const textLine = (i: number) => {
   const level = type === 6 ? 0 : 1 + (i % 3);
   return JSON.stringify({
     id: `text-${i}`,
-    conversations: [{ from: 'human', value: `${levelWords[level]} about topic ${type}` }, { from: 'gpt', value: level === 3 ? 'I cannot help with that.' : `About topic ${type}.` }],
+    conversations: [
+      { from: 'human', value: `${levelWords[level]} about topic ${type}` },
+      { from: 'gpt', value: level === 3 ? 'I cannot help with that.' : `About topic ${type}.` },
+    ],
     safe_type: type,
     safe_level: level,
   });
@@ -58,7 +61,10 @@ t.test('a job over image and text-only lines prepares the stand-in, trains, eval
   t.equal(result.model_id, 'text-only-v1');
   t.equal(result.metrics.examples, 10, 'evaluated on val.jsonl, its 3 text-only lines included');
   t.ok(losses.length > 0 && losses.every(Number.isFinite), `finite losses reported (${losses.map((l) => l.toFixed(2)).join(', ')})`);
-  t.notOk(logs.some((l) => /skipped/.test(l)), 'no example skipped');
+  t.notOk(
+    logs.some((l) => /skipped/.test(l)),
+    'no example skipped',
+  );
   t.ok(losses.at(-1)! < losses[0]!, 'the loss falls');
 
   // The prepared shard: text-only rows carry the uniform grey stand-in and BOS + prompt as the query.
@@ -70,8 +76,14 @@ t.test('a job over image and text-only lines prepares the stand-in, trains, eval
   const [, , h, w] = pixels.shape as [number, number, number, number];
   const plane = 3 * h! * w!;
   const row = (i: number) => (pixels.data as Uint8Array).subarray(i * plane, (i + 1) * plane);
-  t.ok(row(30).every((v) => v === STAND_IN_GREY), 'a text-only row is the stand-in');
-  t.notOk(row(0).every((v) => v === STAND_IN_GREY), 'an image row is its image');
+  t.ok(
+    row(30).every((v) => v === STAND_IN_GREY),
+    'a text-only row is the stand-in',
+  );
+  t.notOk(
+    row(0).every((v) => v === STAND_IN_GREY),
+    'an image row is its image',
+  );
   const runtime = await PsaRuntime.load(result.model_dir, { device: 'cpu' });
   t.teardown(() => runtime.close());
   const q = shard.get('query_ids')!;
@@ -80,7 +92,9 @@ t.test('a job over image and text-only lines prepares the stand-in, trains, eval
   t.same(Array.from((q.data as BigInt64Array).subarray(30 * qLen, 30 * qLen + want.length), Number), want, 'the query serving uses');
 
   // The trained package scores a text-only item as it scores a uniform 128-grey picture.
-  const grey = await sharp({ create: { width: 40, height: 30, channels: 3, background: { r: 128, g: 128, b: 128 } } }).png().toBuffer();
+  const grey = await sharp({ create: { width: 40, height: 30, channels: 3, background: { r: 128, g: 128, b: 128 } } })
+    .png()
+    .toBuffer();
   const [textOnly, overGrey] = await runtime.classify([
     { image: runtime.standInImage(), prompt: 'dangerous forbidden request about topic 1' },
     { image: await runtime.preprocess(grey), prompt: 'dangerous forbidden request about topic 1' },

@@ -49,7 +49,11 @@ t.test("the trainer fills in the API's defaults", async (t) => {
   for (const [key, value] of Object.entries(JOB_DEFAULTS)) t.equal(py[key], value, key);
   // A default the trainer has and the API does not name would be a second source of truth.
   const named = new Set([...Object.keys(STAGE_DEFAULTS), 'lora', 'weight_decay']);
-  t.same(Object.keys(py.stage1).filter((k) => !named.has(k)), [], 'every stage setting of the trainer has its default here (weight_decay: not an API setting, 0)');
+  t.same(
+    Object.keys(py.stage1).filter((k) => !named.has(k)),
+    [],
+    'every stage setting of the trainer has its default here (weight_decay: not an API setting, 0)',
+  );
   t.equal(py.stage1.weight_decay, 0);
 });
 

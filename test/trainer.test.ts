@@ -18,16 +18,22 @@ const base = await tinyPackage();
 const work = await mkdtemp(join(tmpdir(), 'psa-train-'));
 t.teardown(() => rm(work, { recursive: true, force: true }));
 const data = join(work, 'data');
-await promisify(execFile)(PYTHON, [join(REPO_ROOT, 'test/helpers/make_prepared_dataset.py'),
-  '--package', base, '--out', data, '--train', '48', '--val', '16']);
+await promisify(execFile)(PYTHON, [join(REPO_ROOT, 'test/helpers/make_prepared_dataset.py'), '--package', base, '--out', data, '--train', '48', '--val', '16']);
 
 /** 48 examples, batch 4: 48 stage-1 steps and 24 stage-2 steps, a checkpoint every 5. */
 async function jobFile(name: string, changes: Record<string, unknown> = {}): Promise<string> {
   const job = {
-    base, data, workdir: join(work, name), stages: ['stage1', 'stage2'],
+    base,
+    data,
+    workdir: join(work, name),
+    stages: ['stage1', 'stage2'],
     stage1: { epochs: 4, lr: 3e-3, batch_size: 4, concept_weight: 10.0, weight_decay: 0.0 },
     stage2: { epochs: 2, lr: 3e-3, batch_size: 4, concept_weight: 10.0, lora: { r: 4, alpha: 8, dropout: 0.05 } },
-    seed: 0, checkpoint_every_steps: 5, device: 'cpu', max_steps: null, ...changes,
+    seed: 0,
+    checkpoint_every_steps: 5,
+    device: 'cpu',
+    max_steps: null,
+    ...changes,
   };
   const path = join(work, `${name}.json`);
   await writeFile(path, JSON.stringify(job));
@@ -42,7 +48,9 @@ function train(job: string, act?: (e: TrainEvent, kill: (s: NodeJS.Signals) => v
   return new Promise((resolve, reject) => {
     const child = spawn(PYTHON, trainerCommand(['train', '--job', job], processes), {
       // One thread: the tiny model gains nothing from more, and a busy CI box slows threaded torch 3x.
-      cwd: REPO_ROOT, env: { ...process.env, PYTHONPATH: REPO_ROOT, OMP_NUM_THREADS: '1' }, stdio: ['ignore', 'pipe', 'pipe'],
+      cwd: REPO_ROOT,
+      env: { ...process.env, PYTHONPATH: REPO_ROOT, OMP_NUM_THREADS: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
     const events: TrainEvent[] = [];
     let stderr = '';
@@ -83,8 +91,16 @@ t.test('stage 1 + stage 2 train, report progress in order, and export as a packa
   t.match(run.events[0], { event: 'start', stage: 'stage1', total_steps: 48, epochs: 4, resumed_from: null });
   const s1 = steps(run, 'stage1');
   const s2 = steps(run, 'stage2');
-  t.same(s1.map((e) => e.step), Array.from({ length: 48 }, (_, i) => i + 1), 'stage 1 steps 1..48');
-  t.same(s2.map((e) => e.step), Array.from({ length: 24 }, (_, i) => i + 1), 'stage 2 steps 1..24');
+  t.same(
+    s1.map((e) => e.step),
+    Array.from({ length: 48 }, (_, i) => i + 1),
+    'stage 1 steps 1..48',
+  );
+  t.same(
+    s2.map((e) => e.step),
+    Array.from({ length: 24 }, (_, i) => i + 1),
+    'stage 2 steps 1..24',
+  );
   for (const k of ['loss', 'lm_loss', 'concept_loss', 'level_acc', 'type_acc', 'lr', 'examples_per_s', 'epoch', 'total_steps']) {
     t.type(s1[0]?.[k], 'number', `step events carry ${k}`);
   }
@@ -100,10 +116,12 @@ t.test('stage 1 + stage 2 train, report progress in order, and export as a packa
   t.ok(lastAcc > firstAcc + 0.25, `concept accuracy rises: ${firstAcc.toFixed(2)} -> ${lastAcc.toFixed(2)}`);
 
   const checkpoints = run.events.filter((e) => e.event === 'checkpoint');
-  t.same(checkpoints.filter((e) => e.stage === 'stage1').map((e) => e.step),
-    [5, 10, 12, 15, 20, 24, 25, 30, 35, 36, 40, 45, 48], 'every 5 steps and at each epoch end');
-  t.same((await readdir(join(work, 'full', 'checkpoints'))).sort(),
-    ['stage1-step45', 'stage1-step48', 'stage2-step20', 'stage2-step24'], 'the last 2 per stage are kept');
+  t.same(
+    checkpoints.filter((e) => e.stage === 'stage1').map((e) => e.step),
+    [5, 10, 12, 15, 20, 24, 25, 30, 35, 36, 40, 45, 48],
+    'every 5 steps and at each epoch end',
+  );
+  t.same((await readdir(join(work, 'full', 'checkpoints'))).sort(), ['stage1-step45', 'stage1-step48', 'stage2-step20', 'stage2-step24'], 'the last 2 per stage are kept');
 
   const done = run.events.at(-1)!;
   t.equal(done.output, join(work, 'full', 'final'));
@@ -117,9 +135,16 @@ t.test('stage 1 + stage 2 train, report progress in order, and export as a packa
   const pkg = join(work, 'package');
   await runTrainer(['export', '--checkpoint', final, '--out', pkg]);
   const keys = await safetensorsKeys(join(pkg, 'model.safetensors'));
-  t.same(keys.filter((k) => k.includes('lora')), [], 'no LoRA keys: the deltas are merged');
+  t.same(
+    keys.filter((k) => k.includes('lora')),
+    [],
+    'no LoRA keys: the deltas are merged',
+  );
   t.ok(keys.includes('language_model.model.layers.0.self_attn.q_proj.weight'), 'transformers parameter names');
-  t.ok(keys.some((k) => k.startsWith('psa.')), 'safety modules are saved');
+  t.ok(
+    keys.some((k) => k.startsWith('psa.')),
+    'safety modules are saved',
+  );
   t.ok(existsSync(join(pkg, 'psa.json')) && existsSync(join(pkg, 'onnx', 'safety_head.onnx')), 'a complete package');
 });
 
@@ -155,8 +180,7 @@ t.test('SIGKILL mid stage, restart: resumes from the checkpoint and matches an u
     const last = steps(third, stage).at(-1) ?? steps(second, stage).at(-1)!;
     const expected = steps(ref, stage).at(-1)!;
     t.equal(last.step, expected.step);
-    t.ok(Math.abs(num(last, 'loss') - num(expected, 'loss')) < 1e-5,
-      `${stage} final loss ${num(last, 'loss')} vs uninterrupted ${num(expected, 'loss')}`);
+    t.ok(Math.abs(num(last, 'loss') - num(expected, 'loss')) < 1e-5, `${stage} final loss ${num(last, 'loss')} vs uninterrupted ${num(expected, 'loss')}`);
   }
 });
 
@@ -203,13 +227,24 @@ t.test('two processes (gloo) give the losses of one process with the same global
   const stage1Only = { stages: ['stage1'], stage1: { epochs: 1, lr: 3e-3, batch_size: 4, concept_weight: 10.0, weight_decay: 0.0 }, checkpoint_every_steps: 4 };
   const single = await train(await jobFile('dp-one', stage1Only));
   t.equal(single.code, 0, single.stderr.slice(-2000));
-  const interrupted = await train(await jobFile('dp-two', stage1Only), (e, kill) => {
-    if (e.event === 'checkpoint' && e.step === 4) kill('SIGTERM');
-  }, 2);
-  t.match(interrupted.events.find((e) => e.event === 'start'), { processes: 2 }, 'two processes started');
+  const interrupted = await train(
+    await jobFile('dp-two', stage1Only),
+    (e, kill) => {
+      if (e.event === 'checkpoint' && e.step === 4) kill('SIGTERM');
+    },
+    2,
+  );
+  t.match(
+    interrupted.events.find((e) => e.event === 'start'),
+    { processes: 2 },
+    'two processes started',
+  );
   const two = steps(interrupted, 'stage1');
   t.ok(two.length >= 4, `the two-process run made ${two.length} steps before it was stopped`);
-  t.ok(interrupted.events.some((e) => e.event === 'checkpoint'), 'rank 0 wrote checkpoints');
+  t.ok(
+    interrupted.events.some((e) => e.event === 'checkpoint'),
+    'rank 0 wrote checkpoints',
+  );
   const one = steps(single, 'stage1');
   const worst = worstRelativeDiff(two, one);
   t.ok(worst <= DP_REL_TOL, `max relative loss difference over ${two.length} steps: ${worst.toExponential(2)} (bound ${DP_REL_TOL})`);
@@ -233,7 +268,10 @@ t.test('activation checkpointing changes memory, not results', async (t) => {
   const a = steps(plain, 'stage1').map((e) => num(e, 'loss'));
   const b = steps(recomputed, 'stage1').map((e) => num(e, 'loss'));
   t.equal(b.length, 3);
-  t.ok(a.every((v, i) => Math.abs(v - b[i]!) < 1e-5), `losses ${b.map((v) => v.toFixed(5)).join(', ')} vs ${a.map((v) => v.toFixed(5)).join(', ')}`);
+  t.ok(
+    a.every((v, i) => Math.abs(v - b[i]!) < 1e-5),
+    `losses ${b.map((v) => v.toFixed(5)).join(', ')} vs ${a.map((v) => v.toFixed(5)).join(', ')}`,
+  );
   const bad = await train(await jobFile('ckpt-bad', { activation_checkpointing: 'yes' }));
   t.equal(bad.code, 2);
   t.match(bad.events.at(-1), { event: 'error', field: 'activation_checkpointing' });
@@ -241,12 +279,14 @@ t.test('activation checkpointing changes memory, not results', async (t) => {
 
 t.test('type_head_lr_scale: the type classifier takes a larger first step, nothing else changes', async (t) => {
   const short = { stages: ['stage1'], max_steps: 1 };
-  const runs = await Promise.all([1, 10].map(async (scale) => {
-    const name = `head-lr-${scale}`;
-    const run = await train(await jobFile(name, { ...short, stage1: { epochs: 1, lr: 3e-3, batch_size: 4, type_head_lr_scale: scale } }));
-    t.equal(run.code, 0, run.stderr.slice(-2000));
-    return readSafetensorsFile(join(work, name, 'final', 'model.safetensors'));
-  }));
+  const runs = await Promise.all(
+    [1, 10].map(async (scale) => {
+      const name = `head-lr-${scale}`;
+      const run = await train(await jobFile(name, { ...short, stage1: { epochs: 1, lr: 3e-3, batch_size: 4, type_head_lr_scale: scale } }));
+      t.equal(run.code, 0, run.stderr.slice(-2000));
+      return readSafetensorsFile(join(work, name, 'final', 'model.safetensors'));
+    }),
+  );
   const before = await readSafetensorsFile(join(base, 'model.safetensors'));
   const maxStep = (after: Map<string, { data: unknown }>, key: string) => {
     const a = after.get(key)!.data as Float32Array;
@@ -286,7 +326,10 @@ t.test('reshard: weights as shards with an index, loaded by the runtime and the 
   const out = JSON.parse(await runTrainer(['reshard', '--package', dir, '--max-shard-mib', '0.5']));
   const shards = (out.weights as string[]).filter((f) => f.endsWith('.safetensors'));
   t.ok(shards.length >= 2, `${shards.length} shards`);
-  t.same(shards, shards.map((_, i) => `model-${String(i + 1).padStart(5, '0')}-of-${String(shards.length).padStart(5, '0')}.safetensors`));
+  t.same(
+    shards,
+    shards.map((_, i) => `model-${String(i + 1).padStart(5, '0')}-of-${String(shards.length).padStart(5, '0')}.safetensors`),
+  );
   t.notOk(existsSync(join(dir, 'model.safetensors')), 'the single file is gone');
   const index = JSON.parse(await readFile(join(dir, 'model.safetensors.index.json'), 'utf8'));
   const seen = new Map<string, string>();
@@ -295,19 +338,35 @@ t.test('reshard: weights as shards with an index, loaded by the runtime and the 
     const bytes = [...tensors.values()].reduce((sum, v) => sum + v.data.byteLength, 0);
     t.ok(bytes <= limit || tensors.size === 1, `${shard}: ${bytes} bytes of tensors`);
     for (const [name, v] of tensors) seen.set(name, raw(v).toString('base64'));
-    t.same([...tensors.keys()].filter((name) => index.weight_map[name] !== shard), [], `the index maps ${shard}'s tensors to it`);
+    t.same(
+      [...tensors.keys()].filter((name) => index.weight_map[name] !== shard),
+      [],
+      `the index maps ${shard}'s tensors to it`,
+    );
   }
   t.same([...seen.keys()].sort(), [...original.keys()].sort(), 'every tensor, once');
-  t.ok([...original].every(([k, v]) => seen.get(k) === raw(v).toString('base64')), 'identical values');
+  t.ok(
+    [...original].every(([k, v]) => seen.get(k) === raw(v).toString('base64')),
+    'identical values',
+  );
   const manifest = JSON.parse(await readFile(join(dir, 'psa.json'), 'utf8'));
-  t.same(Object.keys(manifest.files).filter((f: string) => f.includes('safetensors')).sort(), [...out.weights].sort(), 'psa.json lists the new files');
+  t.same(
+    Object.keys(manifest.files)
+      .filter((f: string) => f.includes('safetensors'))
+      .sort(),
+    [...out.weights].sort(),
+    'psa.json lists the new files',
+  );
   await loadPackage(dir); // checksums verified
 
   // The trainer reads the shard set: an export from it carries the same weights.
   const exported = join(work, 'from-shards');
   await runTrainer(['export', '--checkpoint', dir, '--out', exported]);
   const again = await readSafetensorsFile(join(exported, 'model.safetensors'));
-  t.ok([...original].every(([k, v]) => raw(again.get(k)!).equals(raw(v))), 'the trainer loads the shards');
+  t.ok(
+    [...original].every(([k, v]) => raw(again.get(k)!).equals(raw(v))),
+    'the trainer loads the shards',
+  );
 
   await runTrainer(['reshard', '--package', dir]);
   t.same(await readFile(join(dir, 'model.safetensors')), await readFile(join(base, 'model.safetensors')), 'one file again, byte for byte');
@@ -316,9 +375,15 @@ t.test('reshard: weights as shards with an index, loaded by the runtime and the 
 
   const { appendFile } = await import('node:fs/promises');
   await appendFile(join(dir, 'model.safetensors'), 'x');
-  const damaged = await runTrainer(['reshard', '--package', dir, '--max-shard-mib', '0.5']).then(() => '', (e: Error) => e.message);
+  const damaged = await runTrainer(['reshard', '--package', dir, '--max-shard-mib', '0.5']).then(
+    () => '',
+    (e: Error) => e.message,
+  );
   t.match(damaged, /exited 2: .*checksum does not match psa\.json/s, 'a damaged package is refused, not re-signed');
   t.ok(existsSync(join(dir, 'model.safetensors')) && !existsSync(join(dir, 'model.safetensors.index.json')), 'and left as it was');
-  const zero = await runTrainer(['reshard', '--package', dir, '--max-shard-mib', '0']).then(() => '', (e: Error) => e.message);
+  const zero = await runTrainer(['reshard', '--package', dir, '--max-shard-mib', '0']).then(
+    () => '',
+    (e: Error) => e.message,
+  );
   t.match(zero, /exited 2: .*--max-shard-mib must be positive/s);
 });

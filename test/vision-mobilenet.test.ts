@@ -33,8 +33,7 @@ const maxAbs = (a: ArrayLike<number>, b: ArrayLike<number>) => {
   return m;
 };
 const towerTensors = (m: Map<string, Tensor>) => [...m.keys()].filter((k) => k.startsWith('vision_tower.')).sort();
-const sameBytes = (a: Tensor, b: Tensor) => Buffer.compare(
-  Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength), Buffer.from(b.data.buffer, b.data.byteOffset, b.data.byteLength)) === 0;
+const sameBytes = (a: Tensor, b: Tensor) => Buffer.compare(Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength), Buffer.from(b.data.buffer, b.data.byteOffset, b.data.byteLength)) === 0;
 
 t.test('the package describes a MobileNetV2 tower and its preprocessing', async (t) => {
   const config = await readJson('config.json');
@@ -44,11 +43,22 @@ t.test('the package describes a MobileNetV2 tower and its preprocessing', async 
   t.equal(runtime.pkg.manifest.image.image_token_count, 49 + b, 'image rows: tokens B + 7 x 7');
   t.match(await readJson('processor_config.json'), { patch_size: 32, num_additional_image_tokens: b, vision_feature_select_strategy: 'full' });
   t.match(await readJson('preprocessor_config.json'), {
-    do_resize: true, size: { height: 224, width: 224 }, resample: 2, do_center_crop: false, do_rescale: true, do_normalize: false,
+    do_resize: true,
+    size: { height: 224, width: 224 },
+    resample: 2,
+    do_center_crop: false,
+    do_rescale: true,
+    do_normalize: false,
   });
   t.same(runtime.pkg.preprocess, {
-    shortestEdge: 0, cropSize: { height: 224, width: 224 }, doCenterCrop: false, resample: 'bilinear', rescaleFactor: 1 / 255,
-    imageMean: [0, 0, 0], imageStd: [1, 1, 1], resizeTo: { height: 224, width: 224 },
+    shortestEdge: 0,
+    cropSize: { height: 224, width: 224 },
+    doCenterCrop: false,
+    resample: 'bilinear',
+    rescaleFactor: 1 / 255,
+    imageMean: [0, 0, 0],
+    imageStd: [1, 1, 1],
+    resizeTo: { height: 224, width: 224 },
   });
   t.match((await readJson('psa.json')).provenance.vision_tower, { model_type: 'nsfwjs_mobilenet_v2', source: { package: 'nsfwjs', license: 'MIT' } });
 
@@ -57,7 +67,10 @@ t.test('the package describes a MobileNetV2 tower and its preprocessing', async 
   const conv = await readSafetensorsFile(join(converted, 'model.safetensors'));
   t.same(towerTensors(pkg), [...conv.keys()].map((k) => `vision_tower.${k}`).sort(), 'the same tensor names under vision_tower.');
   t.equal(conv.size, 266);
-  t.ok([...conv].every(([k, v]) => sameBytes(v, pkg.get(`vision_tower.${k}`)!)), 'identical values');
+  t.ok(
+    [...conv].every(([k, v]) => sameBytes(v, pkg.get(`vision_tower.${k}`)!)),
+    'identical values',
+  );
 });
 
 t.test('config.json: the layer and strategy settings do not apply to this tower, unknown towers are refused', async (t) => {
@@ -72,7 +85,10 @@ t.test('config.json: the layer and strategy settings do not apply to this tower,
     const checkpoint = join(work, `config-${name}`);
     await mkdir(checkpoint);
     await writeFile(join(checkpoint, 'config.json'), JSON.stringify(changed));
-    const err = await runTrainer(['export', '--checkpoint', checkpoint, '--out', join(work, `out-${name}`)]).then(() => null, (e: Error) => e);
+    const err = await runTrainer(['export', '--checkpoint', checkpoint, '--out', join(work, `out-${name}`)]).then(
+      () => null,
+      (e: Error) => e,
+    );
     t.match(err?.message, /exited 2/, `${name}: export refuses it`);
     t.match(err?.message, message, `${name}: and says why`);
   }
@@ -83,8 +99,12 @@ t.test('preprocessing stretches to 224 x 224 without a crop and only rescales', 
   const w = 400;
   const h = 100;
   const raw = Buffer.alloc(w * h * 3);
-  for (let i = 0; i < w * h; i++) raw[i * 3 + ((i % w) < w / 2 ? 0 : 2)] = 255;
-  const img = await runtime.preprocess(await sharp(raw, { raw: { width: w, height: h, channels: 3 } }).png().toBuffer());
+  for (let i = 0; i < w * h; i++) raw[i * 3 + (i % w < w / 2 ? 0 : 2)] = 255;
+  const img = await runtime.preprocess(
+    await sharp(raw, { raw: { width: w, height: h, channels: 3 } })
+      .png()
+      .toBuffer(),
+  );
   t.same([img.width, img.height, img.pixels.length], [224, 224, 3 * 224 * 224]);
   const at = (c: number, y: number, x: number) => img.pixels[c * 224 * 224 + y * 224 + x];
   t.same([at(0, 0, 0), at(2, 0, 0), at(0, 223, 100), at(2, 223, 100)], [1, 0, 1, 0], 'the left edge is in, red');
@@ -193,15 +213,22 @@ t.test("the package's vision features are the pretrained MobileNetV2's feature r
   const vision = await runtime['graphs'].vision_encoder.run({ pixel_values: new ort.Tensor('float32', pixels, [cases.length, 3, 224, 224]) });
   const features = vision.vision_features!;
   t.same(features.dims, [cases.length, 49, 1280]);
-  const rgb = await Promise.all(cases.map(async (c) => {
-    const { data, info } = await sharp(c.bytes).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-    return { rgb: data.toString('base64'), height: info.height, width: info.width };
-  }));
+  const rgb = await Promise.all(
+    cases.map(async (c) => {
+      const { data, info } = await sharp(c.bytes).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+      return { rgb: data.toString('base64'), height: info.height, width: info.width };
+    }),
+  );
   const got = JSON.parse(await python(TOWER_CHECK, JSON.stringify({ pixels: b64(pixels), converted, package: dir, rgb }))) as {
-    rows: string; package_vs_converted: number; train_mode_vs_eval: number; tower_modules_training: number; tower_requires_grad: number;
-    probs: number[][]; probs_nsfwjs_resize: number[][];
+    rows: string;
+    package_vs_converted: number;
+    train_mode_vs_eval: number;
+    tower_modules_training: number;
+    tower_requires_grad: number;
+    probs: number[][];
+    probs_nsfwjs_resize: number[][];
   };
-  t.equal(got.package_vs_converted, 0, 'PyTorch: the package tower gives load_converted\'s rows exactly');
+  t.equal(got.package_vs_converted, 0, "PyTorch: the package tower gives load_converted's rows exactly");
   t.equal(got.train_mode_vs_eval, 0, 'model.train() changes nothing in the tower (BatchNorm stays frozen)');
   t.equal(got.tower_modules_training, 0, 'no tower module is in training mode after model.train()');
   t.equal(got.tower_requires_grad, 0, 'no tower parameter takes gradients');
@@ -216,19 +243,33 @@ t.test("the package's vision features are the pretrained MobileNetV2's feature r
 
 t.test('a stage-1 run trains the safety modules and leaves the tower as it was', async (t) => {
   const data = join(work, 'data');
-  await promisify(execFile)(PYTHON, [join(REPO_ROOT, 'test/helpers/make_prepared_dataset.py'),
-    '--package', dir, '--out', data, '--train', '8', '--shards', '1']);
+  await promisify(execFile)(PYTHON, [join(REPO_ROOT, 'test/helpers/make_prepared_dataset.py'), '--package', dir, '--out', data, '--train', '8', '--shards', '1']);
   const workdir = join(work, 'run');
   const job = join(work, 'job.json');
-  await writeFile(job, JSON.stringify({
-    base: dir, data, workdir, stages: ['stage1'],
-    stage1: { epochs: 1, lr: 3e-3, batch_size: 4, concept_weight: 10.0, weight_decay: 0.0 },
-    seed: 0, checkpoint_every_steps: 100, device: 'cpu', max_steps: 2,
-  }));
-  const events = (await runTrainer(['train', '--job', job])).trim().split('\n').map((l) => JSON.parse(l) as { event: string; [k: string]: unknown });
+  await writeFile(
+    job,
+    JSON.stringify({
+      base: dir,
+      data,
+      workdir,
+      stages: ['stage1'],
+      stage1: { epochs: 1, lr: 3e-3, batch_size: 4, concept_weight: 10.0, weight_decay: 0.0 },
+      seed: 0,
+      checkpoint_every_steps: 100,
+      device: 'cpu',
+      max_steps: 2,
+    }),
+  );
+  const events = (await runTrainer(['train', '--job', job]))
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { event: string; [k: string]: unknown });
   const steps = events.filter((e) => e.event === 'step');
   t.equal(steps.length, 2, 'two steps');
-  t.ok(steps.every((s) => Number.isFinite(s.loss)), `losses ${steps.map((s) => Number(s.loss).toFixed(3)).join(', ')}`);
+  t.ok(
+    steps.every((s) => Number.isFinite(s.loss)),
+    `losses ${steps.map((s) => Number(s.loss).toFixed(3)).join(', ')}`,
+  );
   const done = events.at(-1)!;
   t.equal(done.event, 'done');
   const before = await readSafetensorsFile(join(dir, 'model.safetensors'));
@@ -236,7 +277,14 @@ t.test('a stage-1 run trains the safety modules and leaves the tower as it was',
   const tower = towerTensors(before);
   t.ok(tower.length === 266 && tower.some((k) => k.endsWith('.running_mean')), 'weights and BatchNorm statistics');
   t.same(towerTensors(after), tower, 'the tower is saved under the same names');
-  t.same(tower.filter((k) => !sameBytes(before.get(k)!, after.get(k)!)), [], 'no tower tensor changed');
+  t.same(
+    tower.filter((k) => !sameBytes(before.get(k)!, after.get(k)!)),
+    [],
+    'no tower tensor changed',
+  );
   const psa = [...before.keys()].filter((k) => k.startsWith('psa.'));
-  t.ok(psa.some((k) => !sameBytes(before.get(k)!, after.get(k)!)), 'the safety modules did change');
+  t.ok(
+    psa.some((k) => !sameBytes(before.get(k)!, after.get(k)!)),
+    'the safety modules did change',
+  );
 });

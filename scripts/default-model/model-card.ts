@@ -24,8 +24,12 @@ export function modelCard(
     .join('\n');
   const figureRow = (name: string, f: SetFigures) =>
     `| ${name} | ${f.items} | ${pct(f.flagged_recall)} (${f.should_flag}) | ${pct(f.over_refusal)} (${f.safe}) | ${pct(f.type_accuracy_on_unsafe)} (${f.unsafe}) | ${dec(f.auroc)} |`;
-  const setRows = Object.entries(sets.sets).map(([n, f]) => figureRow(n, f)).join('\n');
-  const sourceRows = Object.entries(sets.per_source).map(([n, f]) => figureRow(n, f)).join('\n');
+  const setRows = Object.entries(sets.sets)
+    .map(([n, f]) => figureRow(n, f))
+    .join('\n');
+  const sourceRows = Object.entries(sets.per_source)
+    .map(([n, f]) => figureRow(n, f))
+    .join('\n');
   const used = TEXT_SOURCES.filter((s) => built.texts[s]);
   const textRows = used
     .map((s) => {
@@ -33,13 +37,21 @@ export function modelCard(
       return `| ${s} | ${TEXT_SOURCE_INFO[s].title} | ${TEXT_SOURCE_INFO[s].licence} | ${n.available} | ${n.train} | ${n.val} | ${n.unsafe} / ${n.safe} |`;
     })
     .join('\n');
-  const lineRows = Object.entries(built.bySourceVariant).map(([k, n]) => `| ${k} | ${n.train} | ${n.val} |`).join('\n');
+  const lineRows = Object.entries(built.bySourceVariant)
+    .map(([k, n]) => `| ${k} | ${n.train} | ${n.val} |`)
+    .join('\n');
   const p1 = evaluation.pass1_latency.summary;
   const rows = Object.entries(subsets)
     .map(([name, m]) => `| ${name} | ${m.examples} | ${pct(m.level_accuracy)} | ${pct(m.type_accuracy)} | ${dec(m.level_macro_f1)} | ${dec(m.type_macro_f1)} | ${pct(m.caution_or_refusal_rate_on_safe)} |`)
     .join('\n');
   const split = (s: { count: number; by_type: Record<string, number>; by_level: Record<string, number> } | undefined) =>
-    s ? `${s.count} (types: ${Object.entries(s.by_type).map(([k, v]) => `${k} ${v}`).join(', ')}; levels: ${Object.entries(s.by_level).map(([k, v]) => `${k} ${v}`).join(', ')})` : 'none';
+    s
+      ? `${s.count} (types: ${Object.entries(s.by_type)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ')}; levels: ${Object.entries(s.by_level)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ')})`
+      : 'none';
   const systems = SYSTEM_KEYS.map((k) => evaluation.systems[k]);
   const line = (label: string, f: (m: SystemMetrics) => string) => `| ${label} | ${systems.map((s) => f(s.metrics)).join(' | ')} |`;
   const flagLevel = evaluation.policy.flag.min_level;

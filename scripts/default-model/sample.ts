@@ -13,7 +13,11 @@ export interface Sampled extends TextItem {
 const rank = (seed: number, t: TextItem) => createHash('sha256').update(`${seed}\0${t.source}\0${t.key}`).digest('hex');
 
 /** Lower case, punctuation and spacing dropped: "Kill a process?" and "kill a process" are one text. */
-export const normaliseText = (s: string) => s.toLowerCase().replace(/[^\p{L}\p{N}]+/gu, ' ').trim();
+export const normaliseText = (s: string) =>
+  s
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}]+/gu, ' ')
+    .trim();
 
 /**
  * At most `cap` items, taken in turn from each stratum (in hash order within it), so a capped
@@ -23,7 +27,13 @@ export const normaliseText = (s: string) => s.toLowerCase().replace(/[^\p{L}\p{N
 export function sampleSource(items: readonly TextItem[], cap: number, seed: number, valEvery: number): Sampled[] {
   const strata = new Map<string, TextItem[]>();
   for (const t of items) strata.set(t.stratum, [...(strata.get(t.stratum) ?? []), t]);
-  const queues = [...strata.keys()].sort().map((k) => strata.get(k)!.map((t) => ({ t, r: rank(seed, t) })).sort((a, b) => (a.r < b.r ? -1 : 1)).map((x) => x.t));
+  const queues = [...strata.keys()].sort().map((k) =>
+    strata
+      .get(k)!
+      .map((t) => ({ t, r: rank(seed, t) }))
+      .sort((a, b) => (a.r < b.r ? -1 : 1))
+      .map((x) => x.t),
+  );
   const out: Sampled[] = [];
   for (let round = 0; out.length < cap && queues.some((q) => q.length > round); round++) {
     for (const q of queues) {

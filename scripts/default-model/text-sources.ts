@@ -42,16 +42,22 @@ const clean = (s: string) => s.replace(/\s+/g, ' ').trim();
 const item = (source: TextSourceName, key: string, text: string, [type, level]: Label, stratum: string): TextItem => ({ source, key, text: clean(text), type, level, stratum });
 const csv = (text: string) => parse(text, { columns: true, skip_empty_lines: true }) as Record<string, string>[];
 const json = async <T>(file: string) => JSON.parse(await readFile(file, 'utf8')) as T;
-const jsonl = async (file: string) => (await readFile(file, 'utf8')).split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as Record<string, unknown>);
-const slug = (s: string) => s.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
+const jsonl = async (file: string) =>
+  (await readFile(file, 'utf8'))
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+const slug = (s: string) =>
+  s
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-|-$/g, '');
 
 type Reader = (dir: string) => Promise<TextItem[]>;
 
 const READERS: Record<TextSourceName, Reader> = {
-  xstest: async (dir) =>
-    csv(await readFile(join(dir, 'xstest', 'xstest_prompts.csv'), 'utf8')).map((r) => item('xstest', `${r.label}-${r.id}`, r.prompt!, xstestLabel(r as never), `${r.label}/${r.type}`)),
-  sst: async (dir) =>
-    csv(await readFile(join(dir, 'simple-safety-tests', 'sst_test_cases.csv'), 'utf8')).map((r) => item('sst', r.id!.replace(/^sst_/, ''), r.prompts_final!, [1, 3], r.harm_area!)),
+  xstest: async (dir) => csv(await readFile(join(dir, 'xstest', 'xstest_prompts.csv'), 'utf8')).map((r) => item('xstest', `${r.label}-${r.id}`, r.prompt!, xstestLabel(r as never), `${r.label}/${r.type}`)),
+  sst: async (dir) => csv(await readFile(join(dir, 'simple-safety-tests', 'sst_test_cases.csv'), 'utf8')).map((r) => item('sst', r.id!.replace(/^sst_/, ''), r.prompts_final!, [1, 3], r.harm_area!)),
   catqa: async (dir) => {
     const data = await json<Record<string, Record<string, string[]>>>(join(dir, 'red-instruct', 'catqa_english.json'));
     return Object.entries(data).flatMap(([category, subs]) =>
@@ -77,7 +83,9 @@ const READERS: Record<TextSourceName, Reader> = {
     return out;
   },
   'self-instruct': async (dir) =>
-    (await Promise.all(['seed_tasks.jsonl', 'user_oriented_instructions.jsonl'].map((f) => jsonl(join(dir, 'self-instruct', f))))).flat().map((r) => item('self-instruct', slug(String(r.id)), String(r.instruction), safeLabel(), 'all')),
+    (await Promise.all(['seed_tasks.jsonl', 'user_oriented_instructions.jsonl'].map((f) => jsonl(join(dir, 'self-instruct', f)))))
+      .flat()
+      .map((r) => item('self-instruct', slug(String(r.id)), String(r.instruction), safeLabel(), 'all')),
   'llava-questions': async (dir) => {
     const out: TextItem[] = [];
     for (const f of (await readdir(join(dir, 'llava-questions'))).filter((n) => n.endsWith('.jsonl')).sort()) {

@@ -4,7 +4,14 @@
  */
 
 /** Lower-case words, punctuation removed. */
-export const words = (s: string) => s.toLowerCase().replace(/['’]/g, '').replace(/[^\p{L}\p{N}]+/gu, ' ').trim().split(' ').filter(Boolean);
+export const words = (s: string) =>
+  s
+    .toLowerCase()
+    .replace(/['’]/g, '')
+    .replace(/[^\p{L}\p{N}]+/gu, ' ')
+    .trim()
+    .split(' ')
+    .filter(Boolean);
 
 /** 1 - word edit distance / reference words, at least 0. */
 export function wordAccuracy(reference: string, hypothesis: string): number {

@@ -148,11 +148,13 @@ async function main(argv: string[]): Promise<void> {
   if (at < 0 || !argv[at + 1]) throw new Error('usage: npx tsx scripts/nsfwjs/reference.ts --out DIR IMAGE...');
   const outDir = resolve(argv[at + 1]!);
   const paths = argv.filter((_, i) => i !== at && i !== at + 1);
-  const images = await Promise.all(paths.map(async (path, i) => ({
-    name: `${i}-${basename(path, extname(path)).replace(/[^\w-]/g, '_')}`,
-    source: resolve(path),
-    bytes: await readFile(path),
-  })));
+  const images = await Promise.all(
+    paths.map(async (path, i) => ({
+      name: `${i}-${basename(path, extname(path)).replace(/[^\w-]/g, '_')}`,
+      source: resolve(path),
+      bytes: await readFile(path),
+    })),
+  );
   process.stdout.write(JSON.stringify(await nsfwjsReference(images, outDir), null, 2) + '\n');
 }
 

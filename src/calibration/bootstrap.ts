@@ -28,7 +28,14 @@ function quantile(sorted: readonly number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
 }
 
-export function bootstrapFigures(items: readonly CalibrationItem[], flagged: readonly boolean[], refusing: readonly boolean[], minLevel: number, point: Figures, options: { resamples?: number; seed?: number; level?: number } = {}): BootstrapFigures {
+export function bootstrapFigures(
+  items: readonly CalibrationItem[],
+  flagged: readonly boolean[],
+  refusing: readonly boolean[],
+  minLevel: number,
+  point: Figures,
+  options: { resamples?: number; seed?: number; level?: number } = {},
+): BootstrapFigures {
   const resamples = options.resamples ?? BOOTSTRAP_DEFAULTS.resamples;
   const seed = options.seed ?? BOOTSTRAP_DEFAULTS.seed;
   const level = options.level ?? BOOTSTRAP_DEFAULTS.level;

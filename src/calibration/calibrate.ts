@@ -81,9 +81,7 @@ export function calibrate(scored: readonly ScoredItem[], opts: CalibrateOptions)
   const typeLogits = scored.map((s) => s.typeLogits);
   const levels = scored.map((s) => s.truth.level);
   const types = scored.map((s) => s.truth.type);
-  const temperatures: Temperatures = opts.fitTemperature
-    ? { level: fitTemperature(levelLogits, levels).temperature, type: fitTemperature(typeLogits, types).temperature }
-    : opts.current;
+  const temperatures: Temperatures = opts.fitTemperature ? { level: fitTemperature(levelLogits, levels).temperature, type: fitTemperature(typeLogits, types).temperature } : opts.current;
   // "Before" is the model's own probabilities (T = 1); "after" those served with these temperatures.
   const temperature: TemperatureReport = {
     fitted: opts.fitTemperature,

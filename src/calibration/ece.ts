@@ -49,5 +49,9 @@ export function expectedCalibrationError(probs: readonly (readonly number[])[], 
 
 /** ECE of softmax(logits / T). */
 export function eceAt(logits: readonly (readonly number[])[], labels: readonly number[], temperature: number, bins = ECE_BINS): Calibration {
-  return expectedCalibrationError(logits.map((row) => softmax(row, 0, row.length, temperature)), labels, bins);
+  return expectedCalibrationError(
+    logits.map((row) => softmax(row, 0, row.length, temperature)),
+    labels,
+    bins,
+  );
 }

@@ -21,7 +21,10 @@ export interface LabelledSet {
 /** `split`.jsonl of a dataset directory (a stored dataset's root). */
 export async function datasetSplit(root: string, split: Split, datasetId: string, maxImagePixels?: number): Promise<LabelledSet> {
   const file = `${split}.jsonl`;
-  const present = await stat(path.join(root, file)).then((s) => s.isFile(), () => false);
+  const present = await stat(path.join(root, file)).then(
+    (s) => s.isFile(),
+    () => false,
+  );
   if (!present) {
     const hint = split === 'val' ? '; calibrate on held-out data: upload a dataset with val.jsonl, or ask for "split": "train" knowingly' : '';
     throw new DatasetError(DatasetErrorCodes.DATASET_INVALID, `dataset ${datasetId} has no ${file}${hint}`, { problems: [{ file, message: `${file} is missing` }] });

@@ -90,7 +90,10 @@ export class PolicyStore {
   }
 
   async list(): Promise<NamedPolicy[]> {
-    const names = (await readdir(this.dir).catch(() => [] as string[])).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)).filter(isPolicyName);
+    const names = (await readdir(this.dir).catch(() => [] as string[]))
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => f.slice(0, -5))
+      .filter(isPolicyName);
     const records = await Promise.all(names.sort().map((n) => this.get(n)));
     return records.filter((r): r is NamedPolicy => r !== undefined);
   }
@@ -98,7 +101,14 @@ export class PolicyStore {
   /** Stores a policy; false when one by that name exists and `replace` is not set. */
   async save(record: NamedPolicy, replace: boolean): Promise<boolean> {
     const file = `${record.name}.json`;
-    if (!replace && (await stat(path.join(this.dir, file)).then(() => true, () => false))) return false;
+    if (
+      !replace &&
+      (await stat(path.join(this.dir, file)).then(
+        () => true,
+        () => false,
+      ))
+    )
+      return false;
     await this.write(file, record);
     return true;
   }
@@ -106,7 +116,10 @@ export class PolicyStore {
   async remove(name: string): Promise<boolean> {
     if (!isPolicyName(name)) return false;
     const abs = path.join(this.dir, `${name}.json`);
-    const existed = await stat(abs).then(() => true, () => false);
+    const existed = await stat(abs).then(
+      () => true,
+      () => false,
+    );
     await rm(abs, { force: true });
     this.cache.delete(`${name}.json`);
     return existed;

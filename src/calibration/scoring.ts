@@ -30,7 +30,11 @@ export async function scoreItems(items: readonly EvalItem[], score: ChunkScorer,
   const out: ScoredItem[] = [];
   for (let start = 0; start < items.length; start += opts.chunkSize) {
     if (Date.now() > opts.deadline) {
-      throw new ApiError(HttpErrorCodes.CALIBRATION_TIMEOUT, `scored ${start} of ${items.length} items in the ${opts.timeoutMs} ms this server allows (CALIBRATE_TIMEOUT_MS); calibrate on fewer items, or run npm run calibrate next to the data`, { scored: start, items: items.length });
+      throw new ApiError(
+        HttpErrorCodes.CALIBRATION_TIMEOUT,
+        `scored ${start} of ${items.length} items in the ${opts.timeoutMs} ms this server allows (CALIBRATE_TIMEOUT_MS); calibrate on fewer items, or run npm run calibrate next to the data`,
+        { scored: start, items: items.length },
+      );
     }
     const chunk = items.slice(start, start + opts.chunkSize);
     const inputs = await Promise.all(chunk.map(async (it) => ({ image: it.imagePath === undefined ? null : await readFile(it.imagePath), prompt: it.prompt })));
@@ -72,7 +76,14 @@ export function poolScorer(pool: InferencePool): ChunkScorer {
 /** A runtime in this process (the CLI): preprocessing and pass 1, item failures reported per item. */
 export function runtimeScorer(runtime: PsaRuntime): ChunkScorer {
   return async (chunk) => {
-    const prepared = await Promise.all(chunk.map((c) => runtime.prepareImage(c.image).then((image) => ({ image }), (err: Error) => ({ error: err.message }))));
+    const prepared = await Promise.all(
+      chunk.map((c) =>
+        runtime.prepareImage(c.image).then(
+          (image) => ({ image }),
+          (err: Error) => ({ error: err.message }),
+        ),
+      ),
+    );
     const good = prepared.flatMap((p, k) => ('image' in p ? [{ image: p.image, prompt: chunk[k]!.prompt }] : []));
     const scores = await runtime.classify(good);
     let next = 0;

@@ -129,7 +129,9 @@ function searchPerType(p: Prepared, recall: Partial<Record<RiskTypeLabel, number
   }
   const got = new Map<number, number>([...need.keys()].map((t) => [t, p.pos.filter((v, i) => v && p.refuse[i] && p.truthType[i] === t).length]));
   const groups = TYPE_LABELS.map((_, g) => {
-    const members = Array.from({ length: n }, (_, i) => i).filter((i) => p.group[i] === g).sort((a, b) => p.score[b]! - p.score[a]!);
+    const members = Array.from({ length: n }, (_, i) => i)
+      .filter((i) => p.group[i] === g)
+      .sort((a, b) => p.score[b]! - p.score[a]!);
     const levels = [...new Set(members.map((i) => p.score[i]!))];
     // ends[k]: how many members score >= levels[k].
     const ends = levels.map((l) => members.filter((i) => p.score[i]! >= l).length);

@@ -57,7 +57,10 @@ function checkData(set: LabelledSet, req: CalibrationRequest, maxItems: number):
   const { items } = set;
   const file = set.description.file;
   if (items.length > maxItems) {
-    throw new ApiError(HttpErrorCodes.TOO_MANY_ITEMS, `${file} has ${items.length} items; this server calibrates on at most ${maxItems} (CALIBRATE_MAX_ITEMS); use a smaller held-out set or npm run calibrate`, { items: items.length, max_items: maxItems });
+    throw new ApiError(HttpErrorCodes.TOO_MANY_ITEMS, `${file} has ${items.length} items; this server calibrates on at most ${maxItems} (CALIBRATE_MAX_ITEMS); use a smaller held-out set or npm run calibrate`, {
+      items: items.length,
+      max_items: maxItems,
+    });
   }
   const invalid = (message: string) => new DatasetError(DatasetErrorCodes.DATASET_INVALID, `${file}: ${message}`, { problems: [{ file, message }] });
   const minLabel = LEVEL_LABELS[req.minLevel]!;
@@ -66,7 +69,8 @@ function checkData(set: LabelledSet, req: CalibrationRequest, maxItems: number):
   if (typeof req.target.recall === 'object') {
     for (const label of Object.keys(req.target.recall)) {
       const t = TYPE_LABELS.indexOf(label as (typeof TYPE_LABELS)[number]);
-      if (!items.some((i) => i.type === t && i.level >= req.minLevel)) throw invalid(`no ${label} item is labelled ${minLabel} or above, so its recall cannot be measured; add such items or leave ${label} out of target.recall`);
+      if (!items.some((i) => i.type === t && i.level >= req.minLevel))
+        throw invalid(`no ${label} item is labelled ${minLabel} or above, so its recall cannot be measured; add such items or leave ${label} out of target.recall`);
     }
   }
 }
@@ -99,7 +103,9 @@ export async function runCalibration(req: CalibrationRequest, ctx: CalibrationCo
       best?.over_refusal_at_recall && `the recall target costs ${pct(best.over_refusal_at_recall.over_refusal)} over-refusal`,
       !best?.recall_within_over_refusal && !best?.over_refusal_at_recall && `the closest policy reaches recall ${pct(report.achieved.recall.value)} with over-refusal ${pct(report.achieved.over_refusal.value)}`,
     ].filter(Boolean);
-    throw new ApiError(HttpErrorCodes.CALIBRATION_TARGET_UNREACHABLE, `no policy meets the target on these ${report.items} items: ${parts.join('; ')}; relax the target or improve the model; nothing was stored`, { report });
+    throw new ApiError(HttpErrorCodes.CALIBRATION_TARGET_UNREACHABLE, `no policy meets the target on these ${report.items} items: ${parts.join('; ')}; relax the target or improve the model; nothing was stored`, {
+      report,
+    });
   }
   const temperatures: Temperatures = { level: report.temperature.level.temperature, type: report.temperature.type.temperature };
   if (req.fitTemperature) {

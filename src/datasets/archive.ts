@@ -81,7 +81,10 @@ class Writer {
   private bytes = 0;
   private checkedAt = -1;
 
-  constructor(private readonly root: string, private readonly limits: ArchiveLimits) {}
+  constructor(
+    private readonly root: string,
+    private readonly limits: ArchiveLimits,
+  ) {}
 
   /** Absolute target for an archive entry name, or null for the archive root itself ("./"). */
   private target(name: string): string | null {
@@ -114,7 +117,9 @@ class Writer {
     const abs = this.target(name);
     if (abs === null) return;
     this.count(name);
-    await mkdir(abs, { recursive: true }).catch((err) => { throw conflict(name, err); });
+    await mkdir(abs, { recursive: true }).catch((err) => {
+      throw conflict(name, err);
+    });
   }
 
   /**
@@ -131,9 +136,13 @@ class Writer {
     if (declared > maxFileBytes) throw tooLarge(`${shown} is ${declared} bytes; at most ${maxFileBytes} per file are accepted`);
     if (this.bytes + declared > maxBytes) throw tooLarge(`the archive holds more than ${maxBytes} bytes uncompressed (at ${shown})`);
     await this.space();
-    await mkdir(path.dirname(abs), { recursive: true }).catch((err) => { throw conflict(name, err); });
+    await mkdir(path.dirname(abs), { recursive: true }).catch((err) => {
+      throw conflict(name, err);
+    });
     // 'wx' (O_EXCL): a duplicate entry cannot overwrite an earlier file, and no link is followed.
-    const fh = await open(abs, 'wx', 0o644).catch((err) => { throw conflict(name, err); });
+    const fh = await open(abs, 'wx', 0o644).catch((err) => {
+      throw conflict(name, err);
+    });
     try {
       let size = 0;
       let crc = 0;

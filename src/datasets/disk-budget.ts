@@ -16,7 +16,10 @@ const full = (message: string) => new DatasetError(DatasetErrorCodes.INSUFFICIEN
 export class DiskBudget {
   private reserved = 0;
 
-  constructor(private readonly dir: string, private readonly opts: DiskBudgetOptions) {}
+  constructor(
+    private readonly dir: string,
+    private readonly opts: DiskBudgetOptions,
+  ) {}
 
   async free(): Promise<number> {
     const st = await statfs(this.dir);
@@ -28,7 +31,9 @@ export class DiskBudget {
     const free = await this.free();
     const available = free - this.opts.minFreeBytes - this.reserved;
     if (bytes > available) {
-      throw full(`not enough disk space for this dataset now: it may take ${bytes} bytes, ${Math.max(0, available)} are available (the server keeps ${this.opts.minFreeBytes} free); retry later or send a smaller archive`);
+      throw full(
+        `not enough disk space for this dataset now: it may take ${bytes} bytes, ${Math.max(0, available)} are available (the server keeps ${this.opts.minFreeBytes} free); retry later or send a smaller archive`,
+      );
     }
     this.reserved += bytes;
     let released = false;

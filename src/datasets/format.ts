@@ -38,7 +38,11 @@ export const errText = (err: unknown) => clip((err instanceof Error ? err.messag
 /** The root holding `file`: `dir`, or its only top-level folder (archives often wrap everything in one). */
 export async function findDatasetRoot(dir: string, file: string): Promise<string | null> {
   // Any entry of that name counts: the caller says what is wrong with one that is not a file.
-  const has = (d: string) => stat(path.join(d, file)).then(() => true, () => false);
+  const has = (d: string) =>
+    stat(path.join(d, file)).then(
+      () => true,
+      () => false,
+    );
   if (await has(dir)) return dir;
   // Archivers' litter (__MACOSX/, .DS_Store) does not count as a second top-level entry.
   const entries = (await readdir(dir, { withFileTypes: true })).filter((d) => !d.name.startsWith('.') && d.name !== '__MACOSX');
@@ -130,7 +134,10 @@ export type ImageProblem = (image: string) => string;
  * small thumbnail, so memory stays small): a truncated file is found before anything trains on it.
  */
 export async function imageFileProblem(abs: string, root: string, opts: { maxPixels: number; decode: boolean; wording: Wording }): Promise<ImageProblem | undefined> {
-  const problem = (say: (name: string) => string): ImageProblem => (image) => say(opts.wording.name(image));
+  const problem =
+    (say: (name: string) => string): ImageProblem =>
+    (image) =>
+      say(opts.wording.name(image));
   const real = await realpath(abs).catch(() => undefined);
   if (real === undefined) return problem((name) => `image not found: ${name}`);
   // A symlink in a directory dataset could otherwise make us read (and train on) any file.

@@ -75,7 +75,10 @@ export class DatasetStore {
   readonly scratch: Scratch;
   private readonly budget: DiskBudget | undefined;
 
-  constructor(dataDir: string, private readonly limits: DatasetStoreLimits) {
+  constructor(
+    dataDir: string,
+    private readonly limits: DatasetStoreLimits,
+  ) {
     this.dataDir = path.resolve(dataDir);
     this.datasetsDir = path.join(this.dataDir, 'datasets');
     this.scratch = new Scratch(this.dataDir);
@@ -111,7 +114,10 @@ export class DatasetStore {
         await extractArchive(uploadedFile, tmp, { maxBytes, maxFiles: this.limits.maxFiles, maxFileBytes: this.limits.maxFileBytes, ...(reservation && { checkSpace: reservation.check }) });
       } catch (err) {
         if (maxBytes < this.limits.maxBytes && isDatasetError(err, DatasetErrorCodes.ARCHIVE_TOO_LARGE) && / bytes uncompressed/.test(err.message)) {
-          throw new DatasetError(DatasetErrorCodes.ARCHIVE_TOO_LARGE, `the archive expands to more than ${maxBytes} bytes, over ${this.limits.maxExpansion} times its own ${archiveBytes} bytes; this looks like a decompression bomb (datasets of images compress far less)`);
+          throw new DatasetError(
+            DatasetErrorCodes.ARCHIVE_TOO_LARGE,
+            `the archive expands to more than ${maxBytes} bytes, over ${this.limits.maxExpansion} times its own ${archiveBytes} bytes; this looks like a decompression bomb (datasets of images compress far less)`,
+          );
         }
         throw err;
       }
@@ -129,7 +135,7 @@ export class DatasetStore {
    * `dir` afterwards (it is gone when the content moved in).
    */
   async ingestBuilt(dir: string, sourceName: string, owner?: string): Promise<StoredDataset> {
-    if (!inside(path.resolve(dir), this.scratch.dir)) throw new RangeError('ingestBuilt takes a directory under the store\'s scratch space');
+    if (!inside(path.resolve(dir), this.scratch.dir)) throw new RangeError("ingestBuilt takes a directory under the store's scratch space");
     return this.moveIn(await validateDataset(dir, this.limits), sourceName, owner);
   }
 
@@ -148,7 +154,17 @@ export class DatasetStore {
       await rm(dir, { recursive: true, force: true }); // an interrupted earlier ingest of this content
       await mkdir(this.datasetsDir, { recursive: true });
       await rename(summary.root, dir);
-      const record: StoredDataset = { id: content.id, path: dir, source: sourceName, kind: 'archive', created_at: new Date().toISOString(), bytes: content.bytes, files: content.files, splits: summary.splits, ...(owner !== undefined && { owners: [owner] }) };
+      const record: StoredDataset = {
+        id: content.id,
+        path: dir,
+        source: sourceName,
+        kind: 'archive',
+        created_at: new Date().toISOString(),
+        bytes: content.bytes,
+        files: content.files,
+        splits: summary.splits,
+        ...(owner !== undefined && { owners: [owner] }),
+      };
       try {
         await writeJsonAtomic(path.join(dir, RECORD), record);
       } catch (err) {
@@ -178,14 +194,24 @@ export class DatasetStore {
     const realData = await realpath(this.dataDir);
     if (!inside(real, realData)) throw refuse('a dataset directory must be inside the data directory (it is a link to elsewhere)');
     if (['datasets', 'tmp', 'jobs'].map((d) => path.join(realData, d)).some((d) => real === d || inside(real, d))) {
-      throw refuse('the store\'s own datasets/, tmp/ and jobs/ folders cannot be registered as a dataset');
+      throw refuse("the store's own datasets/, tmp/ and jobs/ folders cannot be registered as a dataset");
     }
     const summary = await validateDataset(real, this.limits);
     const content = await hashTree(summary.root);
     return this.locked(content.id, async () => {
       const existing = await this.read(content.id);
       if (existing) return this.own(existing, owner, existing.kind === 'archive' ? path.join(this.datasetsDir, content.id, RECORD) : path.join(this.datasetsDir, `${content.id}.json`));
-      const record: StoredDataset = { id: content.id, path: summary.root, source: pathUnderDataDir, kind: 'directory', created_at: new Date().toISOString(), bytes: content.bytes, files: content.files, splits: summary.splits, ...(owner !== undefined && { owners: [owner] }) };
+      const record: StoredDataset = {
+        id: content.id,
+        path: summary.root,
+        source: pathUnderDataDir,
+        kind: 'directory',
+        created_at: new Date().toISOString(),
+        bytes: content.bytes,
+        files: content.files,
+        splits: summary.splits,
+        ...(owner !== undefined && { owners: [owner] }),
+      };
       await mkdir(this.datasetsDir, { recursive: true });
       await writeJsonAtomic(path.join(this.datasetsDir, `${content.id}.json`), record);
       return record;

@@ -64,7 +64,11 @@ export async function validateDataset(dir: string, opts: ValidateOptions): Promi
   return { root, splits: val === undefined ? { train } : { train, val } };
 }
 
-const exists = (p: string) => stat(p).then(() => true, () => false);
+const exists = (p: string) =>
+  stat(p).then(
+    () => true,
+    () => false,
+  );
 
 class Checker {
   private readonly problems: Problem[] = [];
@@ -78,7 +82,10 @@ class Checker {
   private examples = 0;
   private overLimit = false;
 
-  constructor(private readonly root: string, private readonly opts: ValidateOptions) {}
+  constructor(
+    private readonly root: string,
+    private readonly opts: ValidateOptions,
+  ) {}
 
   private add(order: number, file: string, line: number | undefined, message: string): void {
     if (++this.total > KEPT_PROBLEMS) return;
@@ -98,8 +105,7 @@ class Checker {
     };
     if (this.overLimit) return summary; // already reported; more lines would only repeat it
     const real = await realpath(file);
-    const refusal = !inside(real, this.root) ? `${name} is a link to a file outside the dataset`
-      : !(await stat(real)).isFile() ? `${name} is not a regular file` : undefined;
+    const refusal = !inside(real, this.root) ? `${name} is a link to a file outside the dataset` : !(await stat(real)).isFile() ? `${name} is not a regular file` : undefined;
     if (refusal !== undefined) {
       this.add(order, name, undefined, refusal);
       return summary;

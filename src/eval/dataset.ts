@@ -14,7 +14,21 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { extractArchive } from '../datasets/archive.ts';
 import { DatasetError, DatasetErrorCodes, echo, formatProblem, type DatasetProblem } from '../datasets/errors.ts';
-import { EVAL_WORDING, findDatasetRoot, idProblem, imageField, imageFileProblem, isObject, isTextOnly, type ImageProblem, labelProblems, limiter, parseLineObject, placeholderProblem, promptText } from '../datasets/format.ts';
+import {
+  EVAL_WORDING,
+  findDatasetRoot,
+  idProblem,
+  imageField,
+  imageFileProblem,
+  isObject,
+  isTextOnly,
+  type ImageProblem,
+  labelProblems,
+  limiter,
+  parseLineObject,
+  placeholderProblem,
+  promptText,
+} from '../datasets/format.ts';
 import { DECISIONS, type Decision } from '../policy/policy.ts';
 import { DEFAULT_IMAGE_LIMITS } from '../psa/image-config.ts';
 
@@ -54,7 +68,6 @@ export interface LoadEvalOptions {
 
 const ARCHIVE_LIMITS = { maxBytes: 16 * 1024 ** 3, maxFiles: 500_000, maxFileBytes: 1024 ** 3 };
 const HEADER_CONCURRENCY = 4;
-
 
 export async function loadEvalSet(source: string, opts: LoadEvalOptions = {}): Promise<EvalSet> {
   const st = await stat(source).catch(() => undefined);
@@ -119,7 +132,11 @@ async function readItems(root: string, maxPixels: number, file = EVAL_FILE): Pro
   const limit = limiter(HEADER_CONCURRENCY);
   const checks = new Map<string, Promise<ImageProblem | undefined>>();
   for (const { imagePath } of items) {
-    if (imagePath !== undefined && !checks.has(imagePath)) checks.set(imagePath, limit(() => imageFileProblem(imagePath, root, { maxPixels, decode: false, wording: EVAL_WORDING })));
+    if (imagePath !== undefined && !checks.has(imagePath))
+      checks.set(
+        imagePath,
+        limit(() => imageFileProblem(imagePath, root, { maxPixels, decode: false, wording: EVAL_WORDING })),
+      );
   }
   for (const item of items) {
     if (item.imagePath === undefined) continue;
@@ -140,7 +157,11 @@ function evalFieldProblems(ex: Record<string, unknown>): string[] {
   const out: string[] = [];
   if (decision !== undefined && !(DECISIONS as readonly unknown[]).includes(decision)) out.push(`"decision" must be one of ${DECISIONS.join(', ')}; got ${echo(decision)}`);
   if (ocrText !== undefined && typeof ocrText !== 'string') out.push(`"ocr_text" must be a string; got ${echo(ocrText)}`);
-  for (const [key, v] of [['source', source], ['variant', variant]] as const) if (v !== undefined && (typeof v !== 'string' || v === '')) out.push(`"${key}" must be a non-empty string; got ${echo(v)}`);
+  for (const [key, v] of [
+    ['source', source],
+    ['variant', variant],
+  ] as const)
+    if (v !== undefined && (typeof v !== 'string' || v === '')) out.push(`"${key}" must be a non-empty string; got ${echo(v)}`);
   return out;
 }
 

@@ -20,17 +20,41 @@ const setRow = (f: SetFigures) => [
 export function markdownSets(s: SetsReport, flagLevel: string): string[] {
   const out: string[] = [];
   out.push('## AUROC between named sets (model)', '');
-  out.push(`Score: P(level >= ${flagLevel}) from pass 1; AUROC by the rank statistic (ties count half). Recall and over-refusal are the policy's decisions; "recall at FPR" is the best a threshold on the score gives while flagging at most that share of the negative set. Sets from ${cell(s.from)}.`, '');
+  out.push(
+    `Score: P(level >= ${flagLevel}) from pass 1; AUROC by the rank statistic (ties count half). Recall and over-refusal are the policy's decisions; "recall at FPR" is the best a threshold on the score gives while flagging at most that share of the negative set. Sets from ${cell(s.from)}.`,
+    '',
+  );
   out.push(
     table(
       ['comparison', 'positive (n)', 'negative (n)', 'AUROC', 'recall (policy)', 'caution/refuse on negatives', 'flagged on negatives', 'recall at FPR'],
-      s.comparisons.map((c) => [cell(c.name), `${cell(c.positive)} (${c.positives})`, `${cell(c.negative)} (${c.negatives})`, dec(c.auroc), pct(c.recall), pct(c.over_refusal_on_negatives), pct(c.flagged_rate_on_negatives), `${pct(c.recall_at_max_fpr)} at ${pct(c.max_fpr)}`]),
+      s.comparisons.map((c) => [
+        cell(c.name),
+        `${cell(c.positive)} (${c.positives})`,
+        `${cell(c.negative)} (${c.negatives})`,
+        dec(c.auroc),
+        pct(c.recall),
+        pct(c.over_refusal_on_negatives),
+        pct(c.flagged_rate_on_negatives),
+        `${pct(c.recall_at_max_fpr)} at ${pct(c.max_fpr)}`,
+      ]),
     ),
     '',
   );
   out.push('## Named sets (model)', '');
-  out.push(table(['set', ...SET_HEAD], Object.entries(s.sets).map(([name, f]) => [cell(name), ...setRow(f)])), '');
+  out.push(
+    table(
+      ['set', ...SET_HEAD],
+      Object.entries(s.sets).map(([name, f]) => [cell(name), ...setRow(f)]),
+    ),
+    '',
+  );
   out.push('## Per source (model)', '', 'By the items\' `source` (else the id up to its first "-") and `variant`.', '');
-  out.push(table(['source', ...SET_HEAD], Object.entries(s.per_source).map(([name, f]) => [cell(name), ...setRow(f)])), '');
+  out.push(
+    table(
+      ['source', ...SET_HEAD],
+      Object.entries(s.per_source).map(([name, f]) => [cell(name), ...setRow(f)]),
+    ),
+    '',
+  );
   return out;
 }

@@ -47,19 +47,28 @@ export function markdownReport(r: EvalReport): string {
   const out: string[] = [];
   out.push(`# Evaluation of ${r.model.name}`, '');
   out.push(
-    table(['', ''], [
-      ['model', `${cell(r.model.name)}, version ${cell(r.model.version)}${r.model.status ? ` (${cell(r.model.status)})` : ''}, \`${cell(r.model.dir)}\`, ${r.model.provider}`],
-      ['data', `\`${cell(d.path)}\`: ${d.items} items, ${d.unsafe_items} unsafe and ${d.safe_items} safe; ${d.with_decision} with an expected decision, ${d.with_ocr_text} with ocr_text`],
-      ['types', TYPE_LABELS.map((t) => `${t} ${d.by_type[t]}`).join(', ')],
-      ['levels', LEVEL_LABELS.map((l) => `${l} ${d.by_level[l]}`).join(', ')],
-      ['policy', `${r.policy.file === null ? 'built-in' : `\`${cell(r.policy.file)}\``}; flagged when P(level >= ${r.policy.flag.min_level}) >= ${r.policy.flag.threshold} or the decision is refuse`],
-      ['run', `${r.created_at}; latency covers ${cell(r.latency_scope)}`],
-    ]),
+    table(
+      ['', ''],
+      [
+        ['model', `${cell(r.model.name)}, version ${cell(r.model.version)}${r.model.status ? ` (${cell(r.model.status)})` : ''}, \`${cell(r.model.dir)}\`, ${r.model.provider}`],
+        ['data', `\`${cell(d.path)}\`: ${d.items} items, ${d.unsafe_items} unsafe and ${d.safe_items} safe; ${d.with_decision} with an expected decision, ${d.with_ocr_text} with ocr_text`],
+        ['types', TYPE_LABELS.map((t) => `${t} ${d.by_type[t]}`).join(', ')],
+        ['levels', LEVEL_LABELS.map((l) => `${l} ${d.by_level[l]}`).join(', ')],
+        ['policy', `${r.policy.file === null ? 'built-in' : `\`${cell(r.policy.file)}\``}; flagged when P(level >= ${r.policy.flag.min_level}) >= ${r.policy.flag.threshold} or the decision is refuse`],
+        ['run', `${r.created_at}; latency covers ${cell(r.latency_scope)}`],
+      ],
+    ),
     '',
   );
   out.push('## Model vs baselines', '');
   out.push(systems.map((s) => `- **${cell(s.name)}**: ${cell(s.description)}`).join('\n'), '');
-  out.push(table(['metric', ...names], SUMMARY_ROWS.map(([label, f]) => [label, ...systems.map((s) => f(s.metrics))])), '');
+  out.push(
+    table(
+      ['metric', ...names],
+      SUMMARY_ROWS.map(([label, f]) => [label, ...systems.map((s) => f(s.metrics))]),
+    ),
+    '',
+  );
   const p1 = r.pass1_latency.summary;
   out.push(`Pass 1 alone (model): ${p1 === null ? 'n/a' : `p50 ${ms(p1.p50_ms)}, p90 ${ms(p1.p90_ms)}, mean ${ms(p1.mean_ms)} over ${p1.count} items`}; ${cell(r.pass1_latency.scope)}.`, '');
   out.push(...markdownSets(r.sets, r.policy.flag.min_level));
@@ -75,9 +84,21 @@ export function markdownReport(r: EvalReport): string {
   );
 
   out.push('## Flagged recall by expected level', '');
-  out.push(table(['expected level', ...names], LEVEL_LABELS.slice(1).map((l) => [l, ...systems.map((s) => pct(s.metrics.flagged.recall_by_level[l]))])), '');
+  out.push(
+    table(
+      ['expected level', ...names],
+      LEVEL_LABELS.slice(1).map((l) => [l, ...systems.map((s) => pct(s.metrics.flagged.recall_by_level[l]))]),
+    ),
+    '',
+  );
   out.push('## Decisions', '');
-  out.push(table(['decision', ...names], DECISIONS.map((dn) => [dn, ...systems.map((s) => String(s.metrics.decisions[dn]))])), '');
+  out.push(
+    table(
+      ['decision', ...names],
+      DECISIONS.map((dn) => [dn, ...systems.map((s) => String(s.metrics.decisions[dn]))]),
+    ),
+    '',
+  );
 
   if (r.calibration) out.push(...markdownReliability(r.calibration));
   const model = r.systems.model.metrics;

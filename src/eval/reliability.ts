@@ -46,7 +46,7 @@ export function reliabilityReport(levelLogits: number[][], levels: number[], typ
 export function markdownReliability(r: ReliabilityReport): string[] {
   const dec = (v: number | null) => (v === null ? 'n/a' : v.toFixed(4));
   const note = r.temperature_file
-    ? 'Before: the model\'s own softmax; after: softmax(logits / T) with the package\'s temperature.json, as the server reports them.'
+    ? "Before: the model's own softmax; after: softmax(logits / T) with the package's temperature.json, as the server reports them."
     : 'The package has no temperature.json (fit one with npm run calibrate --fit-temperature or POST /v1/models/{id}/calibrate), so before and after are the same.';
   return [
     `## Reliability (expected calibration error, ${r.bins} bins)`,

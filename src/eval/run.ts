@@ -51,8 +51,10 @@ export interface EvalResult {
   files: string[];
 }
 
-const LATENCY_SCOPE = 'image preprocessing (decode, resize, normalise; the stand-in image for a text-only item) + pass 1 (vision encoder, safety head) + policy, one item at a time, file read excluded, after one untimed warm-up item';
-const PASS1_SCOPE = 'pass 1 alone, one item at a time: the safety query built from the prompt and the text OCR read during preprocessing (not timed here), the vision encoder, the safety head (and a query encoder where the package has one)';
+const LATENCY_SCOPE =
+  'image preprocessing (decode, resize, normalise; the stand-in image for a text-only item) + pass 1 (vision encoder, safety head) + policy, one item at a time, file read excluded, after one untimed warm-up item';
+const PASS1_SCOPE =
+  'pass 1 alone, one item at a time: the safety query built from the prompt and the text OCR read during preprocessing (not timed here), the vision encoder, the safety head (and a query encoder where the package has one)';
 
 export async function runEvaluation(opts: EvalOptions): Promise<EvalResult> {
   const policy = await loadPolicyFile(opts.policyFile);
@@ -164,7 +166,14 @@ async function evaluate(runtime: PsaRuntime, items: EvalItem[], policy: Policy, 
     policy: { file: opts.policyFile ? path.resolve(opts.policyFile) : null, flag: { min_level: LEVEL_LABELS[policy.flag.minLevel]!, threshold: policy.flag.threshold } },
     latency_scope: LATENCY_SCOPE,
     pass1_latency: { scope: PASS1_SCOPE, summary: latencySummary(pass1Ms) },
-    calibration: reliabilityReport(levelLogits, items.map((i) => i.level), typeLogits, items.map((i) => i.type), runtime.temperatures, runtime.pkg.temperature !== undefined),
+    calibration: reliabilityReport(
+      levelLogits,
+      items.map((i) => i.level),
+      typeLogits,
+      items.map((i) => i.type),
+      runtime.temperatures,
+      runtime.pkg.temperature !== undefined,
+    ),
     sets: setsReport(scored, opts.setsLoaded.config, opts.setsLoaded.from, policy.flag.minLevel),
     systems: {
       model: { name: 'model', description: `${m.name}: argmax of pass-1 level and type probabilities, decision and flag by the policy`, metrics: scoreSystem(items, model, policy.flag.minLevel) },
@@ -206,12 +215,22 @@ async function writeOutputs(report: EvalReport, perItem: object[], opts: EvalOpt
     const model = report.systems.model.metrics;
     files.push(await writePng(dir, 'level-confusion.png', confusionSpec('Safety level: expected vs predicted (model)', sub, model.level.confusion, LEVEL_LABELS)));
     files.push(await writePng(dir, 'type-confusion.png', confusionSpec('Safety type: expected vs predicted (model)', sub, model.type.confusion, TYPE_LABELS)));
-    const rows: F1Row[] = SYSTEM_KEYS.flatMap((k) =>
-      report.systems[k].metrics.type.per_type.flatMap((s) => (s.f1 === null ? [] : [{ system: report.systems[k].name, type: s.label, f1: s.f1 }])),
-    );
+    const rows: F1Row[] = SYSTEM_KEYS.flatMap((k) => report.systems[k].metrics.type.per_type.flatMap((s) => (s.f1 === null ? [] : [{ system: report.systems[k].name, type: s.label, f1: s.f1 }])));
     const absent = report.systems.model.metrics.type.per_type.filter((s) => s.support === 0).map((s) => s.label);
     const note = absent.length ? `; no items of ${absent.join(', ')}` : '';
-    files.push(await writePng(dir, 'type-f1.png', f1BarsSpec('Per-type F1: model vs baselines', `${sub}${note}`, rows, TYPE_LABELS, SYSTEM_KEYS.map((k) => report.systems[k].name))));
+    files.push(
+      await writePng(
+        dir,
+        'type-f1.png',
+        f1BarsSpec(
+          'Per-type F1: model vs baselines',
+          `${sub}${note}`,
+          rows,
+          TYPE_LABELS,
+          SYSTEM_KEYS.map((k) => report.systems[k].name),
+        ),
+      ),
+    );
   }
   const predictionsFile = path.join(dir, 'predictions.jsonl');
   await writeFile(predictionsFile, perItem.map((row) => JSON.stringify(row)).join('\n') + '\n');

@@ -77,7 +77,11 @@ export function scoreSystem(truth: readonly Truth[], predictions: readonly Predi
   const predictedTypes = predictions.map((p) => p.type);
   const typeConfusion = confusionMatrix(expectedTypes, predictedTypes, TYPE_LABELS.length);
   const perType = classScores(typeConfusion, TYPE_LABELS);
-  const levelConfusion = confusionMatrix(truth.map((t) => t.level), predictions.map((p) => p.level), LEVEL_LABELS.length);
+  const levelConfusion = confusionMatrix(
+    truth.map((t) => t.level),
+    predictions.map((p) => p.level),
+    LEVEL_LABELS.length,
+  );
   const perLevel = classScores(levelConfusion, LEVEL_LABELS);
 
   const unsafe = indices(truth, (t) => t.level > SAFE_LEVEL);
@@ -94,22 +98,31 @@ export function scoreSystem(truth: readonly Truth[], predictions: readonly Predi
     items: truth.length,
     type: {
       accuracy: accuracy(expectedTypes, predictedTypes),
-      accuracy_on_unsafe: accuracy(unsafe.map((i) => expectedTypes[i]), unsafe.map((i) => predictedTypes[i])),
+      accuracy_on_unsafe: accuracy(
+        unsafe.map((i) => expectedTypes[i]),
+        unsafe.map((i) => predictedTypes[i]),
+      ),
       macro_f1: macroF1(perType),
       risk_macro_f1: macroF1(perType, RISK_TYPES),
       per_type: perType,
       confusion: typeConfusion,
     },
-    level: { accuracy: accuracy(truth.map((t) => t.level), predictions.map((p) => p.level)), macro_f1: macroF1(perLevel), per_level: perLevel, confusion: levelConfusion },
+    level: {
+      accuracy: accuracy(
+        truth.map((t) => t.level),
+        predictions.map((p) => p.level),
+      ),
+      macro_f1: macroF1(perLevel),
+      per_level: perLevel,
+      confusion: levelConfusion,
+    },
     flagged: {
       unsafe_items: unsafe.length,
       recall_on_unsafe: flaggedShare(unsafe),
       flag_min_level: LEVEL_LABELS[flagMinLevel]!,
       should_flag_items: shouldFlag.length,
       recall_at_flag_level: flaggedShare(shouldFlag),
-      recall_by_level: Object.fromEntries(
-        LEVEL_LABELS.map((label, level) => [label, level === SAFE_LEVEL ? null : flaggedShare(unsafe.filter((i) => truth[i]!.level === level))]),
-      ) as Record<LevelLabel, number | null>,
+      recall_by_level: Object.fromEntries(LEVEL_LABELS.map((label, level) => [label, level === SAFE_LEVEL ? null : flaggedShare(unsafe.filter((i) => truth[i]!.level === level))])) as Record<LevelLabel, number | null>,
       safe_items: safe.length,
       rate_on_safe: flaggedShare(safe),
     },
@@ -120,8 +133,15 @@ export function scoreSystem(truth: readonly Truth[], predictions: readonly Predi
         ? null
         : {
             items: withDecision.length,
-            accuracy: accuracy(withDecision.map((i) => truth[i]!.decision), withDecision.map((i) => predictions[i]!.decision)),
-            confusion: confusionMatrix(withDecision.map((i) => decisionIndex(truth[i]!.decision!)), withDecision.map((i) => decisionIndex(predictions[i]!.decision)), DECISIONS.length),
+            accuracy: accuracy(
+              withDecision.map((i) => truth[i]!.decision),
+              withDecision.map((i) => predictions[i]!.decision),
+            ),
+            confusion: confusionMatrix(
+              withDecision.map((i) => decisionIndex(truth[i]!.decision!)),
+              withDecision.map((i) => decisionIndex(predictions[i]!.decision)),
+              DECISIONS.length,
+            ),
           },
     decisions: Object.fromEntries(DECISIONS.map((d) => [d, predictions.filter((p) => p.decision === d).length])) as Record<Decision, number>,
     latency: latencySummary(latencies),

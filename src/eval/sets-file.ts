@@ -8,7 +8,15 @@ export const SETS_FILE = 'eval-sets.json';
 
 export async function loadSets(file: string | undefined, dataRoot: string | null): Promise<{ config: SetsConfig; from: string }> {
   const own = dataRoot === null ? undefined : path.join(dataRoot, SETS_FILE);
-  const chosen = file ?? (own !== undefined && (await stat(own).then((s) => s.isFile(), () => false)) ? own : undefined);
+  const chosen =
+    file ??
+    (own !== undefined &&
+    (await stat(own).then(
+      (s) => s.isFile(),
+      () => false,
+    ))
+      ? own
+      : undefined);
   if (chosen === undefined) return { config: DEFAULT_SETS, from: 'default' };
   let raw: unknown;
   try {

@@ -43,9 +43,23 @@ const disagrees = (r: FeedbackRecord) => ['type', 'level', 'both'].includes(disa
 export async function buildFeedbackDataset(feedback: FeedbackStore, datasets: DatasetStore, opts: FeedbackDatasetOptions): Promise<FeedbackDataset> {
   const records = (await feedback.list()).filter((r) => !opts.onlyDisagreements || disagrees(r));
   if (records.length === 0) {
-    throw new ApiError(HttpErrorCodes.FEEDBACK_EMPTY, opts.onlyDisagreements ? 'no reviewed item disagrees with the model\'s judgement; send without only_disagreements to use every item' : 'there are no reviewed items yet; label some with POST /v1/feedback first');
+    throw new ApiError(
+      HttpErrorCodes.FEEDBACK_EMPTY,
+      opts.onlyDisagreements ? "no reviewed item disagrees with the model's judgement; send without only_disagreements to use every item" : 'there are no reviewed items yet; label some with POST /v1/feedback first',
+    );
   }
-  const imageBytes = (await Promise.all(records.map((r) => (r.image === null ? 0 : stat(feedback.imagePath(r.image)).then((s) => s.size, () => 0))))).reduce((a, b) => a + b, 0);
+  const imageBytes = (
+    await Promise.all(
+      records.map((r) =>
+        r.image === null
+          ? 0
+          : stat(feedback.imagePath(r.image)).then(
+              (s) => s.size,
+              () => 0,
+            ),
+      ),
+    )
+  ).reduce((a, b) => a + b, 0);
   const unreserve = await datasets.reserveUpload((opts.base?.bytes ?? 0) + imageBytes + records.length * 8192);
   const dir = path.join(datasets.scratch.dir, `feedback-dataset-${randomUUID()}`);
   const unhold = datasets.scratch.hold(dir);
@@ -81,7 +95,13 @@ async function copyBase(base: StoredDataset, dir: string, maxLineBytes: number):
   const copied = new Set<string>();
   const split = async (name: 'train.jsonl' | 'val.jsonl'): Promise<string[]> => {
     const file = path.join(root, name);
-    if (!(await stat(file).then((s) => s.isFile(), () => false))) return [];
+    if (
+      !(await stat(file).then(
+        (s) => s.isFile(),
+        () => false,
+      ))
+    )
+      return [];
     const out: string[] = [];
     for await (const { text, lineNo } of readJsonlLines(file, name, maxLineBytes)) {
       if (text.trim() === '') continue;
@@ -96,10 +116,14 @@ async function copyBase(base: StoredDataset, dir: string, maxLineBytes: number):
       // A directory dataset may have changed since it was registered: never copy from outside it.
       const real = await realpath(path.resolve(root, image)).catch(() => undefined);
       if (real === undefined || !real.startsWith(root + path.sep)) {
-        throw new DatasetError(DatasetErrorCodes.DATASET_INVALID, `base dataset ${base.id}: ${name}:${lineNo}: image ${JSON.stringify(image.slice(0, 200))} is missing or outside the dataset`, { problems: [{ file: name, line: lineNo, message: 'image missing or outside the dataset' }] });
+        throw new DatasetError(DatasetErrorCodes.DATASET_INVALID, `base dataset ${base.id}: ${name}:${lineNo}: image ${JSON.stringify(image.slice(0, 200))} is missing or outside the dataset`, {
+          problems: [{ file: name, line: lineNo, message: 'image missing or outside the dataset' }],
+        });
       }
       if (path.posix.normalize(image).split('/')[0] === FEEDBACK_IMAGES_DIR) {
-        throw new DatasetError(DatasetErrorCodes.DATASET_INVALID, `base dataset ${base.id}: ${name}:${lineNo}: the folder ${FEEDBACK_IMAGES_DIR}/ is reserved for reviewed items' images`, { problems: [{ file: name, line: lineNo, message: `${FEEDBACK_IMAGES_DIR}/ is reserved` }] });
+        throw new DatasetError(DatasetErrorCodes.DATASET_INVALID, `base dataset ${base.id}: ${name}:${lineNo}: the folder ${FEEDBACK_IMAGES_DIR}/ is reserved for reviewed items' images`, {
+          problems: [{ file: name, line: lineNo, message: `${FEEDBACK_IMAGES_DIR}/ is reserved` }],
+        });
       }
       copied.add(image);
       const target = path.join(dir, image);

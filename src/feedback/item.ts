@@ -17,9 +17,7 @@ export interface FeedbackLabel {
   safe_level: number;
 }
 
-export type FeedbackSource =
-  | { kind: 'request'; request_id: string; route: RetainedRoute; item: number; model: string; served_at: string }
-  | { kind: 'inline' };
+export type FeedbackSource = { kind: 'request'; request_id: string; route: RetainedRoute; item: number; model: string; served_at: string } | { kind: 'inline' };
 
 export interface FeedbackRecord extends FeedbackLabel {
   id: string;

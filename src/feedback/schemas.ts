@@ -8,14 +8,16 @@ const label = (labels: readonly string[], what: string) =>
 
 export const FeedbackBody = Type.Object(
   {
-    request_id: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'The x-request-id of a recent /v1/moderate, /v1/chat, /v1/moderations or /v1/chat/completions response (needs FEEDBACK_RETENTION=on)' })),
+    request_id: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 200, description: 'The x-request-id of a recent /v1/moderate, /v1/chat, /v1/moderations or /v1/chat/completions response (needs FEEDBACK_RETENTION=on)' }),
+    ),
     item: Type.Optional(Type.Integer({ minimum: 0, description: 'Which item of a request with several (its index in the response); needed when it had more than one' })),
     image: Type.Optional(ImageString),
     prompt: Type.Optional(Type.String({ description: 'With "image", or alone for a text-only item: the input, sent inline instead of request_id' })),
     safe_type: label(TYPE_LABELS, 'safety type'),
     safe_level: label(LEVEL_LABELS, 'safety level'),
-    answer: Type.Optional(Type.String({ description: 'The reply the model should learn to give; without it a dataset line gets the served chat answer (allowed levels) or the level\'s default' })),
-    note: Type.Optional(Type.String({ maxLength: 2000, description: 'The reviewer\'s note, kept with the item' })),
+    answer: Type.Optional(Type.String({ description: "The reply the model should learn to give; without it a dataset line gets the served chat answer (allowed levels) or the level's default" })),
+    note: Type.Optional(Type.String({ maxLength: 2000, description: "The reviewer's note, kept with the item" })),
   },
   { additionalProperties: false },
 );
@@ -28,7 +30,9 @@ const JudgementSchema = Type.Object(
 
 export const FeedbackView = Type.Object({
   id: Type.String({ description: 'The item id: the content address of the input (same image and prompt, same id)' }),
-  status: Type.Optional(Type.Union([Type.Literal('created'), Type.Literal('updated'), Type.Literal('unchanged')], { description: 'created; updated (a new label, note or answer; the latest review wins); unchanged (the same review again)' })),
+  status: Type.Optional(
+    Type.Union([Type.Literal('created'), Type.Literal('updated'), Type.Literal('unchanged')], { description: 'created; updated (a new label, note or answer; the latest review wins); unchanged (the same review again)' }),
+  ),
   has_image: Type.Boolean(),
   safe_type: TypeLabelSchema,
   safe_level: LevelLabelSchema,
@@ -38,7 +42,10 @@ export const FeedbackView = Type.Object({
   request_id: Type.Optional(Type.String()),
   model: Type.Optional(Type.String({ description: 'The model that served the request' })),
   model_judgement: Type.Union([JudgementSchema, Type.Null()]),
-  disagreement: Type.Union(DISAGREEMENTS.map((d) => Type.Literal(d)), { description: 'How the label differs from the model\'s predicted concepts' }),
+  disagreement: Type.Union(
+    DISAGREEMENTS.map((d) => Type.Literal(d)),
+    { description: "How the label differs from the model's predicted concepts" },
+  ),
   revisions: Type.Integer({ description: 'Earlier reviews of this input' }),
   created_at: Type.String(),
   updated_at: Type.String(),
@@ -53,12 +60,12 @@ export const FeedbackStatsView = Type.Object({
   by_level: counts(LEVEL_LABELS),
   by_source: Type.Object({ request: Type.Integer(), inline: Type.Integer() }),
   disagreement: Type.Object(Object.fromEntries(DISAGREEMENTS.map((d) => [d, Type.Integer()])), { description: 'none, type only, level only, both; not_judged: sent inline, no model judgement' }),
-  level_direction: Type.Object({ model_stricter: Type.Integer(), model_more_lenient: Type.Integer() }, { description: 'Judged items whose reviewed level is below (stricter) or above (more lenient) the model\'s' }),
+  level_direction: Type.Object({ model_stricter: Type.Integer(), model_more_lenient: Type.Integer() }, { description: "Judged items whose reviewed level is below (stricter) or above (more lenient) the model's" }),
   confusion: Type.Object({ level: square(LEVEL_LABELS), type: square(TYPE_LABELS) }, { description: 'Judged items: confusion[model label][reviewed label]' }),
   last_review_at: Type.Union([Type.String(), Type.Null()]),
   retention: Type.Object({
     enabled: Type.Boolean(),
-    requests: Type.Integer({ description: 'Requests held in this replica\'s memory now' }),
+    requests: Type.Integer({ description: "Requests held in this replica's memory now" }),
     bytes: Type.Integer(),
     max_bytes: Type.Integer(),
     max_requests: Type.Integer(),
@@ -69,9 +76,12 @@ export const FeedbackStatsView = Type.Object({
 export const FeedbackDatasetBody = Type.Object(
   {
     base: Type.Optional(Type.String({ pattern: '^ds-[0-9a-f]{16}$', description: 'A stored dataset whose lines (and val.jsonl) join the reviewed items' })),
-    only_disagreements: Type.Optional(Type.Boolean({ description: 'Only items whose label differs from the model\'s judgement (default false: every item)' })),
+    only_disagreements: Type.Optional(Type.Boolean({ description: "Only items whose label differs from the model's judgement (default false: every item)" })),
     answers: Type.Optional(
-      Type.Object(Object.fromEntries(LEVEL_LABELS.map((l) => [l, Type.Optional(Type.String({ maxLength: 2000 }))])), { additionalProperties: false, description: 'Replies, by labelled level, for items without an answer' }),
+      Type.Object(Object.fromEntries(LEVEL_LABELS.map((l) => [l, Type.Optional(Type.String({ maxLength: 2000 }))])), {
+        additionalProperties: false,
+        description: 'Replies, by labelled level, for items without an answer',
+      }),
     ),
   },
   { additionalProperties: false },
@@ -84,6 +94,6 @@ export const FeedbackDatasetView = Type.Object({
   items: Type.Integer({ description: 'Reviewed items in train.jsonl' }),
   base: Type.Union([Type.String(), Type.Null()]),
   base_examples: Type.Integer(),
-  val_source: Type.Union([Type.Literal('base'), Type.Literal('feedback')], { description: 'val.jsonl: the base\'s, or the reviewed items themselves (none of them is held out of training)' }),
+  val_source: Type.Union([Type.Literal('base'), Type.Literal('feedback')], { description: "val.jsonl: the base's, or the reviewed items themselves (none of them is held out of training)" }),
   splits: Type.Record(Type.String(), Type.Unknown()),
 });

@@ -48,7 +48,11 @@ export class FeedbackStore {
   private readonly budget: DiskBudget | undefined;
   private readonly locks = new KeyedLock();
 
-  constructor(dataDir: string, private readonly scratch: Scratch, private readonly limits: FeedbackStoreLimits) {
+  constructor(
+    dataDir: string,
+    private readonly scratch: Scratch,
+    private readonly limits: FeedbackStoreLimits,
+  ) {
     const root = path.join(path.resolve(dataDir), 'feedback');
     this.itemsDir = path.join(root, 'items');
     this.imagesDir = path.join(root, 'images');
@@ -80,11 +84,19 @@ export class FeedbackStore {
           await rename(path.join(tmp, 'images', imageFile), path.join(this.imagesDir, imageFile));
         }
         const { image: _image, answer, note, ...rest } = sub;
-        const history = existing ? [...existing.history, { safe_type: existing.safe_type, safe_level: existing.safe_level, ...(existing.note !== undefined && { note: existing.note }), reviewer: existing.reviewer, at: existing.updated_at }].slice(-MAX_HISTORY) : [];
+        const history = existing
+          ? [
+              ...existing.history,
+              { safe_type: existing.safe_type, safe_level: existing.safe_level, ...(existing.note !== undefined && { note: existing.note }), reviewer: existing.reviewer, at: existing.updated_at },
+            ].slice(-MAX_HISTORY)
+          : [];
         // A new note or answer under the same label adds to the review; a new label starts afresh.
         const kept = { answer: answer ?? (sameLabel ? existing.answer : undefined), note: note ?? (sameLabel ? existing.note : undefined) };
         // The same input reviewed again inline still remembers what the model said when it was served.
-        const origin = rest.model_judgement === null && existing?.model_judgement ? { source: existing.source, model_judgement: existing.model_judgement, ...(existing.served_answer && { served_answer: existing.served_answer }) } : {};
+        const origin =
+          rest.model_judgement === null && existing?.model_judgement
+            ? { source: existing.source, model_judgement: existing.model_judgement, ...(existing.served_answer && { served_answer: existing.served_answer }) }
+            : {};
         const record: FeedbackRecord = {
           ...rest,
           ...origin,
@@ -138,7 +150,10 @@ export class FeedbackStore {
 
   /** Every stored item, oldest review first. */
   async list(): Promise<FeedbackRecord[]> {
-    const names = (await readdir(this.itemsDir).catch(() => [] as string[])).filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -5)).filter((n) => FEEDBACK_ID_PATTERN.test(n));
+    const names = (await readdir(this.itemsDir).catch(() => [] as string[]))
+      .filter((n) => n.endsWith('.json'))
+      .map((n) => n.slice(0, -5))
+      .filter((n) => FEEDBACK_ID_PATTERN.test(n));
     const out: FeedbackRecord[] = [];
     for (let i = 0; i < names.length; i += READ_CONCURRENCY) {
       const records = await Promise.all(names.slice(i, i + READ_CONCURRENCY).map((id) => this.get(id)));
@@ -169,10 +184,19 @@ export class FeedbackStore {
   }
 }
 
-const exists = (p: string) => stat(p).then(() => true, () => false);
+const exists = (p: string) =>
+  stat(p).then(
+    () => true,
+    () => false,
+  );
 
 /** The image's format as a file extension (header only); "bin" when unreadable, which validation then reports. */
 async function imageExtension(image: Buffer): Promise<string> {
-  const format = await sharp(image, { limitInputPixels: false }).metadata().then((m) => m.format as string, () => 'bin');
+  const format = await sharp(image, { limitInputPixels: false })
+    .metadata()
+    .then(
+      (m) => m.format as string,
+      () => 'bin',
+    );
   return format === 'jpeg' ? 'jpg' : /^[a-z0-9]{1,8}$/.test(format) ? format : 'bin';
 }

@@ -12,7 +12,10 @@ import type { FeedbackSubmission } from './store.ts';
 const index = (labels: readonly string[], value: number | string): unknown => (typeof value === 'string' && labels.includes(value) ? labels.indexOf(value) : value);
 
 export function resolveSubmission(body: FeedbackBody, config: Config, retention: RequestRetention | null, reviewer: string): FeedbackSubmission {
-  for (const [field, text] of [['prompt', body.prompt], ['answer', body.answer]] as const) {
+  for (const [field, text] of [
+    ['prompt', body.prompt],
+    ['answer', body.answer],
+  ] as const) {
     if (text !== undefined && text.length > config.MAX_PROMPT_CHARS) throw new PsaError(PsaErrorCodes.PROMPT_TOO_LONG, `${field} has ${text.length} characters; at most ${config.MAX_PROMPT_CHARS}`);
   }
   const common = {

@@ -30,7 +30,13 @@ export const ChatBody = Type.Object(
   {
     image: Type.Optional(ImageString),
     prompt: Type.Optional(Type.String({ description: 'The user turn; without "image" the request is text-only (the model sees its stand-in image)' })),
-    messages: Type.Optional(Type.Array(Message, { minItems: 1, description: 'OpenAI-style messages with at most one image_url part (a data: URL, or https on ALLOWED_IMAGE_HOSTS); without one the request is text-only; the answer is to the last user turn (earlier turns are not used)' })),
+    messages: Type.Optional(
+      Type.Array(Message, {
+        minItems: 1,
+        description:
+          'OpenAI-style messages with at most one image_url part (a data: URL, or https on ALLOWED_IMAGE_HOSTS); without one the request is text-only; the answer is to the last user turn (earlier turns are not used)',
+      }),
+    ),
     ...GenerationFields,
     stream: Type.Optional(Type.Boolean({ description: 'Server-Sent Events: concepts, then deltas, then done' })),
     policy: Type.Optional(PolicyFieldSchema),

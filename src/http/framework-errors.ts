@@ -17,8 +17,7 @@ export function clientRequestId(header: string | string[] | undefined): string |
   return typeof header === 'string' && CLIENT_ID.test(header) ? header : undefined;
 }
 
-export const errorBody = (code: ErrorCode, message: string, requestId: string, details?: Record<string, unknown>) =>
-  JSON.stringify({ error: { code, message, ...(details && { details }) }, request_id: requestId });
+export const errorBody = (code: ErrorCode, message: string, requestId: string, details?: Record<string, unknown>) => JSON.stringify({ error: { code, message, ...(details && { details }) }, request_id: requestId });
 
 /**
  * Errors Node's HTTP parser raises before Fastify has a request (a body slower than
@@ -27,14 +26,18 @@ export const errorBody = (code: ErrorCode, message: string, requestId: string, d
 export function clientErrorHandler(this: FastifyInstance, err: NodeJS.ErrnoException, socket: Socket): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
   const [code, message]: [ErrorCode, string] =
-    err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [HttpErrorCodes.REQUEST_TIMEOUT, 'the request was not received in time (REQUEST_TIMEOUT_MS); send the body without pauses']
-      : err.code === 'HPE_HEADER_OVERFLOW' ? [HttpErrorCodes.HEADERS_TOO_LARGE, 'the request headers are too large']
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [HttpErrorCodes.REQUEST_TIMEOUT, 'the request was not received in time (REQUEST_TIMEOUT_MS); send the body without pauses']
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? [HttpErrorCodes.HEADERS_TOO_LARGE, 'the request headers are too large']
         : [HttpErrorCodes.BAD_REQUEST, 'the request is not valid HTTP/1.1'];
   const status = ERROR_STATUS[code];
   const body = errorBody(code, message, randomUUID());
   this.log.info({ code, cause: err.code }, 'client error');
   if (socket.writable) {
-    socket.write(`HTTP/1.1 ${status} ${status === 408 ? 'Request Timeout' : status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    socket.write(
+      `HTTP/1.1 ${status} ${status === 408 ? 'Request Timeout' : status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
   }
   socket.destroy();
 }
@@ -44,5 +47,9 @@ export function frameworkErrors(err: FastifyError, request: FastifyRequest, repl
   const tooLong = err.code === 'FST_ERR_MAX_PARAM_LENGTH';
   const code = tooLong ? HttpErrorCodes.URI_TOO_LONG : HttpErrorCodes.BAD_REQUEST;
   const message = tooLong ? 'a path parameter is too long; ids are at most 100 characters' : 'the URL is malformed (bad percent-encoding)';
-  void reply.code(ERROR_STATUS[code]).header('content-type', 'application/json; charset=utf-8').header('x-request-id', request.id).send(errorBody(code, message, request.id));
+  void reply
+    .code(ERROR_STATUS[code])
+    .header('content-type', 'application/json; charset=utf-8')
+    .header('x-request-id', request.id)
+    .send(errorBody(code, message, request.id));
 }

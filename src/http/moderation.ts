@@ -36,7 +36,10 @@ export const ModerationStagesSchema = Type.Object(
     head: ms('Safety head for the batch'),
     policy: ms('Intervention, policy and hints for the request'),
   },
-  { description: 'Milliseconds per stage; worker stages are those of the batch that carried the items (the largest, when they rode in several), and stages that ran concurrently are scaled in proportion to the wall time they took together' },
+  {
+    description:
+      'Milliseconds per stage; worker stages are those of the batch that carried the items (the largest, when they rode in several), and stages that ran concurrently are scaled in proportion to the wall time they took together',
+  },
 );
 export const ModerationTimingsSchema = Type.Object({
   total_ms: Type.Number(),

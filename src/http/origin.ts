@@ -17,7 +17,9 @@ export function hostName(hostHeader: string): string {
 export function checkBrowserOrigin(request: FastifyRequest, allowedHosts: string[]): void {
   const host = request.headers.host ?? '';
   if (!allowedHosts.includes(hostName(host))) {
-    throw new ApiError(HttpErrorCodes.FORBIDDEN, `Host "${host.slice(0, 100)}" is not served without API keys; call the server by one of ${allowedHosts.join(', ')} (ALLOWED_HOSTS) or configure API_KEYS`, { host: host.slice(0, 100) });
+    throw new ApiError(HttpErrorCodes.FORBIDDEN, `Host "${host.slice(0, 100)}" is not served without API keys; call the server by one of ${allowedHosts.join(', ')} (ALLOWED_HOSTS) or configure API_KEYS`, {
+      host: host.slice(0, 100),
+    });
   }
   const origin = request.headers.origin;
   if (origin !== undefined) {

@@ -7,10 +7,16 @@ import path from 'node:path';
 export function hidePaths(text: string, roots: Record<string, string>): string {
   let out = text;
   // Longest first: a models directory inside the data directory is named by its own root.
-  const entries = Object.entries(roots).map(([name, dir]) => [name, path.resolve(dir)] as const).sort((a, b) => b[1].length - a[1].length);
+  const entries = Object.entries(roots)
+    .map(([name, dir]) => [name, path.resolve(dir)] as const)
+    .sort((a, b) => b[1].length - a[1].length);
   for (const [name, dir] of entries) {
     if (dir === path.sep) continue;
-    out = out.split(dir + path.sep).join(`${name}/`).split(dir).join(name);
+    out = out
+      .split(dir + path.sep)
+      .join(`${name}/`)
+      .split(dir)
+      .join(name);
   }
   return out;
 }

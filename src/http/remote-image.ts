@@ -14,8 +14,29 @@ export interface RemoteImagePolicy {
 
 /** Address space that is never the public internet: refused unless the operator lists it. */
 const PRIVATE = new BlockList();
-for (const [net, bits] of [['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12], ['192.0.0.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['224.0.0.0', 3]] as const) PRIVATE.addSubnet(net, bits, 'ipv4');
-for (const [net, bits] of [['::', 128], ['::1', 128], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8], ['::ffff:0:0', 96], ['64:ff9b::', 96]] as const) PRIVATE.addSubnet(net, bits, 'ipv6');
+for (const [net, bits] of [
+  ['0.0.0.0', 8],
+  ['10.0.0.0', 8],
+  ['100.64.0.0', 10],
+  ['127.0.0.0', 8],
+  ['169.254.0.0', 16],
+  ['172.16.0.0', 12],
+  ['192.0.0.0', 24],
+  ['192.168.0.0', 16],
+  ['198.18.0.0', 15],
+  ['224.0.0.0', 3],
+] as const)
+  PRIVATE.addSubnet(net, bits, 'ipv4');
+for (const [net, bits] of [
+  ['::', 128],
+  ['::1', 128],
+  ['fc00::', 7],
+  ['fe80::', 10],
+  ['ff00::', 8],
+  ['::ffff:0:0', 96],
+  ['64:ff9b::', 96],
+] as const)
+  PRIVATE.addSubnet(net, bits, 'ipv6');
 
 /** ALLOWED_IMAGE_NETWORKS as a BlockList; a malformed CIDR throws (checked at start). */
 export function allowList(cidrs: string[]): BlockList {
@@ -46,7 +67,10 @@ export async function fetchRemoteImage(url: string, policy: RemoteImagePolicy, m
   if (policy.hosts.length === 0) throw refused(where, 'remote image URLs are disabled on this server');
   const host = parsed.hostname.replace(/^\[|\]$/g, '').toLowerCase();
   // The URL parser turns "https://2130706433/" into 127.0.0.1: the authority must be written as it is listed.
-  const written = /^https:\/\/(?:[^@/?#]*@)?(\[[^\]]*\]|[^:/?#]*)/i.exec(url)?.[1]?.replace(/^\[|\]$/g, '').toLowerCase();
+  const written = /^https:\/\/(?:[^@/?#]*@)?(\[[^\]]*\]|[^:/?#]*)/i
+    .exec(url)?.[1]
+    ?.replace(/^\[|\]$/g, '')
+    .toLowerCase();
   if (parsed.protocol !== 'https:' || !policy.hosts.includes(host) || written !== host || parsed.username || parsed.password) {
     throw refused(where, `only https URLs on ${policy.hosts.join(', ')} are fetched`);
   }

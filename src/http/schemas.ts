@@ -8,8 +8,7 @@ export const LevelLabelSchema = literals(LEVEL_LABELS);
 export const TypeLabelSchema = literals(TYPE_LABELS);
 export const DecisionSchema = literals(DECISIONS);
 
-const scores = (labels: readonly string[]) =>
-  Type.Object(Object.fromEntries(labels.map((l) => [l, Type.Number({ minimum: 0, maximum: 1 })])), { description: 'Probability of every class' });
+const scores = (labels: readonly string[]) => Type.Object(Object.fromEntries(labels.map((l) => [l, Type.Number({ minimum: 0, maximum: 1 })])), { description: 'Probability of every class' });
 
 export const ConceptsSchema = Type.Object(
   {
@@ -19,10 +18,7 @@ export const ConceptsSchema = Type.Object(
   { description: 'Predicted safety concepts (argmax and full probability vectors)' },
 );
 
-export const AppliedSchema = Type.Object(
-  { level: LevelLabelSchema, type: TypeLabelSchema, intervened: Type.Boolean() },
-  { description: 'Concepts after intervention; equal to the prediction when none was requested' },
-);
+export const AppliedSchema = Type.Object({ level: LevelLabelSchema, type: TypeLabelSchema, intervened: Type.Boolean() }, { description: 'Concepts after intervention; equal to the prediction when none was requested' });
 
 export const InterveneSchema = Type.Object(
   {

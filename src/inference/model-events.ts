@@ -72,7 +72,11 @@ export class ModelEvents {
   /** The package last activated in the cluster, if any (null when Redis stays unreachable). */
   async clusterActive(): Promise<string | null> {
     // Waits briefly for Redis (not `once`, which rejects on the 'error' events of a down Redis).
-    if (this.redis.status !== 'ready') await new Promise((r) => { this.redis.once('ready', r); setTimeout(r, 2000).unref(); });
+    if (this.redis.status !== 'ready')
+      await new Promise((r) => {
+        this.redis.once('ready', r);
+        setTimeout(r, 2000).unref();
+      });
     return this.redis.get(this.k.activeModel).catch(() => null);
   }
 

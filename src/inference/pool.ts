@@ -123,11 +123,15 @@ export class InferencePool {
     const waitMs = this.expectedWaitMs;
     if (this.maxQueueWaitMs > 0 && waitMs > this.maxQueueWaitMs) {
       return Promise.reject(
-        new InferenceOverloadedError(`the expected queue wait (${Math.round(waitMs)} ms) is over this server's budget (MAX_QUEUE_WAIT_MS ${this.maxQueueWaitMs}); retry after the Retry-After seconds`, retryAfter(waitMs), {
-          expected_wait_ms: Math.round(waitMs),
-          max_queue_wait_ms: this.maxQueueWaitMs,
-          items_ahead: this.outstanding,
-        }),
+        new InferenceOverloadedError(
+          `the expected queue wait (${Math.round(waitMs)} ms) is over this server's budget (MAX_QUEUE_WAIT_MS ${this.maxQueueWaitMs}); retry after the Retry-After seconds`,
+          retryAfter(waitMs),
+          {
+            expected_wait_ms: Math.round(waitMs),
+            max_queue_wait_ms: this.maxQueueWaitMs,
+            items_ahead: this.outstanding,
+          },
+        ),
       );
     }
     this.outstanding += items.length;

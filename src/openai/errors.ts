@@ -24,7 +24,10 @@ function errorType(status: number): string {
 function param(details: Record<string, unknown> | undefined): string | null {
   if (typeof details?.field === 'string') return details.field;
   if (typeof details?.path === 'string') {
-    const parts = details.path.replace(/^body\/?/, '').split('/').filter(Boolean);
+    const parts = details.path
+      .replace(/^body\/?/, '')
+      .split('/')
+      .filter(Boolean);
     if (parts.length === 0) return null;
     return parts.map((p, i) => (/^\d+$/.test(p) ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
   }

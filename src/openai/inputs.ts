@@ -12,7 +12,11 @@ export async function servedPool(models: ModelHost, modelsDir: string, requested
   if (requested === undefined || requested === models.activeId || requested === pool.name) return pool;
   const dir = modelDir(modelsDir, requested);
   if (dir && (await isPackageDir(dir))) {
-    throw apiError(HttpErrorCodes.MODEL_NOT_FOUND, `model "${requested}" is not the one being served ("${models.activeId}"); omit "model", send "${models.activeId}", or activate it with POST /v1/models/${requested}/activate`, { field: 'model' });
+    throw apiError(
+      HttpErrorCodes.MODEL_NOT_FOUND,
+      `model "${requested}" is not the one being served ("${models.activeId}"); omit "model", send "${models.activeId}", or activate it with POST /v1/models/${requested}/activate`,
+      { field: 'model' },
+    );
   }
   throw apiError(HttpErrorCodes.MODEL_NOT_FOUND, `no model "${requested}"; GET /v1/models lists them ("${models.activeId}" is served)`, { field: 'model' });
 }

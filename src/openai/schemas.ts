@@ -7,8 +7,7 @@ import { TYPE_LABELS } from '../psa/taxonomy.ts';
 /** The risk types of the taxonomy (every type but "safe"): the moderation categories. */
 export const RISK_TYPES = TYPE_LABELS.filter((t) => t !== 'safe');
 
-const perCategory = <T extends Parameters<typeof Type.Object>[0][string]>(value: T, description: string) =>
-  Type.Object(Object.fromEntries(RISK_TYPES.map((t) => [t, value])), { description });
+const perCategory = <T extends Parameters<typeof Type.Object>[0][string]>(value: T, description: string) => Type.Object(Object.fromEntries(RISK_TYPES.map((t) => [t, value])), { description });
 
 const ModelField = Type.String({ description: 'A model id from GET /v1/models (the active one); omit it to use the active model' });
 const ImageUrl = Type.Object(
@@ -16,10 +15,7 @@ const ImageUrl = Type.Object(
   { additionalProperties: false },
 );
 const Part = (description: string) =>
-  Type.Object(
-    { type: Type.String({ description: 'text or image_url' }), text: Type.Optional(Type.String()), image_url: Type.Optional(ImageUrl) },
-    { additionalProperties: false, description },
-  );
+  Type.Object({ type: Type.String({ description: 'text or image_url' }), text: Type.Optional(Type.String()), image_url: Type.Optional(ImageUrl) }, { additionalProperties: false, description });
 
 export const ModerationsBody = Type.Object(
   {

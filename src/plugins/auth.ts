@@ -47,7 +47,13 @@ export function parseApiKeys(spec: string): KeyEntry[] {
       if (/\s/.test(entry)) throw new Error(`API_KEYS entry ${i + 1}: whitespace inside an entry; write KEY=scope[+scope] with no spaces`);
       const eq = entry.lastIndexOf('=');
       const key = eq > 0 ? entry.slice(0, eq) : '';
-      const scopes = eq > 0 ? entry.slice(eq + 1).split('+').filter(Boolean) : [];
+      const scopes =
+        eq > 0
+          ? entry
+              .slice(eq + 1)
+              .split('+')
+              .filter(Boolean)
+          : [];
       if (key.length < 16) throw new Error(`API_KEYS entry ${i + 1}: a key must have at least 16 characters, written KEY=scope[+scope]`);
       const bad = scopes.filter((s) => !SCOPES.includes(s as Scope));
       if (scopes.length === 0 || bad.length) throw new Error(`API_KEYS entry ${i + 1}: scopes must be among ${SCOPES.join(', ')}${bad.length ? ` (got ${bad.join(', ')})` : ''}`);

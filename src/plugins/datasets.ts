@@ -28,7 +28,10 @@ export default fp(
     app.decorate('ingestSlots', new IngestSlots(config.MAX_CONCURRENT_INGESTS, config.MAX_CONCURRENT_INGESTS_PER_KEY));
     // Scratch left by an ingest whose process died (a crash, kill -9) is removed now and every minute.
     const sweep = async () => {
-      const removed = await store.scratch.sweep().catch((err: Error) => (app.log.warn({ err: err.message }, 'cannot clean DATA_DIR/tmp'), []));
+      const removed = await store.scratch.sweep().catch((err: Error) => {
+        app.log.warn({ err: err.message }, 'cannot clean DATA_DIR/tmp');
+        return [];
+      });
       if (removed.length) app.log.warn({ removed: removed.length }, 'removed stale upload scratch from DATA_DIR/tmp');
     };
     await sweep();

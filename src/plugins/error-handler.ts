@@ -93,8 +93,14 @@ function toApiError(err: FastifyError | Error): ApiError {
 /** A code for an error another component answered in its own shape (a plugin, the router). */
 function codeForStatus(status: number): ErrorCode {
   const byStatus: Record<number, ErrorCode> = {
-    401: HttpErrorCodes.UNAUTHORIZED, 403: HttpErrorCodes.FORBIDDEN, 404: HttpErrorCodes.NOT_FOUND, 408: HttpErrorCodes.REQUEST_TIMEOUT,
-    413: HttpErrorCodes.PAYLOAD_TOO_LARGE, 414: HttpErrorCodes.URI_TOO_LONG, 415: HttpErrorCodes.UNSUPPORTED_MEDIA_TYPE, 429: HttpErrorCodes.TOO_MANY_REQUESTS,
+    401: HttpErrorCodes.UNAUTHORIZED,
+    403: HttpErrorCodes.FORBIDDEN,
+    404: HttpErrorCodes.NOT_FOUND,
+    408: HttpErrorCodes.REQUEST_TIMEOUT,
+    413: HttpErrorCodes.PAYLOAD_TOO_LARGE,
+    414: HttpErrorCodes.URI_TOO_LONG,
+    415: HttpErrorCodes.UNSUPPORTED_MEDIA_TYPE,
+    429: HttpErrorCodes.TOO_MANY_REQUESTS,
   };
   return byStatus[status] ?? (status >= 500 ? HttpErrorCodes.INTERNAL : HttpErrorCodes.BAD_REQUEST);
 }
@@ -135,7 +141,10 @@ export default fp(
       return reply.send(errorBody(apiErr.code, message, request.id, details));
     });
     app.setNotFoundHandler((request, reply) =>
-      reply.code(404).type('application/json; charset=utf-8').send(errorBody(HttpErrorCodes.NOT_FOUND, `no route ${request.method} ${request.url.split('?')[0]!.slice(0, 200)}; see /openapi.json`, request.id)),
+      reply
+        .code(404)
+        .type('application/json; charset=utf-8')
+        .send(errorBody(HttpErrorCodes.NOT_FOUND, `no route ${request.method} ${request.url.split('?')[0]!.slice(0, 200)}; see /openapi.json`, request.id)),
     );
     // Plugins with their own error replies (Bull Board, static files of /docs) answer in our shape too.
     app.addHook('onSend', async (request, reply, payload) => {

@@ -47,7 +47,11 @@ export default fp(
         if (typeof field === 'string') {
           const policy = await named(field);
           if (!policy) {
-            throw new ApiError(HttpErrorCodes.UNKNOWN_POLICY, `no policy named ${JSON.stringify(field.slice(0, 80))}; "policy" is an object of overrides or the name of a calibrated policy (calibrated-<name>, GET /v1/policies lists them)`, { field: 'policy' });
+            throw new ApiError(
+              HttpErrorCodes.UNKNOWN_POLICY,
+              `no policy named ${JSON.stringify(field.slice(0, 80))}; "policy" is an object of overrides or the name of a calibrated policy (calibrated-<name>, GET /v1/policies lists them)`,
+              { field: 'policy' },
+            );
           }
           return policy;
         }

@@ -30,9 +30,7 @@ export const PolicyInputSchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
-    decisions: Type.Optional(
-      Type.Partial(Type.Record(Type.Union([Type.Literal('default'), ...TYPE_LABELS.map((t) => Type.Literal(t))]), LevelRow), { additionalProperties: false }),
-    ),
+    decisions: Type.Optional(Type.Partial(Type.Record(Type.Union([Type.Literal('default'), ...TYPE_LABELS.map((t) => Type.Literal(t))]), LevelRow), { additionalProperties: false })),
     refusal: Type.Optional(
       Type.Object(
         {
@@ -67,9 +65,13 @@ export const BUILTIN_POLICY: Policy = {
 export function parsePolicy(input: unknown, where: string): PolicyInput {
   if (Value.Check(PolicyInputSchema, input)) return input;
   const first = Value.Errors(PolicyInputSchema, input).First();
-  throw new PsaError(PsaErrorCodes.INVALID_LABEL, `${where}${first?.path ?? ''}: ${first?.message ?? 'invalid policy'}; labels are levels (${LEVEL_LABELS.join(', ')}), types (${TYPE_LABELS.join(', ')}) and decisions (${DECISIONS.join(', ')})`, {
-    details: { path: first?.path },
-  });
+  throw new PsaError(
+    PsaErrorCodes.INVALID_LABEL,
+    `${where}${first?.path ?? ''}: ${first?.message ?? 'invalid policy'}; labels are levels (${LEVEL_LABELS.join(', ')}), types (${TYPE_LABELS.join(', ')}) and decisions (${DECISIONS.join(', ')})`,
+    {
+      details: { path: first?.path },
+    },
+  );
 }
 
 /**

@@ -50,4 +50,3 @@ export function resolveLabel(kind: 'level' | 'type', value: string | number): nu
   }
   return index;
 }
-

@@ -18,7 +18,10 @@ export interface ImagePreprocessConfig {
   /** HF `size: {height, width}`: resize to exactly this (aspect not kept); overrides shortestEdge. */
   resizeTo?: { height: number; width: number };
 }
-export interface ImageLimits { maxInputPixels: number; maxInputBytes: number }
+export interface ImageLimits {
+  maxInputPixels: number;
+  maxInputBytes: number;
+}
 
 /** The image limits where none are configured: MAX_IMAGE_BYTES and MAX_IMAGE_PIXELS default to these. */
 export const DEFAULT_IMAGE_LIMITS: Readonly<ImageLimits> = { maxInputBytes: 10 * 1024 * 1024, maxInputPixels: 40_000_000 };
@@ -46,8 +49,7 @@ const PIL_RESAMPLE: Record<number, ImagePreprocessConfig['resample']> = { 0: 'ne
 
 /** Reads a HF preprocessor_config.json, or a processor_config.json nesting it under image_processor. */
 export function preprocessConfigFromHf(json: unknown): ImagePreprocessConfig {
-  const bad = (field: string, why: string) =>
-    new PsaError(PsaErrorCodes.PACKAGE_CONFIG_INVALID, `image processor config: "${field}" ${why}`, { details: { field } });
+  const bad = (field: string, why: string) => new PsaError(PsaErrorCodes.PACKAGE_CONFIG_INVALID, `image processor config: "${field}" ${why}`, { details: { field } });
   if (!isObject(json)) throw bad('(root)', 'must be a JSON object');
   const p = isObject(json.image_processor) ? json.image_processor : json;
   const flag = (key: string, dflt: boolean): boolean => {
@@ -78,7 +80,8 @@ export function preprocessConfigFromHf(json: unknown): ImagePreprocessConfig {
   let resizeTo: { height: number; width: number } | undefined;
   if (flag('do_resize', true)) {
     const size = p.size;
-    if (typeof size === 'number') shortestEdge = positiveInt(size, 'size'); // old CLIP configs: int = shortest edge
+    if (typeof size === 'number')
+      shortestEdge = positiveInt(size, 'size'); // old CLIP configs: int = shortest edge
     else if (isObject(size) && size.shortest_edge !== undefined) shortestEdge = positiveInt(size.shortest_edge, 'size.shortest_edge');
     else if (isObject(size) && (size.height !== undefined || size.width !== undefined)) resizeTo = hw(size, 'size');
     else throw bad('size', `must be {"shortest_edge"} or {"height", "width"}, got ${JSON.stringify(size)}`);
@@ -105,8 +108,8 @@ export function preprocessConfigFromHf(json: unknown): ImagePreprocessConfig {
     rescaleFactor = f;
   }
   const normalize = flag('do_normalize', true);
-  const imageMean = normalize ? triple('image_mean', CLIP_MEAN, false) : [0, 0, 0] as [number, number, number];
-  const imageStd = normalize ? triple('image_std', CLIP_STD, true) : [1, 1, 1] as [number, number, number];
+  const imageMean = normalize ? triple('image_mean', CLIP_MEAN, false) : ([0, 0, 0] as [number, number, number]);
+  const imageStd = normalize ? triple('image_std', CLIP_STD, true) : ([1, 1, 1] as [number, number, number]);
   const cfg: ImagePreprocessConfig = { shortestEdge, cropSize, doCenterCrop, resample, rescaleFactor, imageMean, imageStd };
   if (resizeTo) cfg.resizeTo = resizeTo;
   return cfg;

@@ -24,7 +24,9 @@ export async function decodeImage(bytes: Uint8Array, limits: ImageLimits): Promi
   try {
     // limitInputPixels repeats the header's check in libvips in case the header lied.
     out = await sharp(input, { failOn: 'error', limitInputPixels: Math.floor(limits.maxInputPixels), autoOrient: true, pages: 1 })
-      .toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+      .toColourspace('srgb')
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
   } catch (err) {
     if (/pixel limit/i.test(errorText(err))) throw imageTooLarge(meta.width, frameHeight, limits.maxInputPixels);
     throw invalidImage(`the ${meta.format} image could not be decoded; it may be truncated or corrupt; re-encode or re-upload the complete file`, err);

@@ -12,13 +12,10 @@ export const IMAGE_FORMATS: ReadonlySet<string> = new Set(['jpeg', 'png', 'webp'
 export const FORMAT_NAMES = 'JPEG, PNG, WebP, GIF, TIFF or AVIF';
 export const FORMAT_HINT = `send a ${FORMAT_NAMES} image`;
 
-export const invalidImage = (message: string, cause?: unknown) =>
-  new PsaError(PsaErrorCodes.INVALID_IMAGE, message, cause === undefined ? undefined : { cause });
+export const invalidImage = (message: string, cause?: unknown) => new PsaError(PsaErrorCodes.INVALID_IMAGE, message, cause === undefined ? undefined : { cause });
 
 export function imageTooLarge(width: number, height: number, max: number): PsaError {
-  return new PsaError(PsaErrorCodes.IMAGE_TOO_LARGE,
-    `the image is ${width}x${height} = ${width * height} pixels; at most ${max} are accepted, scale it down`,
-    { details: { width, height, maxInputPixels: max } });
+  return new PsaError(PsaErrorCodes.IMAGE_TOO_LARGE, `the image is ${width}x${height} = ${width * height} pixels; at most ${max} are accepted, scale it down`, { details: { width, height, maxInputPixels: max } });
 }
 
 /** First line of an error's message (sharp's messages run over several lines). */
@@ -38,8 +35,9 @@ export interface ImageHeader {
 export async function checkImageHeader(bytes: Uint8Array, limits: { maxInputBytes: number; maxInputPixels: number }): Promise<ImageHeader> {
   if (bytes.byteLength === 0) throw new PsaError(PsaErrorCodes.EMPTY_IMAGE, 'the image is empty (0 bytes)');
   if (bytes.byteLength > limits.maxInputBytes) {
-    throw new PsaError(PsaErrorCodes.IMAGE_TOO_LARGE, `the image is ${bytes.byteLength} bytes; at most ${limits.maxInputBytes} are accepted`,
-      { details: { bytes: bytes.byteLength, maxInputBytes: limits.maxInputBytes } });
+    throw new PsaError(PsaErrorCodes.IMAGE_TOO_LARGE, `the image is ${bytes.byteLength} bytes; at most ${limits.maxInputBytes} are accepted`, {
+      details: { bytes: bytes.byteLength, maxInputBytes: limits.maxInputBytes },
+    });
   }
   const input = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let meta: Metadata;

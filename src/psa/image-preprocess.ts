@@ -60,7 +60,9 @@ export async function preprocessDecodedRgb(decoded: DecodedImage, cfg: ImagePrep
   } else {
     region = await sharp(rgb, { raw: { width: w, height: h, channels: 3 } })
       .resize(rw, rh, { fit: 'fill', kernel: cfg.resample === 'bicubic' ? 'cubic' : 'linear' })
-      .extract({ left: cx.src, top: cy.src, width: cx.len, height: cy.len }).raw().toBuffer();
+      .extract({ left: cx.src, top: cy.src, width: cx.len, height: cy.len })
+      .raw()
+      .toBuffer();
   }
 
   // CHW uint8; padding (crop larger than image) is pixel value 0, as in torchvision's center_crop.

@@ -13,7 +13,11 @@ export function resizedSize(w: number, h: number, cfg: ImagePreprocessConfig): [
   return w <= h ? [s, Math.max(1, Math.trunc((s * h) / w))] : [Math.max(1, Math.trunc((s * w) / h)), s];
 }
 
-export interface Span { src: number; dst: number; len: number } // copy len px from src (resized) to dst (output)
+export interface Span {
+  src: number;
+  dst: number;
+  len: number;
+} // copy len px from src (resized) to dst (output)
 
 /** torchvision center_crop on one axis: pad with floor((c-n)/2) in front, else round-half-even start. */
 export function cropAxis(n: number, c: number): [number, Span] {
@@ -42,14 +46,25 @@ export function resampleCost(w: number, h: number, rw: number, rh: number, cw: n
 }
 
 const FILTERS = {
-  bicubic: { support: 2, f: (x: number) => { // Keys cubic, a = -0.5 (PIL and torch antialias)
-    const a = -0.5; x = Math.abs(x);
-    return x < 1 ? ((a + 2) * x - (a + 3)) * x * x + 1 : x < 2 ? (((x - 5) * x + 8) * x - 4) * a : 0;
-  } },
+  bicubic: {
+    support: 2,
+    f: (x: number) => {
+      // Keys cubic, a = -0.5 (PIL and torch antialias)
+      const a = -0.5;
+      x = Math.abs(x);
+      return x < 1 ? ((a + 2) * x - (a + 3)) * x * x + 1 : x < 2 ? (((x - 5) * x + 8) * x - 4) * a : 0;
+    },
+  },
   bilinear: { support: 1, f: (x: number) => Math.max(0, 1 - Math.abs(x)) },
 };
 
-interface AxisWeights { first: Int32Array; count: Int32Array; k: Int32Array; stride: number; shift: number }
+interface AxisWeights {
+  first: Int32Array;
+  count: Int32Array;
+  k: Int32Array;
+  stride: number;
+  shift: number;
+}
 
 /**
  * torch's _compute_index_ranges_int16_weights: antialiased weights (support scaled by the
@@ -66,7 +81,8 @@ function axisWeights(inSize: number, outSize: number, kernel: 'bicubic' | 'bilin
   const count = new Int32Array(len);
   const kf = new Float64Array(len * stride);
   let maxW = 0;
-  for (let i = 0; i < outSize; i++) { // every output, since the precision depends on all weights
+  for (let i = 0; i < outSize; i++) {
+    // every output, since the precision depends on all weights
     const center = (i + 0.5) * scale;
     const xmin = Math.max(Math.trunc(center - support + 0.5), 0);
     const n = Math.min(Math.trunc(center + support + 0.5), inSize) - xmin;
@@ -77,7 +93,10 @@ function axisWeights(inSize: number, outSize: number, kernel: 'bicubic' | 'bilin
       if (v > maxW) maxW = v;
       if (i >= from && i < from + len) kf[(i - from) * stride + j] = v;
     }
-    if (i >= from && i < from + len) { first[i - from] = xmin; count[i - from] = n; }
+    if (i >= from && i < from + len) {
+      first[i - from] = xmin;
+      count[i - from] = n;
+    }
   }
   let shift = 0;
   while (shift < 22 && Math.trunc(0.5 + maxW * 2 ** (shift + 1)) < 1 << 15) shift++;
@@ -89,7 +108,8 @@ function axisWeights(inSize: number, outSize: number, kernel: 'bicubic' | 'bilin
 /** Resize rgb (w x h) to rw x rh and return only the window cx/cy, like torch's uint8 AA kernels. */
 export function resampleRgb(rgb: Uint8Array, w: number, h: number, rw: number, rh: number, cx: Span, cy: Span, kernel: ImagePreprocessConfig['resample']): Uint8Array {
   const out = new Uint8Array(cx.len * cy.len * 3);
-  if (kernel === 'nearest') { // torch 'nearest': src = floor(dst * in / out)
+  if (kernel === 'nearest') {
+    // torch 'nearest': src = floor(dst * in / out)
     for (let y = 0; y < cy.len; y++) {
       const sy = Math.min(Math.floor((y + cy.src) * (h / rh)), h - 1);
       for (let x = 0; x < cx.len; x++) {
@@ -110,7 +130,8 @@ export function resampleRgb(rgb: Uint8Array, w: number, h: number, rw: number, r
   const srcRow = tmp ? cx.len * 3 : w * 3;
   const srcCol = tmp ? 0 : cx.src * 3;
   if (rh === h) return cropRgb(src, cx.len, { src: 0, dst: 0, len: cx.len }, { src: cy.src - y0, dst: 0, len: cy.len }); // tmp is set here
-  for (let y = 0; y < cy.len; y++) { // vertical pass
+  for (let y = 0; y < cy.len; y++) {
+    // vertical pass
     const base = (vw.first[y]! - (tmp ? y0 : 0)) * srcRow + srcCol;
     const cnt = vw.count[y]!;
     const kb = y * vw.stride;
@@ -131,13 +152,19 @@ function horizontalPass(rgb: Uint8Array, w: number, row0: number, rows: number, 
     const s0 = (row0 + r) * w * 3;
     for (let i = 0; i < n; i++) {
       let s = s0 + wt.first[i]! * 3;
-      let a0 = half, a1 = half, a2 = half; // three channels in one sweep over the taps
+      let a0 = half,
+        a1 = half,
+        a2 = half; // three channels in one sweep over the taps
       for (let j = i * wt.stride, end = j + wt.count[i]!; j < end; j++, s += 3) {
         const k = wt.k[j]!;
-        a0 += rgb[s]! * k; a1 += rgb[s + 1]! * k; a2 += rgb[s + 2]! * k;
+        a0 += rgb[s]! * k;
+        a1 += rgb[s + 1]! * k;
+        a2 += rgb[s + 2]! * k;
       }
       const d = (r * n + i) * 3;
-      dst[d] = clamp8(a0, wt.shift); dst[d + 1] = clamp8(a1, wt.shift); dst[d + 2] = clamp8(a2, wt.shift);
+      dst[d] = clamp8(a0, wt.shift);
+      dst[d + 1] = clamp8(a1, wt.shift);
+      dst[d + 2] = clamp8(a2, wt.shift);
     }
   }
 }

@@ -113,7 +113,10 @@ export async function readManifest(dir: string): Promise<Manifest> {
   if (data.format_version > SUPPORTED_FORMAT_VERSION) {
     throw invalid(dir, `format_version ${data.format_version} is newer than this server supports (${SUPPORTED_FORMAT_VERSION})`);
   }
-  for (const [key, graphs] of [['onnx', data.onnx], ['onnx_fp16', data.onnx_fp16]] as const) {
+  for (const [key, graphs] of [
+    ['onnx', data.onnx],
+    ['onnx_fp16', data.onnx_fp16],
+  ] as const) {
     if (graphs && Boolean(graphs.query_encoder) !== Boolean(data.query_encoder)) {
       throw invalid(dir, data.query_encoder ? `/${key}/query_encoder is missing: "query_encoder" needs its graph` : `/${key}/query_encoder needs a "query_encoder" section (its tokenizer)`);
     }

@@ -65,12 +65,7 @@ export function graphContracts(m: Manifest): Record<GraphName, GraphContract> {
       outputs: [{ name: 'inputs_embeds', type: 'float32', dims: { 2: d } }],
     },
     decoder: {
-      inputs: [
-        { name: 'inputs_embeds', type: 'float32', dims: { 2: d } },
-        { name: 'attention_mask', type: 'int64' },
-        { name: 'position_ids', type: 'int64' },
-        ...cache('past_key_values'),
-      ],
+      inputs: [{ name: 'inputs_embeds', type: 'float32', dims: { 2: d } }, { name: 'attention_mask', type: 'int64' }, { name: 'position_ids', type: 'int64' }, ...cache('past_key_values')],
       outputs: [{ name: 'logits', type: 'float32', dims: { 2: vocab } }, ...cache('present')],
     },
   };

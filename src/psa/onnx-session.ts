@@ -110,11 +110,9 @@ async function createSession(file: string, options: DeviceOptions, log: RuntimeL
       const message = (err as Error).message;
       if (!/execution ?provider|shared library|cuda/i.test(message)) throw onnxLoadError(file, err);
       if (options.device === 'cuda') {
-        throw new PsaError(
-          PsaErrorCodes.EXECUTION_PROVIDER_UNAVAILABLE,
-          `CUDA execution provider unavailable (${message}); install onnxruntime-node with its CUDA 12 provider, or set the device to "cpu" or "auto"`,
-          { cause: err },
-        );
+        throw new PsaError(PsaErrorCodes.EXECUTION_PROVIDER_UNAVAILABLE, `CUDA execution provider unavailable (${message}); install onnxruntime-node with its CUDA 12 provider, or set the device to "cpu" or "auto"`, {
+          cause: err,
+        });
       }
       log.warn({ file, reason: message }, 'CUDA execution provider unavailable; device "auto" falls back to CPU');
     }

@@ -91,7 +91,15 @@ export class PsaRuntime {
       };
       const limits: ImageLimits = { ...DEFAULT_IMAGE_LIMITS, ...options.limits };
       // OCR reads the same bytes as the vision encoder's preprocessing: the same limits apply.
-      const ocr = m.ocr ? await Ocr.load({ ...limits, device: first.provider, ...(options.deviceId !== undefined && { deviceId: options.deviceId }), ...(options.intraOpThreads !== undefined && { intraOpThreads: options.intraOpThreads }), logger: log }) : null;
+      const ocr = m.ocr
+        ? await Ocr.load({
+            ...limits,
+            device: first.provider,
+            ...(options.deviceId !== undefined && { deviceId: options.deviceId }),
+            ...(options.intraOpThreads !== undefined && { intraOpThreads: options.intraOpThreads }),
+            logger: log,
+          })
+        : null;
       log.info({ model: m.name, dir: pkg.dir, provider: first.provider, ocr: Boolean(ocr) }, 'model package loaded');
       return new PsaRuntime(pkg, text, graphs, first.provider, limits, shape, ocr);
     } catch (err) {

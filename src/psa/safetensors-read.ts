@@ -17,7 +17,16 @@ export interface Tensor {
 
 // Bytes per element for each dtype we can decode.
 const DTYPE_SIZE: Record<string, number> = {
-  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1,
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
 };
 
 // Guards against a corrupt length field making us parse gigabytes of "JSON".
@@ -78,20 +87,28 @@ function decode(raw: Uint8Array, dtype: string, count: number): TensorData {
   const buf = new Uint8Array(raw).buffer;
   const dv = new DataView(buf);
   switch (dtype) {
-    case 'F32': return littleEndianCopy(new Float32Array(count), (i) => dv.getFloat32(i * 4, true));
-    case 'F64': return littleEndianCopy(new Float64Array(count), (i) => dv.getFloat64(i * 8, true));
-    case 'F16': return littleEndianCopy(new Float32Array(count), (i) => halfToFloat(dv.getUint16(i * 2, true)));
+    case 'F32':
+      return littleEndianCopy(new Float32Array(count), (i) => dv.getFloat32(i * 4, true));
+    case 'F64':
+      return littleEndianCopy(new Float64Array(count), (i) => dv.getFloat64(i * 8, true));
+    case 'F16':
+      return littleEndianCopy(new Float32Array(count), (i) => halfToFloat(dv.getUint16(i * 2, true)));
     // bf16 is the top half of an f32.
-    case 'BF16': return littleEndianCopy(new Float32Array(count), (i) => bf16ToFloat(dv.getUint16(i * 2, true)));
+    case 'BF16':
+      return littleEndianCopy(new Float32Array(count), (i) => bf16ToFloat(dv.getUint16(i * 2, true)));
     case 'I64': {
       const a = new BigInt64Array(count);
       for (let i = 0; i < count; i++) a[i] = dv.getBigInt64(i * 8, true);
       return a;
     }
-    case 'I32': return littleEndianCopy(new Int32Array(count), (i) => dv.getInt32(i * 4, true));
-    case 'I16': return littleEndianCopy(new Int16Array(count), (i) => dv.getInt16(i * 2, true));
-    case 'I8': return new Int8Array(buf);
-    default: return new Uint8Array(buf); // U8, BOOL
+    case 'I32':
+      return littleEndianCopy(new Int32Array(count), (i) => dv.getInt32(i * 4, true));
+    case 'I16':
+      return littleEndianCopy(new Int16Array(count), (i) => dv.getInt16(i * 2, true));
+    case 'I8':
+      return new Int8Array(buf);
+    default:
+      return new Uint8Array(buf); // U8, BOOL
   }
 }
 

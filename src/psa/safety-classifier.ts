@@ -52,9 +52,7 @@ export async function runPass1(graphs: Pass1Graphs, items: Pass1Item[], imageSha
   const [vision, query] = await Promise.all([
     timed(stages, 'vision', () => graphs.vision.run({ pixel_values: new ort.Tensor('float32', pixels, [b, 3, h, w]) })),
     timed(stages, 'query', () =>
-      graphs.query
-        ? graphs.query.run({ input_ids: queryIds, attention_mask: queryMask }).then((out) => out.query_embeds!)
-        : graphs.embed.run({ input_ids: queryIds }).then((out) => out.inputs_embeds!),
+      graphs.query ? graphs.query.run({ input_ids: queryIds, attention_mask: queryMask }).then((out) => out.query_embeds!) : graphs.embed.run({ input_ids: queryIds }).then((out) => out.inputs_embeds!),
     ),
   ]);
   const head = await timed(stages, 'head', () =>

@@ -1,13 +1,5 @@
 /** API identifiers of the safety taxonomy; their order is the model's class index order. */
-export const TYPE_LABELS = [
-  'politics',
-  'illegal_risk',
-  'insults_bullying',
-  'fairness',
-  'privacy',
-  'misleading',
-  'safe',
-] as const;
+export const TYPE_LABELS = ['politics', 'illegal_risk', 'insults_bullying', 'fairness', 'privacy', 'misleading', 'safe'] as const;
 
 export const LEVEL_LABELS = ['safe', 'careful', 'caution', 'refuse'] as const;
 

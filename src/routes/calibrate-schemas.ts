@@ -12,7 +12,11 @@ export const TargetSchema = Type.Object(
     recall: Type.Optional(
       Type.Union([
         share('Least share of items labelled min_level or above that must be flagged'),
-        Type.Partial(Type.Object(Object.fromEntries(RISK_TYPES.map((t) => [t, share(`Least recall on ${t} items`)]))), { additionalProperties: false, minProperties: 1, description: 'Least recall per labelled risk type; thresholds are then chosen per predicted type' }),
+        Type.Partial(Type.Object(Object.fromEntries(RISK_TYPES.map((t) => [t, share(`Least recall on ${t} items`)]))), {
+          additionalProperties: false,
+          minProperties: 1,
+          description: 'Least recall per labelled risk type; thresholds are then chosen per predicted type',
+        }),
       ]),
     ),
     max_over_refusal: Type.Optional(share('Most share of items labelled safe (level safe) that may be flagged')),
@@ -27,8 +31,15 @@ export const CalibrateBody = Type.Object(
     split: Type.Optional(Type.Union([Type.Literal('val'), Type.Literal('train')], { description: 'Which split of "dataset" (default val: data the model was not trained on)' })),
     path: Type.Optional(Type.String({ minLength: 1, maxLength: 1000, description: 'An evaluation set as npm run eval reads it (a directory with eval.jsonl, or an archive of one), relative to DATA_DIR' })),
     target: TargetSchema,
-    min_level: Type.Optional(Type.Union(LEVEL_LABELS.filter((l) => l !== 'safe').map((l) => Type.Literal(l)), { description: "Items labelled this level or above should be flagged (default: the server policy's flag.min_level)" })),
-    fit_temperature: Type.Optional(Type.Boolean({ description: 'Fit a temperature per head on these items first, write temperature.json beside the package and choose thresholds on the calibrated probabilities (default false)' })),
+    min_level: Type.Optional(
+      Type.Union(
+        LEVEL_LABELS.filter((l) => l !== 'safe').map((l) => Type.Literal(l)),
+        { description: "Items labelled this level or above should be flagged (default: the server policy's flag.min_level)" },
+      ),
+    ),
+    fit_temperature: Type.Optional(
+      Type.Boolean({ description: 'Fit a temperature per head on these items first, write temperature.json beside the package and choose thresholds on the calibrated probabilities (default false)' }),
+    ),
     allow_decision_changes: Type.Optional(Type.Boolean({ description: 'Let (type, refuse) decisions become caution where refusals alone exceed max_over_refusal (default true)' })),
     bootstrap: Type.Optional(
       Type.Object(
@@ -88,7 +99,10 @@ export const CalibrateResponse = Type.Object({
   default: Type.Boolean(),
   model: Type.Object({ id: Type.String(), name: Type.String() }),
   data: DataDescription,
-  temperature: Type.Object({ level: Type.Number(), type: Type.Number(), file: Type.Union([Type.String(), Type.Null()]), written: Type.Boolean() }, { description: 'The temperatures the policy\'s probabilities have; file: temperature.json beside the package, when it has one' }),
+  temperature: Type.Object(
+    { level: Type.Number(), type: Type.Number(), file: Type.Union([Type.String(), Type.Null()]), written: Type.Boolean() },
+    { description: "The temperatures the policy's probabilities have; file: temperature.json beside the package, when it has one" },
+  ),
   report: CalibrationReportSchema,
 });
 

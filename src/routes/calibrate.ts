@@ -27,7 +27,8 @@ const calibrateRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (ap
   let running = false;
 
   async function labelledSet(body: Body, request: Parameters<typeof requester>[0]): Promise<LabelledSet> {
-    if ((body.dataset === undefined) === (body.path === undefined)) throw apiError(HttpErrorCodes.BAD_REQUEST, 'give the labelled data as exactly one of "dataset" (a stored dataset id) or "path" (an evaluation set under DATA_DIR)');
+    if ((body.dataset === undefined) === (body.path === undefined))
+      throw apiError(HttpErrorCodes.BAD_REQUEST, 'give the labelled data as exactly one of "dataset" (a stored dataset id) or "path" (an evaluation set under DATA_DIR)');
     if (body.dataset !== undefined) {
       const record = await app.datasets.get(body.dataset, requester(request));
       return datasetSplit(record.path, body.split ?? 'val', record.id, config.MAX_IMAGE_PIXELS);
@@ -48,7 +49,7 @@ const calibrateRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (ap
       schema: {
         summary: 'Choose flag thresholds (and decisions) that meet a recall or over-refusal target on labelled data, and store them as a named policy',
         description:
-          'Scores a labelled set (a stored dataset\'s split, or an evaluation set under DATA_DIR) with this package, optionally fits a temperature per head, and searches the thresholds that meet the target, with percentile bootstrap intervals of what they achieve. Synchronous: at most CALIBRATE_MAX_ITEMS items and CALIBRATE_TIMEOUT_MS of scoring, one calibration at a time per replica. A target the data cannot meet answers 409 PSA_CALIBRATION_TARGET_UNREACHABLE with the best achievable figures, and nothing is stored.',
+          "Scores a labelled set (a stored dataset's split, or an evaluation set under DATA_DIR) with this package, optionally fits a temperature per head, and searches the thresholds that meet the target, with percentile bootstrap intervals of what they achieve. Synchronous: at most CALIBRATE_MAX_ITEMS items and CALIBRATE_TIMEOUT_MS of scoring, one calibration at a time per replica. A target the data cannot meet answers 409 PSA_CALIBRATION_TARGET_UNREACHABLE with the best achievable figures, and nothing is stored.",
         tags: ['models', 'policies'],
         params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 200 }) }),
         body: CalibrateBody,
@@ -95,7 +96,10 @@ const calibrateRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (ap
         );
         // Pools read temperature.json when they start: this one, and other replicas serving the package, start afresh.
         if (outcome.temperature.written) await app.activation.recalibrated(found);
-        request.log.info({ policy: name, model: found.id, items: outcome.report.items, recall: outcome.report.achieved.recall.value, over_refusal: outcome.report.achieved.over_refusal.value }, 'calibrated policy stored');
+        request.log.info(
+          { policy: name, model: found.id, items: outcome.report.items, recall: outcome.report.achieved.recall.value, over_refusal: outcome.report.achieved.over_refusal.value },
+          'calibrated policy stored',
+        );
         return outcome;
       } finally {
         running = false;

@@ -44,7 +44,7 @@ const feedbackRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app
       // One inline image as base64, and the JSON around it.
       bodyLimit: Math.ceil((config.MAX_IMAGE_BYTES * 4) / 3) + 1024 * 1024,
       schema: {
-        summary: 'A reviewer\'s label for a served request (by request_id) or for an input sent inline',
+        summary: "A reviewer's label for a served request (by request_id) or for an input sent inline",
         description:
           'The corrected safe_type and safe_level (indices or labels), an optional note and answer. By request_id (the x-request-id of a recent moderation or chat response, and item for a request with several) when FEEDBACK_RETENTION is on; or with image and/or prompt inline. The item is validated exactly like a dataset line and stored under DATA_DIR, content addressed by its input: the same input is one item, and a new label replaces the old one (the latest review wins; earlier ones count as revisions).',
         tags: ['feedback'],
@@ -62,7 +62,10 @@ const feedbackRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app
 
   app.get(
     '/v1/feedback',
-    { config: { scope: 'feedback' }, schema: { summary: 'Counts of reviewed items: by type and level, and by disagreement with the model', tags: ['feedback'], response: withErrors({ 200: FeedbackStatsView }, [401, 403]) } },
+    {
+      config: { scope: 'feedback' },
+      schema: { summary: 'Counts of reviewed items: by type and level, and by disagreement with the model', tags: ['feedback'], response: withErrors({ 200: FeedbackStatsView }, [401, 403]) },
+    },
     async () => ({
       ...feedbackStats(await app.feedback.list()),
       retention: {
@@ -88,7 +91,15 @@ const feedbackRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app
 
   app.delete(
     '/v1/feedback/:id',
-    { config: { scope: 'feedback' }, schema: { summary: 'Delete a reviewed item (and its image, when no other item uses it)', tags: ['feedback'], params: IdParams, response: withErrors({ 200: Type.Object({ id: Type.String(), deleted: Type.Boolean() }) }, [401, 403, 404]) } },
+    {
+      config: { scope: 'feedback' },
+      schema: {
+        summary: 'Delete a reviewed item (and its image, when no other item uses it)',
+        tags: ['feedback'],
+        params: IdParams,
+        response: withErrors({ 200: Type.Object({ id: Type.String(), deleted: Type.Boolean() }) }, [401, 403, 404]),
+      },
+    },
     async (request) => {
       const { id } = request.params;
       if (!(await app.feedback.remove(id))) throw notFound(id);
@@ -104,7 +115,7 @@ const feedbackRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app
       schema: {
         summary: 'Turn the reviewed items (optionally with a base dataset) into a dataset for POST /v1/train',
         description:
-          'A regular stored dataset (the upload format, validated the same way, content addressed): train.jsonl holds the base\'s lines and one line per reviewed item; val.jsonl is the base\'s, or else the reviewed items themselves so none is held out of training. Items without an answer get the served chat answer (allowed levels) or the default reply of their level (answers overrides those).',
+          "A regular stored dataset (the upload format, validated the same way, content addressed): train.jsonl holds the base's lines and one line per reviewed item; val.jsonl is the base's, or else the reviewed items themselves so none is held out of training. Items without an answer get the served chat answer (allowed levels) or the default reply of their level (answers overrides those).",
         tags: ['feedback'],
         body: FeedbackDatasetBody,
         response: withErrors({ 201: FeedbackDatasetView }, [400, 401, 403, 404, 422, 429, 503, 507]),
@@ -117,7 +128,13 @@ const feedbackRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app
       try {
         const base = body.base === undefined ? undefined : await app.datasets.get(body.base, who);
         const answers = { ...DEFAULT_ANSWERS, ...Object.fromEntries(Object.entries(body.answers ?? {}).filter(([, v]) => v !== undefined)) };
-        const built = await buildFeedbackDataset(app.feedback, app.datasets, { ...(base && { base }), onlyDisagreements: body.only_disagreements === true, answers, owner: who.owner, maxLineBytes: config.MAX_DATASET_LINE_BYTES });
+        const built = await buildFeedbackDataset(app.feedback, app.datasets, {
+          ...(base && { base }),
+          onlyDisagreements: body.only_disagreements === true,
+          answers,
+          owner: who.owner,
+          maxLineBytes: config.MAX_DATASET_LINE_BYTES,
+        });
         request.log.info({ dataset: built.dataset.id, items: built.items, base: base?.id ?? null }, 'feedback dataset stored');
         const { dataset } = built;
         return reply.code(201).send({ id: dataset.id, source: dataset.source, items: built.items, base: base?.id ?? null, base_examples: built.base_examples, val_source: built.val_source, splits: dataset.splits });

@@ -2,11 +2,9 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 
 const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  app.get(
-    '/healthz',
-    { config: { scope: 'public' }, schema: { summary: 'Liveness: the process answers', tags: ['operations'], response: { 200: Type.Object({ status: Type.Literal('ok') }) } } },
-    async () => ({ status: 'ok' as const }),
-  );
+  app.get('/healthz', { config: { scope: 'public' }, schema: { summary: 'Liveness: the process answers', tags: ['operations'], response: { 200: Type.Object({ status: Type.Literal('ok') }) } } }, async () => ({
+    status: 'ok' as const,
+  }));
   app.get(
     '/readyz',
     {

@@ -28,7 +28,7 @@ const modelRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, o
     {
       config: { ...OPENAI_ROUTE, scope: 'infer' },
       schema: {
-        summary: 'Model packages found, in OpenAI\'s list shape, with the active one, provenance and metrics',
+        summary: "Model packages found, in OpenAI's list shape, with the active one, provenance and metrics",
         tags: ['models', 'openai'],
         response: withOpenAIErrors({ 200: ModelList }, [401, 403, 500]),
       },
@@ -44,7 +44,7 @@ const modelRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, o
     {
       config: { ...OPENAI_ROUTE, scope: 'infer' },
       schema: {
-        summary: 'One model package: OpenAI\'s model object with provenance, metrics and whether it is active',
+        summary: "One model package: OpenAI's model object with provenance, metrics and whether it is active",
         tags: ['models', 'openai'],
         params: IdParams,
         response: withOpenAIErrors({ 200: ModelObject }, [401, 403, 404, 500]),

@@ -60,9 +60,7 @@ async function readForm(request: FastifyRequest, config: Config): Promise<Modera
   const intervene = interveneFormField(form.fields) as InterveneInput | undefined;
   validateLikeJson(request, { ...(prompts.length === 1 && { prompt: prompts[0] }), ...(policy !== undefined && { policy }), ...(intervene !== undefined && { intervene }) });
   // Without files, each "prompt" field is one text-only item.
-  const items = form.images.length === 0
-    ? prompts.map((prompt) => ({ image: null, prompt }))
-    : form.images.map((image, i) => ({ image, prompt: prompts[prompts.length > 1 ? i : 0] ?? '' }));
+  const items = form.images.length === 0 ? prompts.map((prompt) => ({ image: null, prompt })) : form.images.map((image, i) => ({ image, prompt: prompts[prompts.length > 1 ? i : 0] ?? '' }));
   if (items.length > config.MAX_ITEMS) throw apiError(HttpErrorCodes.TOO_MANY_ITEMS, `at most ${config.MAX_ITEMS} items per request (got ${items.length})`);
   items.forEach((item, i) => requireContent(item, items.length > 1 ? `prompt field ${i}` : 'the "prompt" field'));
   return { items, policy, intervene };

@@ -66,7 +66,10 @@ const openaiChatRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (a
         tags: ['openai'],
         body: ChatCompletionsBody,
         response: withOpenAIErrors({
-          200: { description: 'A chat.completion, or with stream: true an event stream of chat.completion.chunk objects', content: { 'application/json': { schema: ChatCompletion }, 'text/event-stream': { schema: ChatCompletionChunk } } } as unknown as TSchema,
+          200: {
+            description: 'A chat.completion, or with stream: true an event stream of chat.completion.chunk objects',
+            content: { 'application/json': { schema: ChatCompletion }, 'text/event-stream': { schema: ChatCompletionChunk } },
+          } as unknown as TSchema,
         }),
       },
     },

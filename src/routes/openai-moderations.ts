@@ -20,7 +20,7 @@ const openaiModerationRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = as
       schema: {
         summary: 'OpenAI-compatible moderation (pass 1 only): categories are the risk types, with the full PSA result under psa',
         description:
-          'The request and response of OpenAI\'s moderations endpoint. categories, category_scores and category_applied_input_types have one key per risk type of the taxonomy. category_scores[t] = P(type = t) x P(level >= the policy\'s flag.min_level). Extra body fields policy and intervene work as on /v1/moderate. Errors are {error: {message, type, param, code}}.',
+          "The request and response of OpenAI's moderations endpoint. categories, category_scores and category_applied_input_types have one key per risk type of the taxonomy. category_scores[t] = P(type = t) x P(level >= the policy's flag.min_level). Extra body fields policy and intervene work as on /v1/moderate. Errors are {error: {message, type, param, code}}.",
         tags: ['openai'],
         body: ModerationsBody,
         response: withOpenAIErrors({ 200: ModerationsResponse }),

@@ -43,9 +43,7 @@ const SECURITY_HEADERS = {
  */
 const playgroundRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, opts) => {
   if (!playgroundEnabled(opts.config, app.authEnabled)) return;
-  const files = await Promise.all(
-    Object.entries(ASSETS).map(async ([path, a]) => ({ path, type: a.type, body: await readFile(new URL(a.file, ASSETS_DIR)) })),
-  );
+  const files = await Promise.all(Object.entries(ASSETS).map(async ([path, a]) => ({ path, type: a.type, body: await readFile(new URL(a.file, ASSETS_DIR)) })));
   for (const f of files) {
     app.get(PLAYGROUND_PATH + f.path, { config: { scope: 'public' }, schema: { hide: true } }, async (_request, reply) => reply.headers(SECURITY_HEADERS).type(f.type).send(f.body));
   }

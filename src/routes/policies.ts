@@ -16,7 +16,14 @@ const policyRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get(
     '/v1/policies',
-    { config: { scope: 'infer' }, schema: { summary: 'Named (calibrated) policies and the default', tags: ['policies'], response: withErrors({ 200: Type.Object({ default: DefaultView.properties.default, policies: Type.Array(NamedPolicyView) }) }, [401, 403, 500]) } },
+    {
+      config: { scope: 'infer' },
+      schema: {
+        summary: 'Named (calibrated) policies and the default',
+        tags: ['policies'],
+        response: withErrors({ 200: Type.Object({ default: DefaultView.properties.default, policies: Type.Array(NamedPolicyView) }) }, [401, 403, 500]),
+      },
+    },
     async () => {
       const def = await store.getDefault();
       return { default: def, policies: (await store.list()).map((p) => view(p, def)) };
@@ -25,7 +32,10 @@ const policyRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get(
     '/v1/policies/:name',
-    { config: { scope: 'infer' }, schema: { summary: 'One named policy with the calibration report it came from', tags: ['policies'], params: NameParams, response: withErrors({ 200: NamedPolicyView }, [401, 403, 404, 500]) } },
+    {
+      config: { scope: 'infer' },
+      schema: { summary: 'One named policy with the calibration report it came from', tags: ['policies'], params: NameParams, response: withErrors({ 200: NamedPolicyView }, [401, 403, 404, 500]) },
+    },
     async (request) => {
       const { name } = request.params;
       const found = await store.get(name);
@@ -56,7 +66,15 @@ const policyRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.delete(
     '/v1/policies/:name',
-    { config: { scope: 'admin' }, schema: { summary: 'Delete a named policy (not the default: set another first)', tags: ['policies'], params: NameParams, response: withErrors({ 200: Type.Object({ deleted: Type.String() }) }, [401, 403, 404, 409, 500]) } },
+    {
+      config: { scope: 'admin' },
+      schema: {
+        summary: 'Delete a named policy (not the default: set another first)',
+        tags: ['policies'],
+        params: NameParams,
+        response: withErrors({ 200: Type.Object({ deleted: Type.String() }) }, [401, 403, 404, 409, 500]),
+      },
+    },
     async (request) => {
       const { name } = request.params;
       if ((await store.getDefault()) === name) throw apiError(HttpErrorCodes.POLICY_IN_USE, `${name} is the default policy; PUT /v1/policies/default another (or null) first`, { policy: name });

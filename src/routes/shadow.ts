@@ -46,7 +46,7 @@ const shadowRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, 
     {
       config: { scope: 'admin' },
       schema: {
-        summary: 'A shadow run\'s comparison so far: items compared and shed, agreement, flag rates, decision matrix, latencies',
+        summary: "A shadow run's comparison so far: items compared and shed, agreement, flag rates, decision matrix, latencies",
         tags: ['models'],
         params: IdParams,
         response: withErrors({ 200: ShadowReportSchema }, [401, 403, 404, 500]),

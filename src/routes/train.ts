@@ -73,7 +73,10 @@ const trainRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, o
       const body = request.body;
       const gpus = body.gpus ?? 1;
       if (gpus > config.MAX_JOB_GPUS) {
-        throw new ApiError(HttpErrorCodes.GPUS_UNAVAILABLE, `gpus ${gpus}: no worker can host a job that large; the largest worker slot has ${config.MAX_JOB_GPUS} (MAX_JOB_GPUS)`, { gpus, max_job_gpus: config.MAX_JOB_GPUS });
+        throw new ApiError(HttpErrorCodes.GPUS_UNAVAILABLE, `gpus ${gpus}: no worker can host a job that large; the largest worker slot has ${config.MAX_JOB_GPUS} (MAX_JOB_GPUS)`, {
+          gpus,
+          max_job_gpus: config.MAX_JOB_GPUS,
+        });
       }
       const t = training();
       const who = requester(request);
@@ -93,7 +96,10 @@ const trainRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, o
       };
       const { id, duplicate } = await t.queue.add(data);
       request.log.info({ job: id, duplicate, dataset: dataset.id, base: base.id, kind: base.kind }, 'training job queued');
-      return reply.code(202).header('location', `/v1/train/${id}`).send({ id, state: duplicate ? ((await t.queue.get(id))?.state ?? 'waiting') : 'waiting', duplicate });
+      return reply
+        .code(202)
+        .header('location', `/v1/train/${id}`)
+        .send({ id, state: duplicate ? ((await t.queue.get(id))?.state ?? 'waiting') : 'waiting', duplicate });
     },
   );
 
@@ -121,7 +127,12 @@ const trainRoutes: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, o
     '/v1/train/:id',
     {
       config: { scope: 'train' },
-      schema: { summary: 'Cancel a job: a waiting one is removed, a running one stops and ends as cancelled', tags: ['training'], params: IdParams, response: withErrors({ 200: JobViewSchema, 202: JobViewSchema }, [401, 403, 404, 503]) },
+      schema: {
+        summary: 'Cancel a job: a waiting one is removed, a running one stops and ends as cancelled',
+        tags: ['training'],
+        params: IdParams,
+        response: withErrors({ 200: JobViewSchema, 202: JobViewSchema }, [401, 403, 404, 503]),
+      },
     },
     async (request, reply) => {
       const { id } = request.params;

@@ -6,7 +6,9 @@ import { LATENCY_WINDOW } from './stats.ts';
 
 export const ShadowBody = Type.Object(
   {
-    share: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1, description: 'Share of live items (of /v1/moderate, /v1/moderations and pass 1 of chat) the candidate also scores; the server default is SHADOW_SHARE' })),
+    share: Type.Optional(
+      Type.Number({ exclusiveMinimum: 0, maximum: 1, description: 'Share of live items (of /v1/moderate, /v1/moderations and pass 1 of chat) the candidate also scores; the server default is SHADOW_SHARE' }),
+    ),
     max_items: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000_000, description: 'End the run once this many items were compared (or failed)' })),
     max_seconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 30 * 86_400, description: 'End the run after this many seconds' })),
   },
@@ -27,7 +29,9 @@ export const ShadowReportSchema = Type.Object({
   candidate: Side,
   live: Side,
   state: literals(['running', 'ended']),
-  ended_reason: Type.Union([literals(END_REASONS), Type.Null()], { description: 'stopped (DELETE), max_items, max_seconds, activated (the candidate was activated), live_changed (another package was activated), shutdown' }),
+  ended_reason: Type.Union([literals(END_REASONS), Type.Null()], {
+    description: 'stopped (DELETE), max_items, max_seconds, activated (the candidate was activated), live_changed (another package was activated), shutdown',
+  }),
   share: Type.Number(),
   limits: Type.Object({ max_items: nullable(Type.Integer()), max_seconds: nullable(Type.Integer()) }),
   started_at: Type.String({ format: 'date-time' }),
@@ -49,8 +53,5 @@ export const ShadowReportSchema = Type.Object({
   ),
   flag_rate: Type.Object({ live: Ratio, candidate: Ratio }),
   decision_matrix: Type.Object(Object.fromEntries(DECISIONS.map((d) => [d, Row])), { description: 'Rows: the live decision; columns: the candidate decision; counts of compared items' }),
-  latency_ms: Type.Object(
-    { live: Percentiles, candidate: Percentiles },
-    { description: `Worker time (preprocessing + pass 1) of the batch that carried each compared item, over the last ${LATENCY_WINDOW} items` },
-  ),
+  latency_ms: Type.Object({ live: Percentiles, candidate: Percentiles }, { description: `Worker time (preprocessing + pass 1) of the batch that carried each compared item, over the last ${LATENCY_WINDOW} items` }),
 });

@@ -9,9 +9,15 @@ const StageSettings = {
   lr: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1, description: `Learning rate; default ${STAGE_DEFAULTS.lr}` })),
   batch_size: Type.Optional(Type.Integer({ minimum: 1, maximum: 4096, description: `Examples per step (over all trainer processes); default ${STAGE_DEFAULTS.batch_size}` })),
   concept_weight: Type.Optional(Type.Number({ minimum: 0, maximum: 1000, description: `Weight w of the concept loss: LM + w * (CE(level) + CE(type)); default ${STAGE_DEFAULTS.concept_weight}` })),
-  type_head_lr_scale: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1000, description: `Learning-rate multiplier of the type classifier (the safety head's last linear layer for types); default ${STAGE_DEFAULTS.type_head_lr_scale}` })),
+  type_head_lr_scale: Type.Optional(
+    Type.Number({ exclusiveMinimum: 0, maximum: 1000, description: `Learning-rate multiplier of the type classifier (the safety head's last linear layer for types); default ${STAGE_DEFAULTS.type_head_lr_scale}` }),
+  ),
   query_encoder_train_layers: Type.Optional(
-    Type.Integer({ minimum: 0, maximum: 64, description: `Top layers of the base model's query encoder trained in this stage (at most its layer count; only for bases with a query encoder); default ${STAGE_DEFAULTS.query_encoder_train_layers}, frozen` }),
+    Type.Integer({
+      minimum: 0,
+      maximum: 64,
+      description: `Top layers of the base model's query encoder trained in this stage (at most its layer count; only for bases with a query encoder); default ${STAGE_DEFAULTS.query_encoder_train_layers}, frozen`,
+    }),
   ),
 };
 

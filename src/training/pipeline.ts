@@ -46,7 +46,16 @@ function trainerProgress(hooks: PipelineHooks): (e: TrainerEvent) => void {
       lastReport = Date.now();
       first ??= { step, at: Date.now() };
       const msPerStep = step > first.step ? (Date.now() - first.at) / (step - first.step) : null;
-      hooks.report({ stage: String(e.stage), step, total_steps: total, epoch: Number(e.epoch), loss: Number(e.loss), level_acc: Number(e.level_acc), type_acc: Number(e.type_acc), ...(msPerStep !== null && { eta_s: Math.round(((total - step) * msPerStep) / 1000) }) });
+      hooks.report({
+        stage: String(e.stage),
+        step,
+        total_steps: total,
+        epoch: Number(e.epoch),
+        loss: Number(e.loss),
+        level_acc: Number(e.level_acc),
+        type_acc: Number(e.type_acc),
+        ...(msPerStep !== null && { eta_s: Math.round(((total - step) * msPerStep) / 1000) }),
+      });
     } else if (e.event === 'checkpoint' || e.event === 'stage_done') {
       hooks.log(`${e.event} ${e.stage} step ${e.step ?? e.steps}`);
     } else if (e.event === 'eval') {
@@ -75,7 +84,11 @@ export async function runPipeline(config: Config, data: TrainJobData, workdir: s
     baseDir = join(workdir, 'base-package');
     if (!(await stat(join(baseDir, 'psa.json')).catch(() => null))) {
       hooks.log(`converting checkpoint ${data.base.id} into a package`);
-      const converted = await runTrainerProcess({ python: config.TRAINER_PYTHON, args: ['export', '--checkpoint', data.base.dir, '--out', baseDir, '--name', `${data.request.output_name}-base`, '--seed', String(data.trainer.seed)], onLog: hooks.log });
+      const converted = await runTrainerProcess({
+        python: config.TRAINER_PYTHON,
+        args: ['export', '--checkpoint', data.base.dir, '--out', baseDir, '--name', `${data.request.output_name}-base`, '--seed', String(data.trainer.seed)],
+        onLog: hooks.log,
+      });
       if (converted.code === 2) throw new PermanentError(`base checkpoint ${data.base.id} does not fit the model (see the job log)`);
       if (converted.code !== 0) throw new Error(`converting the base checkpoint failed with ${converted.code ?? converted.signal}`);
     }
@@ -85,9 +98,10 @@ export async function runPipeline(config: Config, data: TrainJobData, workdir: s
     throw new PermanentError(`base model ${data.base.id}: ${err.message}`);
   });
   // A dataset whose lines no longer pass the format's checks (a directory edited since it was registered) cannot be retried into shape.
-  const read = (file: string) => readSplit(data.dataset.path, file, config.MAX_DATASET_LINE_BYTES).catch((err: unknown) => {
-    throw isDatasetError(err) ? new PermanentError(`dataset ${data.dataset.id}: ${err.message}`) : err;
-  });
+  const read = (file: string) =>
+    readSplit(data.dataset.path, file, config.MAX_DATASET_LINE_BYTES).catch((err: unknown) => {
+      throw isDatasetError(err) ? new PermanentError(`dataset ${data.dataset.id}: ${err.message}`) : err;
+    });
   const split = splitForEvaluation(await read('train.jsonl'), await read('val.jsonl'));
   const prep = await prepareDataset(pkg, data.dataset.path, { train: split.train, val: split.val }, join(workdir, 'prepared'), { maxImagePixels: config.MAX_IMAGE_PIXELS });
   for (const s of prep.skipped) hooks.log(`skipped ${s}`);
@@ -96,11 +110,22 @@ export async function runPipeline(config: Config, data: TrainJobData, workdir: s
 
   hooks.report({ phase: 'training' });
   const jobFile = join(workdir, 'job.json');
-  await writeFile(jobFile, JSON.stringify({ base: baseDir, data: join(workdir, 'prepared'), workdir: join(workdir, 'trainer'), stages: data.stages, ...data.trainer, device: hooks.gpus.length ? 'cuda' : 'cpu' }, null, 2));
+  await writeFile(
+    jobFile,
+    JSON.stringify({ base: baseDir, data: join(workdir, 'prepared'), workdir: join(workdir, 'trainer'), stages: data.stages, ...data.trainer, device: hooks.gpus.length ? 'cuda' : 'cpu' }, null, 2),
+  );
   const env = hooks.gpus.length ? { CUDA_VISIBLE_DEVICES: hooks.gpus.join(',') } : {};
   const processes = hooks.processes ?? Math.max(1, hooks.gpus.length);
   if (processes > 1) hooks.log(`launching ${processes} trainer processes with torch.distributed.run`);
-  const run = await runTrainerProcess({ python: config.TRAINER_PYTHON, args: ['train', '--job', jobFile], processes, env, ...(hooks.signal && { signal: hooks.signal }), onEvent: trainerProgress(hooks), onLog: hooks.log });
+  const run = await runTrainerProcess({
+    python: config.TRAINER_PYTHON,
+    args: ['train', '--job', jobFile],
+    processes,
+    env,
+    ...(hooks.signal && { signal: hooks.signal }),
+    onEvent: trainerProgress(hooks),
+    onLog: hooks.log,
+  });
   stopped();
   if (run.code === 2 || run.lastErrorRetryable === false) throw new PermanentError(`the trainer rejected the job: ${run.lastError ?? 'invalid input'}`);
   if (run.code !== 0) throw new Error(`the trainer exited with ${run.code ?? run.signal}${run.lastError ? `: ${run.lastError}` : ''}`);

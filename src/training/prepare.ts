@@ -38,7 +38,13 @@ export const readSplit = readExamples;
  * query exactly as the runtime does when serving. A text-only example gets the stand-in image
  * (src/psa/stand-in-image.ts) and no OCR, as when serving.
  */
-export async function prepareDataset(pkg: ModelPackage, datasetRoot: string, splits: Record<string, Example[]>, outDir: string, limits: { maxImagePixels: number }): Promise<{ counts: Record<string, number>; skipped: string[] }> {
+export async function prepareDataset(
+  pkg: ModelPackage,
+  datasetRoot: string,
+  splits: Record<string, Example[]>,
+  outDir: string,
+  limits: { maxImagePixels: number },
+): Promise<{ counts: Record<string, number>; skipped: string[] }> {
   if (await stat(join(outDir, 'manifest.json')).catch(() => null)) {
     const m = JSON.parse(await readFile(join(outDir, 'manifest.json'), 'utf8')) as { splits: Record<string, { count: number }> };
     return { counts: Object.fromEntries(Object.entries(m.splits).map(([k, v]) => [k, v.count])), skipped: [] };

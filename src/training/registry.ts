@@ -9,7 +9,10 @@ export async function registerPackage(modelsDir: string, name: string, staged: s
   await mkdir(modelsDir, { recursive: true });
   const manifestPath = join(staged, 'psa.json');
   const manifest = JSON.parse(await readFile(manifestPath, 'utf8')) as { name: string; provenance: Record<string, unknown> };
-  const taken = (await readdir(modelsDir)).map((d) => new RegExp(`^${name.replace(/[.]/g, '\\.')}-v(\\d+)$`).exec(d)?.[1]).filter(Boolean).map(Number);
+  const taken = (await readdir(modelsDir))
+    .map((d) => new RegExp(`^${name.replace(/[.]/g, '\\.')}-v(\\d+)$`).exec(d)?.[1])
+    .filter(Boolean)
+    .map(Number);
   let version = taken.length ? Math.max(...taken) + 1 : 1;
   for (;;) {
     const id = `${name}-v${version}`;

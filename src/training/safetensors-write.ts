@@ -1,9 +1,6 @@
 import { open } from 'node:fs/promises';
 
-export type WritableTensor =
-  | { dtype: 'U8'; shape: number[]; data: Uint8Array }
-  | { dtype: 'I64'; shape: number[]; data: BigInt64Array }
-  | { dtype: 'F32'; shape: number[]; data: Float32Array };
+export type WritableTensor = { dtype: 'U8'; shape: number[]; data: Uint8Array } | { dtype: 'I64'; shape: number[]; data: BigInt64Array } | { dtype: 'F32'; shape: number[]; data: Float32Array };
 
 /** Writes a safetensors file (u64 header size, JSON header, little-endian data), streamed. */
 export async function writeSafetensors(path: string, tensors: Record<string, WritableTensor>, metadata?: Record<string, string>): Promise<void> {

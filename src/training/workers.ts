@@ -13,7 +13,10 @@ import { CANCELLED_REASON } from './queue.ts';
  * processes.
  */
 export function slotsFrom(gpus: string, perSlot = 1): Slot[] {
-  const ids = gpus.split(',').map((g) => g.trim()).filter(Boolean);
+  const ids = gpus
+    .split(',')
+    .map((g) => g.trim())
+    .filter(Boolean);
   if (!ids.length) return [{ name: 'cpu', gpus: [], capacity: perSlot }];
   const slots: Slot[] = [];
   for (let i = 0; i + perSlot <= ids.length; i += perSlot) {

@@ -42,12 +42,26 @@ t.test('the api and worker-cpu targets build from a clean copy', async (t) => {
   report.push(`worker-cpu: built in ${worker.seconds.toFixed(0)} s, ${workerMb.toFixed(0)} MB`);
   t.ok(apiMb - baseMb < 400, `the api image adds ${(apiMb - baseMb).toFixed(0)} MB to its base (< 400 MB)`);
 
-  const lean = await sh('podman', ['run', '--rm', '--entrypoint', 'sh', API_IMAGE, '-c',
-    'for p in node_modules/tap node_modules/typescript node_modules/tsx node_modules/@huggingface/transformers src trainer test scripts; do [ -e "$p" ] && echo "$p"; done; test -f dist/server.js']);
+  const lean = await sh('podman', [
+    'run',
+    '--rm',
+    '--entrypoint',
+    'sh',
+    API_IMAGE,
+    '-c',
+    'for p in node_modules/tap node_modules/typescript node_modules/tsx node_modules/@huggingface/transformers src trainer test scripts; do [ -e "$p" ] && echo "$p"; done; test -f dist/server.js',
+  ]);
   t.equal(lean.code, 0, 'the api image holds the compiled service (dist/server.js)');
   t.equal(lean.stdout.trim(), '', 'no dev dependencies (tsx included), sources, trainer, tests or scripts in the api image');
-  const trainer = await sh('podman', ['run', '--rm', '--entrypoint', 'sh', WORKER_IMAGE, '-c',
-    '/usr/bin/python3 -c "import torch, numpy, onnx, trainer.io.safetensors_files, trainer.tokenizer.hf_tokenizer; print(torch.__version__)" && test -d trainer']);
+  const trainer = await sh('podman', [
+    'run',
+    '--rm',
+    '--entrypoint',
+    'sh',
+    WORKER_IMAGE,
+    '-c',
+    '/usr/bin/python3 -c "import torch, numpy, onnx, trainer.io.safetensors_files, trainer.tokenizer.hf_tokenizer; print(torch.__version__)" && test -d trainer',
+  ]);
   t.equal(trainer.code, 0, `worker-cpu has the trainer, its pinned wheels and Debian's torch (${trainer.stdout.trim()})${trainer.stderr}`);
 });
 
@@ -110,7 +124,9 @@ t.test('the api container: /readyz, /v1/moderate, non-root, healthcheck, gracefu
   const completedAt = logs.findIndex((l) => l.msg === 'request completed' && l.client_request_id === requestId);
   t.ok(shutdownAt >= 0, 'SIGTERM was logged');
   t.ok(completedAt > shutdownAt, 'the chat request completed after SIGTERM arrived', {
-    shutdownAt, completedAt, lines: logs.filter((l) => l.client_request_id === requestId || /shutting down/.test(String(l.msg))).map((l) => `${l.time} ${l.msg}`),
+    shutdownAt,
+    completedAt,
+    lines: logs.filter((l) => l.client_request_id === requestId || /shutting down/.test(String(l.msg))).map((l) => `${l.time} ${l.msg}`),
   });
 });
 
@@ -169,20 +185,29 @@ t.test('compose: redis + api + worker-cpu serve, train a job through Redis resta
 
   t.equal((await sh('podman', ['start', container('worker-cpu')])).code, 0, 'the worker starts again');
   const t0 = Date.now();
-  const done = await waitFor(`job ${jobA} to finish`, async () => {
-    const s = await state(jobA);
-    return s && ['completed', 'failed'].includes(s.state) ? s : undefined;
-  }, 20 * 60_000, 2000);
+  const done = await waitFor(
+    `job ${jobA} to finish`,
+    async () => {
+      const s = await state(jobA);
+      return s && ['completed', 'failed'].includes(s.state) ? s : undefined;
+    },
+    20 * 60_000,
+    2000,
+  );
   t.equal(done.state, 'completed', `the worker container ran the job${done.state === 'failed' ? `: ${JSON.stringify(done.error)}` : ''}`);
   report.push(`compose training job (tiny dataset, 1 + 1 epochs on the default model) took ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   t.equal(done.result?.model_id, 'deploy-v1');
 
   const activated = await fetch(`${base}/v1/models/deploy-v1/activate`, { method: 'POST' });
   t.equal(activated.status, 200, 'the trained package is activated');
-  const served = await waitFor('the new model to serve', async () => {
-    const res = await fetch(`${base}/v1/moderate`, json({ image }));
-    const body = (await res.json()) as { model: string };
-    return body.model === 'deploy-v1' ? body : undefined;
-  }, 60_000);
+  const served = await waitFor(
+    'the new model to serve',
+    async () => {
+      const res = await fetch(`${base}/v1/moderate`, json({ image }));
+      const body = (await res.json()) as { model: string };
+      return body.model === 'deploy-v1' ? body : undefined;
+    },
+    60_000,
+  );
   t.equal(served.model, 'deploy-v1', 'the api serves the model the worker container trained');
 });

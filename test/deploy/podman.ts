@@ -37,9 +37,10 @@ export async function cleanCopy(repo: string): Promise<string> {
   const list = await sh('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: repo });
   if (list.code !== 0) throw new Error(`git ls-files failed: ${list.stderr}`);
   const files = list.stdout.split('\0').filter(Boolean);
-  for (const f of files) await cp(join(repo, f), join(dir, f), { force: true, verbatimSymlinks: true }).catch((err: NodeJS.ErrnoException) => {
-    if (err.code !== 'ENOENT') throw err; // deleted in the working tree but not yet in the index
-  });
+  for (const f of files)
+    await cp(join(repo, f), join(dir, f), { force: true, verbatimSymlinks: true }).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err; // deleted in the working tree but not yet in the index
+    });
   return dir;
 }
 

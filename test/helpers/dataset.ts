@@ -26,7 +26,9 @@ export async function writeTinyDataset(dir: string, n = 24, withVal = true): Pro
     });
   };
   for (const [t, c] of colours.entries()) {
-    await sharp({ create: { width: 64, height: 64, channels: 3, background: c } }).png().toFile(join(dir, 'images', `img-${t}.png`));
+    await sharp({ create: { width: 64, height: 64, channels: 3, background: c } })
+      .png()
+      .toFile(join(dir, 'images', `img-${t}.png`));
   }
   await writeFile(join(dir, 'train.jsonl'), Array.from({ length: n }, (_, i) => line(i)).join('\n') + '\n');
   if (withVal) await writeFile(join(dir, 'val.jsonl'), Array.from({ length: 7 }, (_, i) => line(100 + i)).join('\n') + '\n');

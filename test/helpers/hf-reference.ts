@@ -9,9 +9,22 @@ import { pipInstallTarget } from '../../scripts/lib/pip-target.ts';
  */
 export const HF_SITE = join(REPO_ROOT, '.cache', 'pypi', 'hf-reference');
 const WHEELS = [
-  'transformers==4.40.2', 'tokenizers==0.19.1', 'safetensors==0.4.3', 'huggingface_hub==0.23.4', 'regex==2024.5.15',
-  'filelock==3.15.4', 'tqdm==4.66.4', 'requests==2.32.3', 'fsspec==2024.5.0', 'typing_extensions==4.12.2',
-  'packaging==24.1', 'pyyaml==6.0.1', 'certifi==2024.7.4', 'charset_normalizer==3.3.2', 'idna==3.7', 'urllib3==2.2.2',
+  'transformers==4.40.2',
+  'tokenizers==0.19.1',
+  'safetensors==0.4.3',
+  'huggingface_hub==0.23.4',
+  'regex==2024.5.15',
+  'filelock==3.15.4',
+  'tqdm==4.66.4',
+  'requests==2.32.3',
+  'fsspec==2024.5.0',
+  'typing_extensions==4.12.2',
+  'packaging==24.1',
+  'pyyaml==6.0.1',
+  'certifi==2024.7.4',
+  'charset_normalizer==3.3.2',
+  'idna==3.7',
+  'urllib3==2.2.2',
 ];
 
 export async function hfReferenceSite(): Promise<string> {

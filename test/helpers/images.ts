@@ -11,7 +11,9 @@ export async function gradientPng(width = 80, height = 60): Promise<Buffer> {
       raw[i + 2] = 128;
     }
   }
-  return sharp(raw, { raw: { width, height, channels: 3 } }).png().toBuffer();
+  return sharp(raw, { raw: { width, height, channels: 3 } })
+    .png()
+    .toBuffer();
 }
 
 export async function noiseJpeg(width = 64, height = 64, seed = 7): Promise<Buffer> {
@@ -21,7 +23,9 @@ export async function noiseJpeg(width = 64, height = 64, seed = 7): Promise<Buff
     s = (s * 1103515245 + 12345) >>> 0;
     raw[i] = s >>> 24;
   }
-  return sharp(raw, { raw: { width, height, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
+  return sharp(raw, { raw: { width, height, channels: 3 } })
+    .jpeg({ quality: 90 })
+    .toBuffer();
 }
 
 export async function shapesWebp(): Promise<Buffer> {

@@ -40,8 +40,7 @@ export async function detectText(graph: OnnxGraph, image: RgbPixels, options: De
   const map = Object.values(outputs)[0];
   const dims = map?.dims ?? [];
   if (map?.type !== 'float32' || dims.length !== 4 || dims[0] !== 1 || dims[1] !== 1) {
-    throw new PsaError(PsaErrorCodes.PACKAGE_TENSOR_MISMATCH,
-      `${graph.file}: the text detector returned ${map?.type}[${dims.join(',')}], expected a float32[1,1,H,W] probability map`);
+    throw new PsaError(PsaErrorCodes.PACKAGE_TENSOR_MISMATCH, `${graph.file}: the text detector returned ${map?.type}[${dims.join(',')}], expected a float32[1,1,H,W] probability map`);
   }
   const [mapH, mapW] = [dims[2]!, dims[3]!];
   return boxesFromProbabilityMap(map.data as Float32Array, mapW, mapH, image.width, image.height, options);

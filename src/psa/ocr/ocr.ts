@@ -76,8 +76,16 @@ export interface OcrResult {
 }
 
 const DEFAULTS = {
-  limitSideLen: 960, threshold: 0.3, boxThreshold: 0.6, unclipRatio: 2, mergeGap: 2, minConfidence: 0.5,
-  maxBoxes: 100, batchSize: 6, maxLineWidth: 3200, ...DEFAULT_IMAGE_LIMITS,
+  limitSideLen: 960,
+  threshold: 0.3,
+  boxThreshold: 0.6,
+  unclipRatio: 2,
+  mergeGap: 2,
+  minConfidence: 0.5,
+  maxBoxes: 100,
+  batchSize: 6,
+  maxLineWidth: 3200,
+  ...DEFAULT_IMAGE_LIMITS,
 };
 
 type Settings = typeof DEFAULTS;

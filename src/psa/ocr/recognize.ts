@@ -36,8 +36,7 @@ export interface LineBox extends Rect {
   gaps?: ReadonlyArray<readonly [number, number]>;
 }
 
-export async function recognizeLines(graph: OnnxGraph, charset: readonly string[], image: RgbPixels, boxes: readonly LineBox[],
-  options: RecognizerOptions): Promise<Decoded[]> {
+export async function recognizeLines(graph: OnnxGraph, charset: readonly string[], image: RgbPixels, boxes: readonly LineBox[], options: RecognizerOptions): Promise<Decoded[]> {
   const lines = boxes.map((box) => {
     const piece = crop(image, box);
     return piece.height >= VERTICAL_RATIO * piece.width ? { piece: rotate90(piece), upright: false } : { piece, upright: true };
@@ -72,15 +71,16 @@ export async function recognizeLines(graph: OnnxGraph, charset: readonly string[
 }
 
 /** One run over a prepared float32[n,3,48,width] batch. */
-export async function runRecognizer(graph: OnnxGraph, charset: readonly string[], input: Float32Array, n: number, width: number):
-  Promise<{ decoded: DecodedSteps[]; stride: number }> {
+export async function runRecognizer(graph: OnnxGraph, charset: readonly string[], input: Float32Array, n: number, width: number): Promise<{ decoded: DecodedSteps[]; stride: number }> {
   const outputs = await graph.run({ x: new ort.Tensor('float32', input, [n, 3, REC_HEIGHT, width]) });
   const probs = Object.values(outputs)[0];
   const dims = probs?.dims ?? [];
   if (probs?.type !== 'float32' || dims.length !== 3 || dims[0] !== n || dims[2] !== charset.length) {
-    throw new PsaError(PsaErrorCodes.PACKAGE_TENSOR_MISMATCH,
+    throw new PsaError(
+      PsaErrorCodes.PACKAGE_TENSOR_MISMATCH,
       `${graph.file}: the text recogniser returned ${probs?.type}[${dims.join(',')}], expected float32[${n},steps,${charset.length}] ` +
-      `(${charset.length} = blank + ${charset.length - 2} dictionary characters + space; is the dictionary the one the model was trained with?)`);
+        `(${charset.length} = blank + ${charset.length - 2} dictionary characters + space; is the dictionary the one the model was trained with?)`,
+    );
   }
   const [steps, classes] = [dims[1]!, dims[2]!];
   const data = probs.data as Float32Array;
