@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Installs trainer/requirements.txt's pins into .cache/python-deps (pip --target --no-deps, never
+# Installs trainer/requirements-dev.txt's pins (the trainer's requirements.txt, plus ruff for the
+# test command) into .cache/python-deps (pip --target --no-deps, never
 # into a system Python) unless that directory already holds exactly those pins. trainer/__init__.py
 # puts the directory on sys.path. Debian's python3 often has no pip, so pyenv's or PATH's python3
 # installs; the wheels are abi3/py3 manylinux builds that Debian's CPython loads too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-requirements=trainer/requirements.txt
+requirements=trainer/requirements-dev.txt
 target=.cache/python-deps
 stamp="$target/.requirements.sha256"
-want=$(sha256sum "$requirements" | cut -d' ' -f1)
+want=$(cat "$requirements" trainer/requirements.txt | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then exit 0; fi
 rm -rf "$target"
 mkdir -p "$target"
