@@ -72,6 +72,10 @@ export class InferencePool {
       idleTimeout: Number.MAX_SAFE_INTEGER,
       workerData: settings,
       name: 'default',
+      // A task piscina cannot hand out at once goes back to the front of its queue, not the back:
+      // by default, under sustained load on a busy worker, an early request could wait behind
+      // hundreds of later ones (test/pool-fifo.test.ts).
+      stricterFIFO: true,
     });
     try {
       // One info task per worker; each waits for its worker's model load.
