@@ -1,8 +1,8 @@
 /**
  * PP-OCRv4 text recognition: each box is cropped, turned upright when it is much taller than wide
  * (a vertical line, as PaddleOCR does), resized to height 48 keeping its aspect ratio, normalised
- * to (pixel/255 - 0.5) / 0.5 and padded with zeros on the right. Lines of similar aspect ratio
- * share a batch, whose width is that of its widest line (at least 320, PaddleOCR's rec_image_shape).
+ * to (pixel/255 - 0.5) / 0.5 and padded with zeros on the right. Lines of similar width share a
+ * run (batch-plan.ts), whose width is that of its widest line (at least MIN_WIDTH).
  * Where the detector saw separate words in a line, a space the recogniser missed is put back
  * (each CTC step covers 8 input pixels, so a character's position in the image is known).
  */
@@ -10,12 +10,18 @@ import * as ort from 'onnxruntime-node';
 import { PsaError, PsaErrorCodes } from '../errors.ts';
 import type { GraphContract } from '../onnx-contract.ts';
 import type { OnnxGraph } from '../onnx-session.ts';
+import { planBatches } from './batch-plan.ts';
 import { ctcGreedyDecode, spaceAtGaps, type Decoded, type DecodedSteps } from './ctc.ts';
 import type { RgbPixels } from './image.ts';
 import { crop, resizeInto, rotate90, type Normalisation, type Rect } from './resample.ts';
 
 export const REC_HEIGHT = 48;
-const MIN_WIDTH = 320;
+// Narrowest run input. PaddleOCR pads every run to at least 320; 160 reads the 300 FigStep dev
+// images the same (docs/ocr.md) and stops short lines ("1.") costing a 320-wide run each; at 64
+// the recogniser misread 4 of 100.
+const MIN_WIDTH = 160;
+// A run's fixed cost, in padded line-pixels (see batch-plan.ts): half a narrowest line.
+const RUN_COST = MIN_WIDTH / 2;
 const VERTICAL_RATIO = 1.5;
 const NORM: Normalisation = { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], bgr: true };
 
@@ -41,16 +47,13 @@ export async function recognizeLines(graph: OnnxGraph, charset: readonly string[
     const piece = crop(image, box);
     return piece.height >= VERTICAL_RATIO * piece.width ? { piece: rotate90(piece), upright: false } : { piece, upright: true };
   });
-  const ratio = (i: number) => lines[i]!.piece.width / lines[i]!.piece.height;
-  const order = lines.map((_, i) => i).sort((a, b) => ratio(a) - ratio(b));
+  const natural = lines.map(({ piece }) => Math.max(1, Math.min(options.maxWidth, Math.ceil((REC_HEIGHT * piece.width) / piece.height))));
   const results: Decoded[] = new Array(lines.length);
-  for (let start = 0; start < order.length; start += options.batchSize) {
-    const batch = order.slice(start, start + options.batchSize);
-    const widest = Math.max(MIN_WIDTH / REC_HEIGHT, ...batch.map(ratio));
-    const width = Math.min(Math.trunc(REC_HEIGHT * widest), options.maxWidth);
+  for (const batch of planBatches(natural, { maxBatch: options.batchSize, minWidth: MIN_WIDTH, runCost: RUN_COST })) {
+    const width = Math.min(Math.max(MIN_WIDTH, ...batch.map((line) => natural[line]!)), options.maxWidth);
     const input = new Float32Array(batch.length * 3 * REC_HEIGHT * width);
     const widths = batch.map((line, index) => {
-      const w = Math.max(1, Math.min(width, Math.ceil(REC_HEIGHT * ratio(line))));
+      const w = natural[line]!;
       resizeInto(lines[line]!.piece, w, REC_HEIGHT, { data: input, width, height: REC_HEIGHT, index }, NORM);
       return w;
     });
