@@ -27,23 +27,25 @@ t.test('an empty page plans no run; one line plans one', async (t) => {
 });
 
 t.test('every line is planned once, runs are contiguous in width and the plan is the cheapest contiguous split', async (t) => {
-  fc.assert(
-    fc.property(fc.array(fc.integer({ min: 1, max: 3200 }), { maxLength: 14 }), fc.integer({ min: 1, max: 8 }), fc.integer({ min: 0, max: 400 }), (widths, maxBatch, runCost) => {
-      const runs = planBatches(widths, { maxBatch, minWidth: 160, runCost });
-      const flat = runs.flat();
-      if (flat.length !== widths.length || new Set(flat).size !== widths.length) return false;
-      if (runs.some((run) => run.length === 0 || run.length > maxBatch)) return false;
-      for (let k = 1; k < flat.length; k++) if (widths[flat[k - 1]!]! > widths[flat[k]!]!) return false;
-      // Brute force over every split of the width order into runs of at most maxBatch.
-      const sorted = [...flat];
-      let best = Number.POSITIVE_INFINITY;
-      const visit = (from: number, acc: number[][]) => {
-        if (from === sorted.length) best = Math.min(best, cost(acc, widths, 160, runCost));
-        for (let to = from + 1; to <= Math.min(sorted.length, from + maxBatch); to++) visit(to, [...acc, sorted.slice(from, to)]);
-      };
-      visit(0, []);
-      return Math.abs(cost(runs, widths, 160, runCost) - best) < 1e-9;
-    }),
-    { numRuns: 200 },
+  t.doesNotThrow(() =>
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 1, max: 3200 }), { maxLength: 14 }), fc.integer({ min: 1, max: 8 }), fc.integer({ min: 0, max: 400 }), (widths, maxBatch, runCost) => {
+        const runs = planBatches(widths, { maxBatch, minWidth: 160, runCost });
+        const flat = runs.flat();
+        if (flat.length !== widths.length || new Set(flat).size !== widths.length) return false;
+        if (runs.some((run) => run.length === 0 || run.length > maxBatch)) return false;
+        for (let k = 1; k < flat.length; k++) if (widths[flat[k - 1]!]! > widths[flat[k]!]!) return false;
+        // Brute force over every split of the width order into runs of at most maxBatch.
+        const sorted = [...flat];
+        let best = Number.POSITIVE_INFINITY;
+        const visit = (from: number, acc: number[][]) => {
+          if (from === sorted.length) best = Math.min(best, cost(acc, widths, 160, runCost));
+          for (let to = from + 1; to <= Math.min(sorted.length, from + maxBatch); to++) visit(to, [...acc, sorted.slice(from, to)]);
+        };
+        visit(0, []);
+        return Math.abs(cost(runs, widths, 160, runCost) - best) < 1e-9;
+      }),
+      { numRuns: 200 },
+    ),
   );
 });
