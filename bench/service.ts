@@ -140,7 +140,7 @@ const peak = (await processMemory(child.pid!)).peakMiB;
 await stopServer();
 
 if (!values['no-ceiling']) {
-  const runtime = await PsaRuntime.load(config.PSA_MODEL, { device: 'cpu', intraOpThreads: threads * config.POOL_SIZE, verifyChecksums: false });
+  const runtime = await PsaRuntime.load(config.PSA_MODEL, { device: 'cpu', intraOpThreads: threads * config.POOL_SIZE, memoryArena: config.POOL_MEMORY_ARENA, verifyChecksums: false });
   try {
     for (const kind of kinds) await inProcess(runtime, images.get(kind)!, 1, 1, 2, Infinity); // warm-up
     const ceilings = new Map<string, { items_per_s: number; p50_ms: number; p99_ms: number }>();
@@ -165,6 +165,7 @@ const result: BenchResult = {
     model: config.PSA_MODEL,
     POOL_SIZE: config.POOL_SIZE,
     threads_per_worker: threads,
+    POOL_MEMORY_ARENA: config.POOL_MEMORY_ARENA,
     BATCH_MAX_SIZE: config.BATCH_MAX_SIZE,
     BATCH_MAX_WAIT_MS: config.BATCH_MAX_WAIT_MS,
     MAX_QUEUE_WAIT_MS: config.MAX_QUEUE_WAIT_MS,

@@ -27,6 +27,10 @@ export const ConfigSchema = Type.Object({
   }),
   POOL_SIZE: Type.Integer({ default: 1, minimum: 1, maximum: 64, description: 'Inference worker threads, each holding the model' }),
   POOL_THREADS: Type.Integer({ default: 0, minimum: 0, description: 'onnxruntime threads per worker; 0 divides the cores among workers' }),
+  POOL_MEMORY_ARENA: Type.Boolean({
+    default: true,
+    description: "onnxruntime's CPU memory arena: runs reuse the memory of earlier runs (faster); false frees it after each run (lower peak RSS, slower)",
+  }),
   POOL_MAX_QUEUE: Type.Integer({ default: 64, minimum: 1, description: 'Inference tasks waiting beyond this answer 503 with Retry-After' }),
   MAX_QUEUE_WAIT_MS: Type.Integer({
     default: 10000,

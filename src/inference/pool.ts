@@ -61,6 +61,7 @@ export class InferencePool {
       deviceId: config.DEVICE_ID,
       dtype: config.MODEL_DTYPE,
       threads: config.POOL_THREADS || Math.max(1, Math.floor(availableParallelism() / config.POOL_SIZE)),
+      memoryArena: config.POOL_MEMORY_ARENA,
       maxImageBytes: config.MAX_IMAGE_BYTES,
       maxImagePixels: config.MAX_IMAGE_PIXELS,
     };

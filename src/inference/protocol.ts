@@ -12,6 +12,7 @@ export interface WorkerSettings {
   deviceId: number;
   dtype: 'fp32' | 'fp16';
   threads: number;
+  memoryArena: boolean;
   maxImageBytes: number;
   maxImagePixels: number;
 }

@@ -15,6 +15,7 @@ const runtimeReady = PsaRuntime.load(settings.modelDir, {
   deviceId: settings.deviceId,
   dtype: settings.dtype,
   intraOpThreads: settings.threads,
+  memoryArena: settings.memoryArena,
   // The HTTP thread verified the package before starting workers.
   verifyChecksums: false,
   limits: { maxInputBytes: settings.maxImageBytes, maxInputPixels: settings.maxImagePixels },

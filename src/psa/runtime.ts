@@ -97,6 +97,7 @@ export class PsaRuntime {
             device: first.provider,
             ...(options.deviceId !== undefined && { deviceId: options.deviceId }),
             ...(options.intraOpThreads !== undefined && { intraOpThreads: options.intraOpThreads }),
+            ...(options.memoryArena !== undefined && { memoryArena: options.memoryArena }),
             logger: log,
           })
         : null;

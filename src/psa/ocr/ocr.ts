@@ -27,6 +27,8 @@ export interface OcrOptions {
   deviceId?: number;
   /** Intra-op threads per graph; 0 or unset uses every available core. */
   intraOpThreads?: number;
+  /** onnxruntime's CPU memory arena (default on); off lowers peak memory at some speed. */
+  memoryArena?: boolean;
   logger?: RuntimeLogger;
   /** Longer side of the detector input (default 960). Raise it for small text in big images. */
   limitSideLen?: number;
@@ -107,6 +109,7 @@ export class Ocr {
     const device: DeviceOptions = { device: options.device ?? 'cpu' };
     if (options.deviceId !== undefined) device.deviceId = options.deviceId;
     if (options.intraOpThreads !== undefined) device.intraOpThreads = options.intraOpThreads;
+    if (options.memoryArena !== undefined) device.memoryArena = options.memoryArena;
     const log = options.logger ?? silentLogger;
     const detector = await OnnxGraph.open(files.detection, DETECTOR_CONTRACT, device, log);
     let recognizer: OnnxGraph | undefined;
