@@ -1,6 +1,6 @@
 /**
  * npm run bench:service [-- --requests 24 --duration 30 --concurrency 1,4,16,32 --kinds typographic,photo,large_jpeg
- *                          --transports json,multipart --leak 100 --baseline bench/baselines/FILE.json --note "..."]
+ *                          --transports json,multipart --leak 100 --request-timeout 60 --baseline bench/baselines/FILE.json --note "..."]
  *
  * The service end to end: starts the real server (bench/lib/serve.ts: buildApp + listen, as
  * src/server.ts) on the embedded default package in a process of its own, drives POST
@@ -30,6 +30,8 @@ const { values } = parseArgs({
     // multipart runs at these client counts only (it differs from JSON only in the HTTP stages)
     'multipart-concurrency': { type: 'string', default: '4' },
     'retry-cap': { type: 'string', default: '1' },
+    // Seconds a client waits for an answer before it abandons the request and counts it as timed out.
+    'request-timeout': { type: 'string', default: '60' },
     leak: { type: 'string', default: '0' },
     'no-ceiling': { type: 'boolean', default: false },
     baseline: { type: 'string' },
@@ -69,7 +71,7 @@ const stopServer = () =>
 
 const images = new Map<ImageKind, BenchImage[]>();
 for (const kind of kinds) images.set(kind, await benchImages(kind));
-const loadOptions = (concurrency: number) => ({ concurrency, requests: Math.max(requests, concurrency), durationS, retryCapS: Number(values['retry-cap']) });
+const loadOptions = (concurrency: number) => ({ concurrency, requests: Math.max(requests, concurrency), durationS, retryCapS: Number(values['retry-cap']), timeoutS: Number(values['request-timeout']) });
 
 // Warm-up: every kind once through the service.
 for (const kind of kinds) await closedLoop(base, images.get(kind)!, 'json', { ...loadOptions(1), requests: 2 });
@@ -84,6 +86,7 @@ for (const kind of kinds) {
       const after = await stageTotals(base);
       const ok = samples.filter((s) => s.status === 200);
       const refused = samples.filter((s) => s.status === 503);
+      const timedOut = samples.filter((s) => s.status === 0);
       const delta = (stage: string) => ({ sum: (after[stage]?.sum ?? 0) - (before[stage]?.sum ?? 0), count: (after[stage]?.count ?? 0) - (before[stage]?.count ?? 0) });
       const itemsRun = delta('queue').count;
       const perRequest = new Set(['parse', 'policy', 'serialize', 'queue']);
@@ -118,10 +121,13 @@ for (const kind of kinds) {
             )
           : null,
         refusal_rate: samples.length ? refused.length / samples.length : 0,
+        timed_out: timedOut.length,
         stages_ms: stages,
       };
       cells.push(cell);
-      console.error(`${kind} ${transport} x${concurrency}: ${cell.items_per_s.toFixed(2)} items/s, p50 ${cell.p50_ms.toFixed(0)} ms, p99 ${cell.p99_ms.toFixed(0)} ms, ${refused.length} refused`);
+      console.error(
+        `${kind} ${transport} x${concurrency}: ${cell.items_per_s.toFixed(2)} items/s, p50 ${cell.p50_ms.toFixed(0)} ms, p99 ${cell.p99_ms.toFixed(0)} ms, ${refused.length} refused, ${timedOut.length} timed out`,
+      );
     }
   }
 }

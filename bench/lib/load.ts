@@ -4,6 +4,7 @@ import type { BenchImage } from './images.ts';
 export type Transport = 'json' | 'multipart';
 
 export interface Sample {
+  /** HTTP status, or 0 when no answer came within the request timeout. */
   status: number;
   ms: number;
   retryAfterS?: number;
@@ -18,6 +19,8 @@ export interface LoadOptions {
   durationS: number;
   /** A refused client waits Retry-After, at most this long, before its next request. */
   retryCapS: number;
+  /** A request unanswered after this many seconds is abandoned and counted as timed out (status 0). */
+  timeoutS: number;
 }
 
 function request(base: string, image: BenchImage, prompt: string, transport: Transport): RequestInit & { url: string } {
@@ -40,7 +43,14 @@ export async function closedLoop(base: string, images: BenchImage[], transport: 
       const n = sent++;
       const { url, ...init } = request(base, images[(n + id) % images.length]!, `What does this say? (${n})`, transport);
       const t0 = performance.now();
-      const res = await fetch(url, init);
+      let res: Response;
+      try {
+        res = await fetch(url, { ...init, signal: AbortSignal.timeout(1000 * o.timeoutS) });
+      } catch (err) {
+        if ((err as Error).name !== 'TimeoutError') throw err;
+        samples.push({ status: 0, ms: performance.now() - t0 });
+        continue;
+      }
       const body = (await res.json()) as { timings?: { stages_ms?: Record<string, number> } };
       const sample: Sample = { status: res.status, ms: performance.now() - t0 };
       if (res.status === 200 && body.timings?.stages_ms) sample.stages = body.timings.stages_ms;

@@ -16,6 +16,8 @@ export interface ServiceCell {
   /** Latency of refused ones (how fast a 503 comes back). */
   refused_p50_ms: number | null;
   refusal_rate: number;
+  /** Requests abandoned after the client's timeout (--request-timeout): a stall, not a slow answer. */
+  timed_out?: number;
   /** Mean milliseconds per item by stage, from the server's psa_stage_seconds. */
   stages_ms: Record<string, number>;
   in_process?: { items_per_s: number; p50_ms: number; p99_ms: number; ratio: number };
@@ -34,7 +36,7 @@ const key = (c: ServiceCell) => `${c.kind}/${c.transport}/${c.concurrency}`;
 
 export function markdown(r: BenchResult, baseline?: BenchResult): string {
   const old = new Map((baseline?.cells ?? []).map((c) => [key(c), c]));
-  const head = ['kind', 'transport', 'clients', 'items/s', 'p50 ms', 'p99 ms', 'refused', '503 p50 ms', 'in-process items/s', 'service / in-process'];
+  const head = ['kind', 'transport', 'clients', 'items/s', 'p50 ms', 'p99 ms', 'refused', '503 p50 ms', 'timed out', 'in-process items/s', 'service / in-process'];
   if (baseline) head.push(`baseline items/s (${baseline.created_at.slice(0, 10)})`, 'baseline p50 ms', 'baseline p99 ms');
   const rows = r.cells.map((c) => {
     const row = [
@@ -46,6 +48,7 @@ export function markdown(r: BenchResult, baseline?: BenchResult): string {
       f(c.p99_ms, 0),
       `${(c.refusal_rate * 100).toFixed(0)}%`,
       f(c.refused_p50_ms, 0),
+      c.timed_out === undefined ? '-' : String(c.timed_out),
       f(c.in_process?.items_per_s, 2),
       f(c.in_process?.ratio, 2),
     ];
@@ -73,7 +76,7 @@ export function markdown(r: BenchResult, baseline?: BenchResult): string {
     '',
     table(head, rows),
     '',
-    'items/s and p50/p99 count accepted requests; refused is the share of answers that were 503 (a refused client waits Retry-After, capped, before its next request); 503 p50 is how fast a refusal came back.',
+    'items/s and p50/p99 count accepted requests; refused is the share of answers that were 503 (a refused client waits Retry-After, capped, before its next request); 503 p50 is how fast a refusal came back; timed out counts requests left unanswered after --request-timeout seconds (a stall; they are not in p50/p99).',
     '',
     'Milliseconds per item by stage (worker stages per batch divided by its items; queue per item; parse, policy, serialize per request):',
     '',
