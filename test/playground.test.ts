@@ -175,11 +175,9 @@ async function main() {
     for (let attempt = 1; ; attempt++) {
       await page.focus('#chat');
       await page.keyboard.press('Space');
-      await page.waitForFunction(
-        () => /Generating: (\d{2,}) tokens/.test(document.getElementById('chat-state')!.textContent!) || document.getElementById('chat-state')!.dataset.phase === 'done',
-        undefined,
-        { timeout: 60_000 },
-      );
+      await page.waitForFunction(() => /Generating: (\d{2,}) tokens/.test(document.getElementById('chat-state')!.textContent!) || document.getElementById('chat-state')!.dataset.phase === 'done', undefined, {
+        timeout: 60_000,
+      });
       if ((await page.getAttribute('#chat-state', 'data-phase')) !== 'done') break;
       if (attempt === 5) throw new Error('5 answers in a row ended within 10 tokens');
     }
