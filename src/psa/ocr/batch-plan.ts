@@ -14,8 +14,14 @@ export interface BatchPlanOptions {
   runCost: number;
 }
 
-/** Runs as lists of line indices, each list in ascending width; every index appears once. */
-export function planBatches(widths: readonly number[], options: BatchPlanOptions): number[][] {
+export interface Run {
+  /** Line indices in ascending width; every index appears in one run. */
+  lines: number[];
+  /** The run's input width: its widest line, at least minWidth. */
+  width: number;
+}
+
+export function planBatches(widths: readonly number[], options: BatchPlanOptions): Run[] {
   const { maxBatch, minWidth, runCost } = options;
   const order = widths.map((_, i) => i).sort((a, b) => widths[a]! - widths[b]! || a - b);
   const n = order.length;
@@ -33,7 +39,7 @@ export function planBatches(widths: readonly number[], options: BatchPlanOptions
       }
     }
   }
-  const runs: number[][] = [];
-  for (let j = n; j > 0; j = cut[j]!) runs.unshift(order.slice(cut[j]!, j));
+  const runs: Run[] = [];
+  for (let j = n; j > 0; j = cut[j]!) runs.unshift({ lines: order.slice(cut[j]!, j), width: Math.max(minWidth, widths[order[j - 1]!]!) });
   return runs;
 }

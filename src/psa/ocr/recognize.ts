@@ -49,8 +49,8 @@ export async function recognizeLines(graph: OnnxGraph, charset: readonly string[
   });
   const natural = lines.map(({ piece }) => Math.max(1, Math.min(options.maxWidth, Math.ceil((REC_HEIGHT * piece.width) / piece.height))));
   const results: Decoded[] = new Array(lines.length);
-  for (const batch of planBatches(natural, { maxBatch: options.batchSize, minWidth: MIN_WIDTH, runCost: RUN_COST })) {
-    const width = Math.min(Math.max(MIN_WIDTH, ...batch.map((line) => natural[line]!)), options.maxWidth);
+  const minWidth = Math.min(MIN_WIDTH, options.maxWidth);
+  for (const { lines: batch, width } of planBatches(natural, { maxBatch: options.batchSize, minWidth, runCost: RUN_COST })) {
     const input = new Float32Array(batch.length * 3 * REC_HEIGHT * width);
     const widths = batch.map((line, index) => {
       const w = natural[line]!;
