@@ -14,6 +14,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/config.ts';
+import { threadsPerWorker } from '../src/inference/pool.ts';
 import { PsaRuntime } from '../src/psa/runtime.ts';
 import { benchImages, IMAGE_KINDS, type BenchImage, type ImageKind } from './lib/images.ts';
 import { inProcess } from './lib/in-process.ts';
@@ -55,7 +56,7 @@ for (const k of kinds) if (!IMAGE_KINDS.includes(k)) throw new Error(`--kinds: "
 // Shed requests are logged at warn; under the overload cells that would bury the tables.
 const env = { PSA_MODEL: 'models/default', LOG_LEVEL: 'error', ...process.env };
 const config = loadConfig(env);
-const threads = config.POOL_THREADS || Math.max(1, Math.floor(availableParallelism() / config.POOL_SIZE));
+const threads = threadsPerWorker(config);
 const loadBefore = loadavg();
 
 const child = fork(new URL('./lib/serve.ts', import.meta.url), { env, execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });

@@ -1,4 +1,3 @@
-import { availableParallelism } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import type { Config } from '../config.ts';
 import { findPackages, isPackageDir, ModelNotFoundError, modelDir } from '../packages/discovery.ts';
@@ -6,7 +5,7 @@ import type { Manifest } from '../psa/manifest.ts';
 import type { RuntimeLogger } from '../psa/logger.ts';
 import { ShadowNotFoundError, ShadowRunningError } from '../shadow/errors.ts';
 import { ShadowRun, type ShadowSettings } from '../shadow/run.ts';
-import { InferencePool } from './pool.ts';
+import { InferencePool, threadsPerWorker } from './pool.ts';
 
 export interface PackageSummary {
   id: string;
@@ -106,8 +105,7 @@ export class ModelHost {
       try {
         const dir = await this.packageDir(id);
         const c = this.config;
-        const threads = c.POOL_THREADS || Math.max(1, Math.floor(availableParallelism() / c.POOL_SIZE));
-        const pool = await InferencePool.start(dir, { ...c, POOL_SIZE: c.SHADOW_POOL_SIZE, POOL_THREADS: threads }, this.log);
+        const pool = await InferencePool.start(dir, { ...c, POOL_SIZE: c.SHADOW_POOL_SIZE, POOL_THREADS: threadsPerWorker(c) }, this.log);
         this.shadowRun = new ShadowRun(id, pool, this.activeId, this.pool, settings, c.SHADOW_MAX_QUEUE, this.log);
         this.log.info({ model: id, live: this.activeId, share: settings.share }, 'shadow run started');
         return this.shadowRun;

@@ -18,6 +18,11 @@ const retryAfter = (waitMs: number) => Math.max(1, Math.ceil(waitMs / 1000));
 // (tsc rewrites import specifiers, not this string).
 const WORKER_FILE = new URL(`./worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url).href;
 
+/** onnxruntime intra-op threads per worker: POOL_THREADS, or the cores divided among POOL_SIZE workers. */
+export function threadsPerWorker(config: Pick<Config, 'POOL_THREADS' | 'POOL_SIZE'>): number {
+  return config.POOL_THREADS || Math.max(1, Math.floor(availableParallelism() / config.POOL_SIZE));
+}
+
 /**
  * The worker-thread pool for one model package. Pass-1 requests are batched dynamically; the
  * queue is bounded in tasks (POOL_MAX_QUEUE) and moderation in expected wait (MAX_QUEUE_WAIT_MS):
@@ -60,7 +65,7 @@ export class InferencePool {
       device: config.DEVICE,
       deviceId: config.DEVICE_ID,
       dtype: config.MODEL_DTYPE,
-      threads: config.POOL_THREADS || Math.max(1, Math.floor(availableParallelism() / config.POOL_SIZE)),
+      threads: threadsPerWorker(config),
       memoryArena: config.POOL_MEMORY_ARENA,
       maxImageBytes: config.MAX_IMAGE_BYTES,
       maxImagePixels: config.MAX_IMAGE_PIXELS,
