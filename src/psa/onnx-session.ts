@@ -16,6 +16,15 @@ export interface DeviceOptions {
   memoryArena?: boolean;
 }
 
+/** The device fields of `options` that are set, on `device`: what a caller passes to another set of graphs. */
+export function deviceOptionsOf(options: Partial<DeviceOptions>, device: DeviceSetting): DeviceOptions {
+  const out: DeviceOptions = { device };
+  if (options.deviceId !== undefined) out.deviceId = options.deviceId;
+  if (options.intraOpThreads !== undefined) out.intraOpThreads = options.intraOpThreads;
+  if (options.memoryArena !== undefined) out.memoryArena = options.memoryArena;
+  return out;
+}
+
 type Metadata = { name: string; isTensor: boolean; type?: string; shape?: readonly (number | string)[] };
 
 /**

@@ -5,7 +5,7 @@ import { decodeImage } from './image-decode.ts';
 import { preprocessDecoded, type ImageLimits, type PreprocessedImage } from './image-preprocess.ts';
 import { silentLogger, type RuntimeLogger } from './logger.ts';
 import { CORE_GRAPHS, graphContracts, type GraphName } from './onnx-contract.ts';
-import { OnnxGraph, type DeviceOptions } from './onnx-session.ts';
+import { deviceOptionsOf, OnnxGraph, type DeviceOptions } from './onnx-session.ts';
 import { loadPackage, type ModelPackage } from './package-loader.ts';
 import { runPass1, type Pass1Result } from './safety-classifier.ts';
 import { standInImage } from './stand-in-image.ts';
@@ -67,7 +67,7 @@ export class PsaRuntime {
     const contracts = graphContracts(pkg.manifest);
     // The first graph settles the provider ("auto" probes CUDA once); the rest use the same one.
     const first = await OnnxGraph.open(pkg.onnx.vision_encoder, contracts.vision_encoder, options, log);
-    const device: DeviceOptions = { ...options, device: first.provider };
+    const device = deviceOptionsOf(options, first.provider);
     const opened: OnnxGraph[] = [first];
     try {
       const rest = await Promise.all(
@@ -91,16 +91,7 @@ export class PsaRuntime {
       };
       const limits: ImageLimits = { ...DEFAULT_IMAGE_LIMITS, ...options.limits };
       // OCR reads the same bytes as the vision encoder's preprocessing: the same limits apply.
-      const ocr = m.ocr
-        ? await Ocr.load({
-            ...limits,
-            device: first.provider,
-            ...(options.deviceId !== undefined && { deviceId: options.deviceId }),
-            ...(options.intraOpThreads !== undefined && { intraOpThreads: options.intraOpThreads }),
-            ...(options.memoryArena !== undefined && { memoryArena: options.memoryArena }),
-            logger: log,
-          })
-        : null;
+      const ocr = m.ocr ? await Ocr.load({ ...limits, ...deviceOptionsOf(options, first.provider), logger: log }) : null;
       log.info({ model: m.name, dir: pkg.dir, provider: first.provider, ocr: Boolean(ocr) }, 'model package loaded');
       return new PsaRuntime(pkg, text, graphs, first.provider, limits, shape, ocr);
     } catch (err) {

