@@ -5,7 +5,8 @@
  * The service end to end: starts the real server (bench/lib/serve.ts: buildApp + listen, as
  * src/server.ts) on the embedded default package in a process of its own, drives POST
  * /v1/moderate over HTTP with a closed-loop load, and beside each cell runs the same items through
- * PsaRuntime.preprocess + classify in this process with the server's threads (the ceiling).
+ * PsaRuntime.preprocess + classify in this process, in POOL_SIZE worker threads with the server's
+ * threads per worker (the ceiling).
  * Prints Markdown tables and writes the result as JSON under .cache/bench/. Server settings come
  * from the environment as for `npm start` (POOL_SIZE, POOL_THREADS, MAX_QUEUE_WAIT_MS, ...).
  */
@@ -15,9 +16,8 @@ import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/config.ts';
 import { threadsPerWorker } from '../src/inference/pool.ts';
-import { PsaRuntime } from '../src/psa/runtime.ts';
 import { benchImages, IMAGE_KINDS, type BenchImage, type ImageKind } from './lib/images.ts';
-import { inProcess } from './lib/in-process.ts';
+import { CeilingPool } from './lib/in-process.ts';
 import { closedLoop, percentile, processMemory, stageTotals, type Transport } from './lib/load.ts';
 import { markdown, STAGE_COLUMNS, type BenchResult, type ServiceCell } from './lib/report.ts';
 
@@ -147,21 +147,22 @@ const peak = (await processMemory(child.pid!)).peakMiB;
 await stopServer();
 
 if (!values['no-ceiling']) {
-  const runtime = await PsaRuntime.load(config.PSA_MODEL, { device: 'cpu', intraOpThreads: threads * config.POOL_SIZE, memoryArena: config.POOL_MEMORY_ARENA, verifyChecksums: false });
+  const ceiling = CeilingPool.start(config.POOL_SIZE, config.PSA_MODEL, { device: 'cpu', intraOpThreads: threads, memoryArena: config.POOL_MEMORY_ARENA, verifyChecksums: false });
   try {
-    for (const kind of kinds) await inProcess(runtime, images.get(kind)!, 1, 1, 2, Infinity); // warm-up
+    // warm-up: every worker reads each kind twice
+    for (const kind of kinds) await ceiling.run({ images: images.get(kind)!, concurrency: config.POOL_SIZE, batchSize: 1, requests: 2 * config.POOL_SIZE, durationS: Infinity });
     const ceilings = new Map<string, { items_per_s: number; p50_ms: number; p99_ms: number }>();
     for (const cell of cells) {
       const id = `${cell.kind}/${cell.concurrency}`;
       if (!ceilings.has(id)) {
-        const r = await inProcess(runtime, images.get(cell.kind as ImageKind)!, cell.concurrency, config.BATCH_MAX_SIZE, Math.max(requests, cell.concurrency), durationS);
+        const r = await ceiling.run({ images: images.get(cell.kind as ImageKind)!, concurrency: cell.concurrency, batchSize: config.BATCH_MAX_SIZE, requests: Math.max(requests, cell.concurrency), durationS });
         ceilings.set(id, { items_per_s: r.items / r.elapsedS, p50_ms: percentile(r.latenciesMs, 50), p99_ms: percentile(r.latenciesMs, 99) });
       }
       const c = ceilings.get(id)!;
       cell.in_process = { ...c, ratio: cell.items_per_s / c.items_per_s };
     }
   } finally {
-    await runtime.close();
+    await ceiling.close();
   }
 }
 
