@@ -7,6 +7,7 @@ import { REPO_ROOT } from '../scripts/lib/trainer-cli.ts';
 import { gradientPng } from './helpers/images.ts';
 import { freePort, testRedis } from './helpers/redis.ts';
 import { startNode, type WorkerProcess } from './helpers/worker.ts';
+import { DEFAULT_MODEL_NAME } from './helpers/default-model.ts';
 
 // Production runs the compiled service. It is built here into a directory laid out like the
 // container image (package.json, node_modules, dist/; no src/) and started from an unrelated
@@ -69,7 +70,7 @@ t.test('node dist/server.js serves the default model from another directory', as
     await new Promise((r) => setTimeout(r, 250));
   }
   if (!ready?.ok) return t.fail(`the server never got ready; last lines:\n${server.logs.slice(-15).join('\n')}`);
-  t.match(await ready.json(), { status: 'ready', model: 'psa-default-v2' }, '/readyz: the inference workers loaded the model');
+  t.match(await ready.json(), { status: 'ready', model: DEFAULT_MODEL_NAME }, '/readyz: the inference workers loaded the model');
   t.equal((await fetch(`${base}/healthz`)).status, 200, '/healthz');
 
   const page = await fetch(`${base}/playground`);
@@ -84,7 +85,7 @@ t.test('node dist/server.js serves the default model from another directory', as
   });
   t.equal(moderated.status, 200, '/v1/moderate');
   const body = (await moderated.json()) as { model: string; items: { decision: string }[] };
-  t.equal(body.model, 'psa-default-v2');
+  t.equal(body.model, DEFAULT_MODEL_NAME);
   t.ok(body.items[0]?.decision, 'a decision');
   t.equal(await stop(server), 0, 'exits 0 on SIGTERM');
 });

@@ -14,6 +14,7 @@ import { loadEvalSet } from '../src/eval/dataset.ts';
 import { runEvaluation } from '../src/eval/run.ts';
 import { accuracy, classScores, confusionMatrix, latencySummary, macroF1, percentile, prf } from '../src/eval/metrics.ts';
 import { scoreSystem, type Prediction } from '../src/eval/score.ts';
+import { DEFAULT_MODEL_NAME } from './helpers/default-model.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = join(ROOT, 'scripts', 'eval.ts');
@@ -275,7 +276,7 @@ t.test('the CLI on the default model, an archive, with the default --out', async
   await mkdir(cwd);
   const res = await cli(['--model', DEFAULT_MODEL, '--data', archive], cwd);
   t.equal(res.code, 0, res.stderr);
-  await checkRun(t, join(cwd, 'eval-report'), 'psa-default-v2');
+  await checkRun(t, join(cwd, 'eval-report'), DEFAULT_MODEL_NAME);
 });
 
 t.test('named sets from a --sets file: sources, variants and AUROC per comparison', async (t) => {

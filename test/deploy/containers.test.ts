@@ -6,6 +6,7 @@ import { tarGz, writeTinyDataset } from '../helpers/dataset.ts';
 import { gradientPng } from '../helpers/images.ts';
 import { freePort } from '../helpers/redis.ts';
 import { build, cleanCopy, imageSizeMb, inspect, jsonLogs, removeContainer, sh, startCommand, waitFor, waitReady } from './podman.ts';
+import { DEFAULT_MODEL_NAME } from '../helpers/default-model.ts';
 
 // The deployment, built and run for real with podman and podman-compose (npm run test:deploy).
 // The images are tagged with the names docker-compose.yml gives them, so compose runs what was
@@ -81,7 +82,7 @@ t.test('the api container: /readyz, /v1/moderate, non-root, healthcheck, gracefu
   const moderated = await fetch(`${base}/v1/moderate`, json({ image, prompt: 'What is in this picture?' }));
   t.equal(moderated.status, 200);
   const body = (await moderated.json()) as { model: string; items: Array<{ decision: string; concepts: unknown }> };
-  t.equal(body.model, 'psa-default-v2', 'the embedded default model serves');
+  t.equal(body.model, DEFAULT_MODEL_NAME, 'the embedded default model serves');
   t.ok(body.items[0]?.decision && body.items[0].concepts, 'a decision and concepts');
 
   t.equal((await sh('podman', ['exec', name, 'id', '-u'])).stdout.trim(), '1000', 'the process runs as uid 1000');
