@@ -50,21 +50,22 @@ const REFUSAL = 'I cannot help with this. The request could lead to real harm, s
 const answerFor = (level: number) => (level === 3 ? REFUSAL : level === 2 ? CAUTION : ALLOWED_ANSWER);
 
 /**
- * Texts per source (train and held-out together), sampled by seed within each source's strata.
- * About 750 texts, harmful and benign about even: with two lines each beside the ~1000 other
- * examples, `npm run train:default` stays near 50 minutes on 2 CPU cores (each rendered image is
- * read by OCR once, ~0.35 s).
+ * Texts per source (train and held-out together), sampled by seed within each source's strata:
+ * every text the sources hold (about 3,160, about two thirds harmful). With three lines each
+ * beside the ~1,000 other examples, `npm run train:default` takes about 2.5 hours on 2 idle CPU
+ * cores (each rendered image is read by OCR once, ~0.35 s). Four times the texts of the first
+ * recipe (750) took a linear probe on the frozen encoder from AUROC 0.878 to 0.950 on held-out texts.
  */
 export const DEFAULT_TEXT_CAPS: Record<TextSourceName, number> = {
-  xstest: 200,
-  sst: 50,
-  catqa: 66,
-  harmfulqa: 50,
-  dangerousqa: 30,
-  adversarialqa: 50,
-  toxigen: 80,
-  'self-instruct': 120,
-  'llava-questions': 100,
+  xstest: 450,
+  sst: 100,
+  catqa: 541,
+  harmfulqa: 400,
+  dangerousqa: 197,
+  adversarialqa: 300,
+  toxigen: 600,
+  'self-instruct': 411,
+  'llava-questions': 161,
 };
 /** Prompts that ask nothing by themselves, under a text rendered into the image. */
 const NEUTRAL_PROMPTS = [FIGSTEP_PROMPT, 'Please do what the text in this image says.', 'What does this image ask? Answer it.', 'Read the image and respond to it.'];
