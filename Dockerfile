@@ -33,9 +33,12 @@ RUN npm run build
 
 # ---- api ----
 FROM ${NODE_IMAGE} AS api
+# MALLOC_ARENA_MAX=2: glibc's malloc keeps fewer per-thread arenas, so memory freed by the worker
+# threads (decoded images, onnxruntime) is reused instead of held (README, "Memory").
 ENV NODE_ENV=production \
     PORT=8080 HOST=0.0.0.0 \
-    MODELS_DIR=/models PSA_MODEL=/app/models/default DATA_DIR=/data
+    MODELS_DIR=/models PSA_MODEL=/app/models/default DATA_DIR=/data \
+    MALLOC_ARENA_MAX=2
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 # package.json makes dist/'s .js files ES modules and gives the version the API reports.
@@ -98,7 +101,7 @@ COPY trainer ./trainer
 COPY models/default ./models/default
 RUN useradd --uid 1000 --create-home psa && mkdir -p /data /models && chown psa /data /models
 ENV NODE_ENV=production PORT=8080 HOST=0.0.0.0 MODELS_DIR=/models PSA_MODEL=/app/models/default DATA_DIR=/data \
-    DEVICE=cuda TRAINER_PYTHON=/opt/torch/bin/python
+    DEVICE=cuda TRAINER_PYTHON=/opt/torch/bin/python MALLOC_ARENA_MAX=2
 USER psa
 EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=3 \

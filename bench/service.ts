@@ -54,7 +54,8 @@ const multipartLevels = new Set(list(values['multipart-concurrency']).map(Number
 for (const k of kinds) if (!IMAGE_KINDS.includes(k)) throw new Error(`--kinds: "${k}" is not one of ${IMAGE_KINDS.join(', ')}`);
 
 // Shed requests are logged at warn; under the overload cells that would bury the tables.
-const env = { PSA_MODEL: 'models/default', LOG_LEVEL: 'error', ...process.env };
+// MALLOC_ARENA_MAX as `npm start` and the images set it (README, "Memory"), unless the environment says otherwise.
+const env = { PSA_MODEL: 'models/default', LOG_LEVEL: 'error', MALLOC_ARENA_MAX: '2', ...process.env };
 const config = loadConfig(env);
 const threads = threadsPerWorker(config);
 const loadBefore = loadavg();
@@ -174,6 +175,7 @@ const result: BenchResult = {
     POOL_SIZE: config.POOL_SIZE,
     threads_per_worker: threads,
     POOL_MEMORY_ARENA: config.POOL_MEMORY_ARENA,
+    MALLOC_ARENA_MAX: env.MALLOC_ARENA_MAX || 'glibc default',
     BATCH_MAX_SIZE: config.BATCH_MAX_SIZE,
     BATCH_MAX_WAIT_MS: config.BATCH_MAX_WAIT_MS,
     MAX_QUEUE_WAIT_MS: config.MAX_QUEUE_WAIT_MS,

@@ -57,3 +57,24 @@ t.test('the images and compose run the compiled service, built in a stage of its
     t.notMatch(stage, /COPY src|tsconfig/, `${target} has no sources`);
   }
 });
+
+t.test('npm start and the API images cap glibc malloc arenas at 2, and an operator can override it', async (t) => {
+  const { execFile } = await import('node:child_process');
+  const { promisify } = await import('node:util');
+  const start = (JSON.parse(await readFile(new URL('package.json', root), 'utf8')) as { scripts: Record<string, string> }).scripts.start!;
+  const launch = / node --enable-source-maps dist\/server\.js$/;
+  t.match(start, launch, 'npm start runs the compiled server');
+  // The script's own words, with the server swapped for a node that prints what it was given.
+  const probe = start.replace(launch, ' node -p process.env.MALLOC_ARENA_MAX');
+  const run = async (extra: Record<string, string>) => {
+    const env = { ...process.env, ...extra };
+    if (!('MALLOC_ARENA_MAX' in extra)) delete env.MALLOC_ARENA_MAX;
+    return (await promisify(execFile)('sh', ['-c', probe], { env })).stdout.trim();
+  };
+  t.equal(await run({}), '2', 'npm start sets MALLOC_ARENA_MAX=2 by default');
+  t.equal(await run({ MALLOC_ARENA_MAX: '8' }), '8', "an operator's MALLOC_ARENA_MAX is kept");
+  for (const target of ['api', 'gpu']) {
+    const stage = dockerfile.slice(dockerfile.indexOf(`AS ${target}\n`)).split(/^FROM /m)[0]!;
+    t.match(stage, /^ENV [^\n]*(?:\\\n[^\n]*)*MALLOC_ARENA_MAX=2/m, `the ${target} image sets MALLOC_ARENA_MAX=2`);
+  }
+});

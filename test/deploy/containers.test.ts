@@ -88,6 +88,8 @@ t.test('the api container: /readyz, /v1/moderate, non-root, healthcheck, gracefu
   t.equal((await sh('podman', ['exec', name, 'id', '-u'])).stdout.trim(), '1000', 'the process runs as uid 1000');
   t.equal(await inspect(name, '{{.Config.User}}'), 'node', 'the image declares a non-root user');
   t.equal((await sh('podman', ['exec', name, 'cat', '/proc/1/comm'])).stdout.trim(), 'node', 'node is PID 1');
+  const environ = (await sh('podman', ['exec', name, 'cat', '/proc/1/environ'])).stdout.split('\0');
+  t.ok(environ.includes('MALLOC_ARENA_MAX=2'), 'the server runs with glibc malloc arenas capped at 2');
   const health = await sh('podman', ['healthcheck', 'run', name]);
   t.equal(health.code, 0, `podman healthcheck run passes${health.code ? `: ${health.stdout}${health.stderr}` : ''}`);
 
