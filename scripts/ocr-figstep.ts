@@ -1,6 +1,7 @@
 /**
  * OCR word accuracy and time per image on the FigStep SafeBench dev split (docs/ocr.md, "Measured").
  *   npx tsx scripts/ocr-figstep.ts [--dir ../shared/data/figstep-dev] [--every 1] [--limit-side-len N] [--threads N]
+ *     [--detection FILE] [--recognition FILE]
  * Images are decoded as the model runtime decodes them (src/psa/image-decode.ts) and OCR reads
  * those pixels. Prints one JSON object: mean and min word accuracy for the instruction and the whole image,
  * images read exactly, the misread ones, and mean milliseconds per stage.
@@ -21,11 +22,18 @@ const { values } = parseArgs({
     every: { type: 'string', default: '1' },
     'limit-side-len': { type: 'string' },
     threads: { type: 'string' },
+    // Other graphs than the default ones, e.g. the int8 variants (docs/ocr.md, "Precision").
+    detection: { type: 'string' },
+    recognition: { type: 'string' },
   },
 });
 const number = (v: string | undefined) => (v === undefined ? undefined : Number(v));
 const rows = (parse(await readFile(join(values.dir, 'safebench-dev.csv')), { columns: true }) as Record<string, string>[]).filter((_, i) => i % Number(values.every) === 0);
-const ocr = await Ocr.load({ limitSideLen: number(values['limit-side-len']), intraOpThreads: number(values.threads) });
+const ocr = await Ocr.load({
+  limitSideLen: number(values['limit-side-len']),
+  intraOpThreads: number(values.threads),
+  models: { detection: values.detection, recognition: values.recognition },
+});
 const loadBefore = loadavg()[0];
 const scores = { instruction: [] as number[], whole: [] as number[] };
 const ms = { decode: 0, detect: 0, recognize: 0 };
