@@ -1,6 +1,7 @@
 /**
  * npm run train:default [-- --data ../shared/data --out models/default] [--name psa-default-v3]
- *   [--epochs 2] [--stage2-epochs 1] [--caps catqa=66,harmfulqa=50] [--no-text-only]
+ *   [--epochs 2] [--stage2-epochs 1] [--encoder-train-layers 0 --encoder-lr-scale 1]
+ *   [--caps catqa=66,harmfulqa=50] [--no-text-only]
  *
  * Trains the embedded default package with the project's own pipeline (prepare, two-stage
  * PyTorch training, export, evaluation on held-out data, registration), reproducibly (fixed
@@ -40,6 +41,10 @@ const { values } = parseArgs({
     // decoder stopped garbling its few fixed answers.
     epochs: { type: 'string', default: '2' },
     'stage2-epochs': { type: 'string', default: '1' },
+    // Top layers of the query encoder (MiniLM, 6 layers) trained in stage 1, and their learning-rate
+    // multiplier against stage 1's 1e-3 (0 layers: frozen, the encoder exactly as pretrained).
+    'encoder-train-layers': { type: 'string', default: '0' },
+    'encoder-lr-scale': { type: 'string', default: '1' },
     // Most texts per text-safety source, NAME=N,... over DEFAULT_TEXT_CAPS (0 leaves a source out).
     caps: { type: 'string', default: '' },
     // Leaves out the text-only lines (no image; scored over the stand-in image).
@@ -118,10 +123,20 @@ const built = await runTrainerProcess({
 if (built.code !== 0) throw new Error(`building the base model failed (${built.code})`);
 
 const epochs = Number(values.epochs);
+for (const flag of ['encoder-train-layers', 'encoder-lr-scale'] as const) {
+  if (!(Number(values[flag]) >= 0)) throw new Error(`--${flag}: "${values[flag]}" must be a number >= 0`);
+}
 const request = {
   dataset: datasetId,
   output_name: 'psa-default',
-  stage1: { epochs, batch_size: 16, lr: 1e-3, type_head_lr_scale: 20 },
+  stage1: {
+    epochs,
+    batch_size: 16,
+    lr: 1e-3,
+    type_head_lr_scale: 20,
+    query_encoder_train_layers: Number(values['encoder-train-layers']),
+    query_encoder_lr_scale: Number(values['encoder-lr-scale']),
+  },
   stage2: { epochs: Number(values['stage2-epochs']), batch_size: 16, lr: 3e-4, lora: { r: 16, alpha: 32 } },
   seed: 0,
   checkpoint_every_steps: 100,

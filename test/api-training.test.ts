@@ -99,6 +99,7 @@ t.test('bad training requests', async (t) => {
     [{ dataset: datasetId, output_name: 'x', stage1: { type_head_lr_scale: 0 } }, 400, 'PSA_BAD_REQUEST'],
     [{ dataset: datasetId, output_name: 'x', stage1: { query_encoder_train_layers: -1 } }, 400, 'PSA_BAD_REQUEST'],
     [{ dataset: datasetId, output_name: 'x', stage2: { query_encoder_train_layers: 1.5 } }, 400, 'PSA_BAD_REQUEST'],
+    [{ dataset: datasetId, output_name: 'x', stage1: { query_encoder_lr_scale: 0 } }, 400, 'PSA_BAD_REQUEST'],
     [{ dataset: '../../etc', output_name: 'x' }, 422, 'PSA_DATASET_INVALID'],
   ];
   for (const [payload, status, code] of cases) {

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { PYTHON, REPO_ROOT } from '../scripts/lib/trainer-cli.ts';
+import { readSafetensorsFile } from '../src/psa/safetensors-read.ts';
 import { tinyEncoderPackage, tinyPackage } from '../scripts/lib/random-package.ts';
 
 // Stage 1 on a tiny package with a 3-layer random query encoder: frozen by default (its
@@ -19,8 +20,8 @@ await run(PYTHON, [join(REPO_ROOT, 'test/helpers/make_prepared_dataset.py'), '--
 
 type Event = { event: string; field?: string; message?: string; output?: string };
 
-async function train(name: string, stage1: Record<string, unknown>, pkg = base, dataset = data): Promise<Event[]> {
-  const job = { base: pkg, data: dataset, workdir: join(work, name), stages: ['stage1'], stage1: { epochs: 1, lr: 1e-2, batch_size: 4, ...stage1 }, seed: 0, device: 'cpu', max_steps: 4 };
+async function train(name: string, stage1: Record<string, unknown>, pkg = base, dataset = data, maxSteps = 4): Promise<Event[]> {
+  const job = { base: pkg, data: dataset, workdir: join(work, name), stages: ['stage1'], stage1: { epochs: 1, lr: 1e-2, batch_size: 4, ...stage1 }, seed: 0, device: 'cpu', max_steps: maxSteps };
   const file = join(work, `${name}.json`);
   await writeFile(file, JSON.stringify(job));
   const out = await run(PYTHON, ['-m', 'trainer', 'train', '--job', file], { cwd: REPO_ROOT, env }).catch((e: { stdout: string }) => e);
@@ -75,4 +76,32 @@ t.test('query_encoder_train_layers is validated against the base model', async (
   await run(PYTHON, [join(REPO_ROOT, 'test/helpers/make_prepared_dataset.py'), '--package', plain, '--out', plainData, '--train', '8']);
   const none = await train('no-encoder', { query_encoder_train_layers: 1 }, plain, plainData);
   t.match(none.at(-1), { event: 'error', field: 'stage1.query_encoder_train_layers', message: /no query encoder/ });
+});
+
+t.test('query_encoder_lr_scale: the trained encoder layers take a smaller first step, nothing else changes', async (t) => {
+  const runs = await Promise.all(
+    [1, 0.1].map(async (scale) => {
+      const events = await train(`enc-lr-${scale}`, { query_encoder_train_layers: 1, query_encoder_lr_scale: scale }, base, data, 1);
+      const done = events.find((e) => e.event === 'done');
+      t.ok(done, JSON.stringify(events.at(-1)));
+      return readSafetensorsFile(join(done!.output!, 'model.safetensors'));
+    }),
+  );
+  const before = await readSafetensorsFile(join(base, 'model.safetensors'));
+  // AdamW's first step moves every weight by about lr (the update is normalised), so the largest
+  // move of a tensor is its group's learning rate.
+  const maxStep = (after: Map<string, { data: unknown }>, key: string) => {
+    const a = after.get(key)!.data as Float32Array;
+    const b = before.get(key)!.data as Float32Array;
+    return a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
+  };
+  for (const key of ['psa.query_encoder.encoder.layer.2.attention.self.query.weight', 'psa.query_encoder.encoder.layer.2.output.dense.weight']) {
+    const ratio = maxStep(runs[1]!, key) / maxStep(runs[0]!, key);
+    t.ok(Math.abs(ratio - 0.1) < 0.01, `${key}: first step ${ratio.toFixed(3)}x with query_encoder_lr_scale 0.1`);
+  }
+  for (const key of ['psa.query_proj.weight', 'psa.head.q_proj.weight', 'psa.head.level_head.weight', 'psa.tokens_a']) {
+    t.equal(maxStep(runs[1]!, key), maxStep(runs[0]!, key), `${key}: the same step`);
+  }
+  const bad = await train('enc-lr-bad', { query_encoder_train_layers: 1, query_encoder_lr_scale: 0 });
+  t.match(bad.at(-1), { event: 'error', field: 'stage1.query_encoder_lr_scale' });
 });

@@ -19,6 +19,13 @@ const StageSettings = {
       description: `Top layers of the base model's query encoder trained in this stage (at most its layer count; only for bases with a query encoder); default ${STAGE_DEFAULTS.query_encoder_train_layers}, frozen`,
     }),
   ),
+  query_encoder_lr_scale: Type.Optional(
+    Type.Number({
+      exclusiveMinimum: 0,
+      maximum: 1000,
+      description: `Learning-rate multiplier of the query encoder layers this stage trains (query_encoder_train_layers); default ${STAGE_DEFAULTS.query_encoder_lr_scale}`,
+    }),
+  ),
 };
 
 export const TrainRequestSchema = Type.Object(
@@ -65,8 +72,17 @@ export interface TrainJobData {
   base: { id: string; dir: string; kind?: 'package' | 'checkpoint' };
   stages: (typeof STAGES)[number][];
   trainer: {
-    stage1: { epochs: number; lr: number; batch_size: number; concept_weight: number; type_head_lr_scale: number; query_encoder_train_layers?: number };
-    stage2: { epochs: number; lr: number; batch_size: number; concept_weight: number; type_head_lr_scale: number; query_encoder_train_layers?: number; lora: { r: number; alpha: number; dropout: number } };
+    stage1: { epochs: number; lr: number; batch_size: number; concept_weight: number; type_head_lr_scale: number; query_encoder_train_layers?: number; query_encoder_lr_scale?: number };
+    stage2: {
+      epochs: number;
+      lr: number;
+      batch_size: number;
+      concept_weight: number;
+      type_head_lr_scale: number;
+      query_encoder_train_layers?: number;
+      query_encoder_lr_scale?: number;
+      lora: { r: number; alpha: number; dropout: number };
+    };
     seed: number;
     checkpoint_every_steps: number;
     activation_checkpointing: boolean;
@@ -120,6 +136,11 @@ export function resolveTrainer(request: TrainRequest): TrainJobData['trainer'] {
 }
 
 /** Set only when asked for, so jobs queued before the field existed resolve exactly as they did. */
-function encoderLayers(stage: { query_encoder_train_layers?: number }): { query_encoder_train_layers?: number } {
-  return stage.query_encoder_train_layers ? { query_encoder_train_layers: stage.query_encoder_train_layers } : {};
+/** The encoder settings a stage gives, left out of the job file at their defaults (frozen; scale 1). */
+function encoderLayers(stage: { query_encoder_train_layers?: number; query_encoder_lr_scale?: number }): { query_encoder_train_layers?: number; query_encoder_lr_scale?: number } {
+  const scale = stage.query_encoder_lr_scale ?? STAGE_DEFAULTS.query_encoder_lr_scale;
+  return {
+    ...(stage.query_encoder_train_layers && { query_encoder_train_layers: stage.query_encoder_train_layers }),
+    ...(scale !== STAGE_DEFAULTS.query_encoder_lr_scale && { query_encoder_lr_scale: scale }),
+  };
 }

@@ -14,6 +14,8 @@ export const STAGE_DEFAULTS = {
   type_head_lr_scale: 1,
   /** Top layers of the base's query encoder trained in a stage; 0 keeps it frozen. */
   query_encoder_train_layers: 0,
+  /** Learning-rate multiplier of those trained encoder layers. */
+  query_encoder_lr_scale: 1,
 } as const;
 
 /** Stage 2's LoRA on the decoder's linear layers. */

@@ -47,6 +47,8 @@ class StageSpec:
     type_head_lr_scale: float = 1.0
     # Top layers of the query encoder (psa_config.query_encoder) trained in this stage; 0: frozen.
     query_encoder_train_layers: int = 0
+    # Learning-rate multiplier of those encoder layers: pretrained layers are tuned gently.
+    query_encoder_lr_scale: float = 1.0
     lora: LoraSpec | None = None
 
 
@@ -74,9 +76,13 @@ class Job:
         d = asdict(self)
         for k in ("workdir", "device", "checkpoint_every_steps", "activation_checkpointing"):
             d.pop(k)
-        for stage in STAGES:  # at its default it is left out, as checkpoints written before it existed have it
+        for (
+            stage
+        ) in STAGES:  # at their defaults they are left out, as checkpoints written before they existed have them
             if d[stage]["query_encoder_train_layers"] == 0:
                 d[stage].pop("query_encoder_train_layers")
+            if d[stage]["query_encoder_lr_scale"] == 1.0:
+                d[stage].pop("query_encoder_lr_scale")
         return d
 
 
@@ -110,6 +116,7 @@ def _stage(obj: Any, name: str) -> StageSpec:
         "weight_decay",
         "type_head_lr_scale",
         "query_encoder_train_layers",
+        "query_encoder_lr_scale",
     } | ({"lora"} if name == "stage2" else set())
     o = _check_keys({} if obj is None else obj, keys, f"{name}.")
     w = f"{name}."
@@ -122,6 +129,9 @@ def _stage(obj: Any, name: str) -> StageSpec:
         weight_decay=_number(o, "weight_decay", w, float, d.weight_decay, 0),
         type_head_lr_scale=_number(o, "type_head_lr_scale", w, float, d.type_head_lr_scale, 0, exclusive=True),
         query_encoder_train_layers=_number(o, "query_encoder_train_layers", w, int, d.query_encoder_train_layers, 0),
+        query_encoder_lr_scale=_number(
+            o, "query_encoder_lr_scale", w, float, d.query_encoder_lr_scale, 0, exclusive=True
+        ),
     )
     if name == "stage2":
         lo = _check_keys(o.get("lora") or {}, {"r", "alpha", "dropout"}, "stage2.lora.")

@@ -216,14 +216,21 @@ class Trainer:
         # The type classifier may learn faster than the rest (type_head_lr_scale): the words that tell
         # the types apart are a small part of its pooled input, so at the base rate it lags behind
         # the layers feeding it and leans on the most common type.
-        in_type_head = [n.startswith(TYPE_HEAD_PREFIXES) for n, _ in named]
+        # Trained encoder layers get a group of their own only at a scale other than 1, so that runs
+        # that did not set it keep the groups their checkpoints were written with.
+        group_of = [
+            1
+            if n.startswith(TYPE_HEAD_PREFIXES)
+            else 2
+            if n.startswith(QUERY_ENCODER_PREFIX) and spec.query_encoder_lr_scale != 1.0
+            else 0
+            for n, _ in named
+        ]
+        scales = (1.0, spec.type_head_lr_scale, spec.query_encoder_lr_scale)
         # Optimizer groups as positions in `named` (the order a single-group checkpoint saved).
         layout = [
             g
-            for g in (
-                {"order": [i for i, t in enumerate(in_type_head) if not t], "lr_scale": 1.0},
-                {"order": [i for i, t in enumerate(in_type_head) if t], "lr_scale": spec.type_head_lr_scale},
-            )
+            for g in ({"order": [i for i, k in enumerate(group_of) if k == j], "lr_scale": scales[j]} for j in range(3))
             if g["order"]
         ]
         groups = [{"params": [params[i] for i in g["order"]], "lr_scale": g["lr_scale"]} for g in layout]
