@@ -7,6 +7,7 @@
  * PyTorch training, export, evaluation on held-out data, registration), reproducibly (fixed
  * seeds), and installs it with a model card. Needs the Debian packages of `npm test`.
  */
+import { execFileSync } from 'node:child_process';
 import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -18,7 +19,7 @@ import type { EvaluationMetrics } from '../src/eval/registered.ts';
 import { evaluatePackage } from '../src/training/evaluate.ts';
 import { runPipeline } from '../src/training/pipeline.ts';
 import { readSplit } from '../src/training/prepare.ts';
-import { runTrainerProcess } from '../src/training/trainer-process.ts';
+import { REPO_ROOT, runTrainerProcess } from '../src/training/trainer-process.ts';
 import { ALLOWED_ANSWER, buildDataset, DEFAULT_TEXT_CAPS } from './default-model/build-dataset.ts';
 import { TEXT_SOURCE_INFO, TEXT_SOURCES, type TextSourceName } from './default-model/text-sources.ts';
 import { modelCard } from './default-model/model-card.ts';
@@ -86,7 +87,11 @@ log(`word vectors: ${wordVectors.words} words of ${wordVectors.source}`);
 log(
   'building the base model: nsfwjs MobileNetV2 as the frozen vision tower, OCR text in the safety query, tokenizer trained on the dataset text and common English words, token embeddings from the word vectors, seeded random decoder',
 );
+// The trainer's pinned Python packages beside Debian's torch, installed into .cache/python-deps as
+// `npm test` does (a no-op when they are there).
+execFileSync('bash', [join(REPO_ROOT, 'scripts', 'ensure-python-deps.sh')], { stdio: 'inherit' });
 const base = join(work, 'base');
+const buildLog: string[] = [];
 const built = await runTrainerProcess({
   python: config.TRAINER_PYTHON,
   args: [
@@ -118,9 +123,9 @@ const built = await runTrainerProcess({
     '--query-encoder',
     await minilmDir(log),
   ],
-  onLog: () => {},
+  onLog: (line) => buildLog.push(line),
 });
-if (built.code !== 0) throw new Error(`building the base model failed (${built.code})`);
+if (built.code !== 0) throw new Error(`building the base model failed (${built.code}):\n${buildLog.slice(-20).join('\n')}`);
 
 const epochs = Number(values.epochs);
 for (const flag of ['encoder-train-layers', 'encoder-lr-scale'] as const) {
