@@ -1,6 +1,6 @@
 /**
- * npm run train:default [-- --data ../shared/data --out models/default] [--name psa-default-v3]
- *   [--epochs 2] [--stage2-epochs 1] [--encoder-train-layers 0 --encoder-lr-scale 1]
+ * npm run train:default [-- --data ../shared/data --out models/default] [--name psa-default-v4]
+ *   [--epochs 2] [--stage2-epochs 2] [--encoder-train-layers 2 --encoder-lr-scale 0.1]
  *   [--caps catqa=66,harmfulqa=50] [--no-text-only]
  *
  * Trains the embedded default package with the project's own pipeline (prepare, two-stage
@@ -35,17 +35,20 @@ const { values } = parseArgs({
     out: { type: 'string', default: 'models/default' },
     // The installed package's name (psa.json "name", the model id clients pass): a new recipe is a
     // new version, so clients that pinned the previous one are not switched silently.
-    name: { type: 'string', default: 'psa-default-v3' },
+    name: { type: 'string', default: 'psa-default-v4' },
     work: { type: 'string', default: '.cache/default-model' },
-    // About 8,600 training examples: 2 + 1 epochs (1,074 + 537 steps) keep the run near 1.5 hours on 2
-    // idle CPU cores. One stage-2 epoch is more steps than the two that 2,800 examples needed before the
-    // decoder stopped garbling its few fixed answers.
+    // About 8,600 training examples: 2 + 2 epochs (1,074 + 1,074 steps) keep the run under 2 hours on 2
+    // idle CPU cores. With the encoder's top layers tuned, one stage-2 epoch left the decoder garbling
+    // its fixed allowed answer after a long prompt; two did not (test/default-model.test.ts).
     epochs: { type: 'string', default: '2' },
-    'stage2-epochs': { type: 'string', default: '1' },
+    'stage2-epochs': { type: 'string', default: '2' },
     // Top layers of the query encoder (MiniLM, 6 layers) trained in stage 1, and their learning-rate
-    // multiplier against stage 1's 1e-3 (0 layers: frozen, the encoder exactly as pretrained).
-    'encoder-train-layers': { type: 'string', default: '0' },
-    'encoder-lr-scale': { type: 'string', default: '1' },
+    // multiplier against stage 1's 1e-3 (0 layers: frozen, the encoder exactly as pretrained). Its
+    // top two at 1e-4 (psa-default-v4) against the frozen encoder (v3) on the same held-out split:
+    // AUROC harmful vs benign 0.956 -> 0.977 over neutral images, caution or refusal on safe items
+    // 15.0% -> 9.6%.
+    'encoder-train-layers': { type: 'string', default: '2' },
+    'encoder-lr-scale': { type: 'string', default: '0.1' },
     // Most texts per text-safety source, NAME=N,... over DEFAULT_TEXT_CAPS (0 leaves a source out).
     caps: { type: 'string', default: '' },
     // Leaves out the text-only lines (no image; scored over the stand-in image).

@@ -112,7 +112,7 @@ t.test('counts within the caps, each source with a held-out part', async (t) => 
   const safe = TEXT_SOURCES.reduce((a, s) => a + built.texts[s]!.safe, 0);
   // Every text the sources hold: about two thirds harmful, and never fewer than a third benign.
   t.ok(unsafe / (unsafe + safe) > 0.4 && unsafe / (unsafe + safe) < 0.67, `harmful ${unsafe} vs benign ${safe} texts`);
-  t.ok(built.counts.train <= 9000, `${built.counts.train} training lines: the training time stays bounded (about 1.5 hours on 2 CPU cores)`);
+  t.ok(built.counts.train <= 9000, `${built.counts.train} training lines: the training time stays bounded (under 2 hours on 2 CPU cores)`);
 });
 
 t.test('every line validates as a training dataset', async (t) => {

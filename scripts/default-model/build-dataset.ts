@@ -52,7 +52,7 @@ const answerFor = (level: number) => (level === 3 ? REFUSAL : level === 2 ? CAUT
 /**
  * Texts per source (train and held-out together), sampled by seed within each source's strata:
  * every text the sources hold (about 3,160, about two thirds harmful). With three lines each
- * beside the ~1,000 other examples, `npm run train:default` takes about 1.5 hours on 2 idle CPU
+ * beside the ~1,000 other examples, `npm run train:default` takes under 2 hours on 2 idle CPU
  * cores (each rendered image is read by OCR once, ~0.35 s). Four times the texts of the first
  * recipe (750) took a linear probe on the frozen encoder from AUROC 0.878 to 0.950 on held-out texts.
  */
