@@ -74,6 +74,9 @@ const WEIGHT_SHARD_MIB = 20;
 const config = loadConfig({ ...process.env, MODELS_DIR: join(work, 'models'), DATA_DIR: work, MAX_IMAGE_PIXELS: '40000000' });
 const log = (msg: string) => console.log(`[train:default] ${msg}`);
 
+// The trainer's pinned Python packages beside Debian's torch, installed into .cache/python-deps as
+// `npm test` does (a no-op when they are there), before any work that a missing one would waste.
+execFileSync('bash', [join(REPO_ROOT, 'scripts', 'ensure-python-deps.sh')], { stdio: 'inherit' });
 if (!values['keep-work']) await rm(work, { recursive: true, force: true });
 const datasetDir = join(work, 'dataset');
 log(`building the dataset from ${values.data}`);
@@ -90,9 +93,6 @@ log(`word vectors: ${wordVectors.words} words of ${wordVectors.source}`);
 log(
   'building the base model: nsfwjs MobileNetV2 as the frozen vision tower, OCR text in the safety query, tokenizer trained on the dataset text and common English words, token embeddings from the word vectors, seeded random decoder',
 );
-// The trainer's pinned Python packages beside Debian's torch, installed into .cache/python-deps as
-// `npm test` does (a no-op when they are there).
-execFileSync('bash', [join(REPO_ROOT, 'scripts', 'ensure-python-deps.sh')], { stdio: 'inherit' });
 const base = join(work, 'base');
 const buildLog: string[] = [];
 const built = await runTrainerProcess({

@@ -11,11 +11,10 @@ const pct = (x: number | null) => (x === null ? 'n/a' : `${(100 * x).toFixed(1)}
 /** How stage 1 treated the pretrained query encoder, from the job request. */
 function encoderTraining(request: Record<string, unknown>): string {
   const stage1 = (request.stage1 ?? {}) as { lr?: number; query_encoder_train_layers?: number; query_encoder_lr_scale?: number };
-  const layers = stage1.query_encoder_train_layers ?? 0;
+  const { lr = 0, query_encoder_train_layers: layers = 0, query_encoder_lr_scale: scale = 1 } = stage1;
   const pretrained = 'so the head meets held-out wording through a model trained on about a billion\n  sentence pairs rather than through the few thousand prompts of the dataset.';
   if (layers === 0) return `It stays\n  frozen, ${pretrained}`;
-  const lr = (stage1.lr ?? 0) * (stage1.query_encoder_lr_scale ?? 1);
-  return `Stage 1\n  tunes its top ${layers} of 6 layers at a learning rate of ${lr.toExponential(0)} (the head's times ${stage1.query_encoder_lr_scale ?? 1}) and keeps\n  the rest as pretrained, ${pretrained}`;
+  return `Stage 1\n  tunes its top ${layers} of 6 layers at a learning rate of ${(lr * scale).toExponential(0)} (the head's times ${scale}) and keeps\n  the rest as pretrained, ${pretrained}`;
 }
 
 /** The model card installed beside the default package (MODEL_CARD.md). */
