@@ -14,3 +14,12 @@ t.test('README lists every error code', async (t) => {
     t.match(readme, code, code);
   }
 });
+
+t.test("README's examples name the model the default package serves", async (t) => {
+  // A client copying an example with an older package name would get 404 PSA_MODEL_NOT_FOUND.
+  const { name } = JSON.parse(await readFile(new URL('../models/default/psa.json', import.meta.url), 'utf8')) as { name: string };
+  const examples = [...readme.matchAll(/```[a-z]*\n([\s\S]*?)```/g)].map((m) => m[1]!).join('\n');
+  const named = [...examples.matchAll(/psa-default-v\d+/g)].map((m) => m[0]);
+  t.ok(named.length > 0, 'the examples name a model');
+  t.same([...new Set(named)], [name], `model ids in the examples: ${[...new Set(named)].join(', ')}`);
+});
