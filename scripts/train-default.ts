@@ -1,6 +1,6 @@
 /**
- * npm run train:default [-- --data ../shared/data --out models/default] [--name psa-default-v4]
- *   [--epochs 2] [--stage2-epochs 2] [--encoder-train-layers 2 --encoder-lr-scale 0.1]
+ * npm run train:default [-- --data ../shared/data --out models/default] [--name psa-default-v5]
+ *   [--epochs 2] [--stage2-epochs 2] [--encoder-train-layers 6 --encoder-lr-scale 0.1]
  *   [--caps catqa=66,harmfulqa=50] [--no-text-only]
  *
  * Trains the embedded default package with the project's own pipeline (prepare, two-stage
@@ -35,7 +35,7 @@ const { values } = parseArgs({
     out: { type: 'string', default: 'models/default' },
     // The installed package's name (psa.json "name", the model id clients pass): a new recipe is a
     // new version, so clients that pinned the previous one are not switched silently.
-    name: { type: 'string', default: 'psa-default-v4' },
+    name: { type: 'string', default: 'psa-default-v5' },
     work: { type: 'string', default: '.cache/default-model' },
     // About 8,600 training examples: 2 + 2 epochs (1,074 + 1,074 steps) keep the run under 2 hours on 2
     // idle CPU cores. With the encoder's top layers tuned, one stage-2 epoch left the decoder garbling
@@ -43,11 +43,12 @@ const { values } = parseArgs({
     epochs: { type: 'string', default: '2' },
     'stage2-epochs': { type: 'string', default: '2' },
     // Top layers of the query encoder (MiniLM, 6 layers) trained in stage 1, and their learning-rate
-    // multiplier against stage 1's 1e-3 (0 layers: frozen, the encoder exactly as pretrained). Its
-    // top two at 1e-4 (psa-default-v4) against the frozen encoder (v3) on the same held-out split:
-    // AUROC harmful vs benign 0.956 -> 0.977 over neutral images, caution or refusal on safe items
-    // 15.0% -> 9.6%.
-    'encoder-train-layers': { type: 'string', default: '2' },
+    // multiplier against stage 1's 1e-3 (0 layers: frozen, the encoder exactly as pretrained). On the
+    // same held-out split, frozen (v3) -> top two layers at 1e-4 (v4) -> all six at 1e-4 (v5): AUROC
+    // harmful vs benign over neutral images 0.956 -> 0.977 -> 0.978, recall of the harmful ones at 5%
+    // of the benign flagged 72.5% -> 88.1% -> 93.8%, caution or refusal on safe items 15.0% -> 9.6% ->
+    // 8.5%. Tuning all six makes stage 1 about 1.5x slower than tuning two.
+    'encoder-train-layers': { type: 'string', default: '6' },
     'encoder-lr-scale': { type: 'string', default: '0.1' },
     // Most texts per text-safety source, NAME=N,... over DEFAULT_TEXT_CAPS (0 leaves a source out).
     caps: { type: 'string', default: '' },

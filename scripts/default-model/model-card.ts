@@ -14,7 +14,9 @@ function encoderTraining(request: Record<string, unknown>): string {
   const { lr = 0, query_encoder_train_layers: layers = 0, query_encoder_lr_scale: scale = 1 } = stage1;
   const pretrained = 'so the head meets held-out wording through a model trained on about a billion\n  sentence pairs rather than through the few thousand prompts of the dataset.';
   if (layers === 0) return `It stays\n  frozen, ${pretrained}`;
-  return `Stage 1\n  tunes its top ${layers} of 6 layers at a learning rate of ${(lr * scale).toExponential(0)} (the head's times ${scale}) and keeps\n  the rest as pretrained, ${pretrained}`;
+  const rate = `at a learning rate of ${(lr * scale).toExponential(0)} (the head's times ${scale})`;
+  if (layers >= 6) return `Stage 1\n  tunes all 6 layers ${rate}, starting from the pretrained weights, ${pretrained}`;
+  return `Stage 1\n  tunes its top ${layers} of 6 layers ${rate} and keeps\n  the rest as pretrained, ${pretrained}`;
 }
 
 /** The model card installed beside the default package (MODEL_CARD.md). */
