@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { Config } from '../config.ts';
 import type { BatchStats } from '../inference/batcher.ts';
+import { InferenceNotReadyError } from '../inference/errors.ts';
 import type { InferencePool } from '../inference/pool.ts';
 import { WORKER_STAGES, type StageMs } from '../psa/stage-timings.ts';
 import { judge } from '../policy/judge.ts';
@@ -96,13 +97,21 @@ export async function moderate(app: FastifyInstance, config: Config, pool: Infer
   });
   const policy = await app.policies.resolve(input.policy);
   const intervene = resolveIntervention(input.intervene);
-  const results = await pool.moderateAll(input.items);
+  let used = pool;
+  const results = await pool.moderateAll(input.items).catch((err: unknown) => {
+    // The package was reloaded (its temperature was recalibrated, here or on another replica) after
+    // this request took its pool, which is closing now: the same package's new pool runs the items.
+    const active = app.models.active;
+    if (!(err instanceof InferenceNotReadyError) || active === pool || active.pkg.dir !== pool.pkg.dir) throw err;
+    used = active;
+    return active.moderateAll(input.items);
+  });
   const failed = results.findIndex((r) => !r.item.ok);
   if (failed !== -1) {
     const f = results[failed]!.item as { code: string; message: string };
     throw ApiError.from({ code: f.code, message: input.items.length > 1 ? `item ${failed}: ${f.message}` : f.message, details: { item: failed } });
   }
-  const manifest = pool.pkg.manifest;
+  const manifest = used.pkg.manifest;
   const policyStart = performance.now();
   const items = results.map((r, index): ModeratedItem => {
     const scores = r.item as { levelProbs: number[]; typeProbs: number[]; imageText?: string };
@@ -139,7 +148,7 @@ export async function moderate(app: FastifyInstance, config: Config, pool: Infer
   const largest = (name: keyof StageMs) => Math.max(...stats.map((s) => s.stages[name]));
   for (const { view } of items) app.metrics.decisions.inc({ type: view.applied.type, level: view.applied.level, decision: view.decision });
   return {
-    model: pool.name,
+    model: used.name,
     policy,
     items,
     timings: {
