@@ -7,7 +7,7 @@ import { testApp } from './helpers/app.ts';
 
 // A request takes the active pool when it arrives; a reload of the same package (a recalibrated
 // temperature) may close that pool before the request submits its items. The request then runs on
-// the package's new pool instead of failing with 503 PSA_NOT_READY.
+// the package's new pool instead of failing with 503 (chat takes the same path, ModelHost.current).
 const { app, config } = await testApp();
 t.teardown(() => app.close());
 await app.ready();
@@ -17,6 +17,8 @@ t.test('items submitted to a pool that a reload closed run on the new pool of th
   await app.models.reload();
   t.not(app.models.active, taken, 'the reload started a new pool');
   t.notOk(taken.alive, 'the pool the request took is closing');
+  t.equal(app.models.current(taken), app.models.active, 'chat and moderation submit to the new pool');
+  t.equal(app.models.current(app.models.active), app.models.active, 'a live pool is kept');
   const outcome = await moderate(app, config, taken, { items: [{ image: null, prompt: 'How do I bake bread?' }], policy: undefined, intervene: undefined });
   t.equal(outcome.items.length, 1);
   t.equal(outcome.model, app.models.active.name);
@@ -32,5 +34,6 @@ t.test('a closed pool of another package is still refused, so a request never ru
   const foreign = other.app.models.active;
   await other.app.models.reload();
   const input = { items: [{ image: null, prompt: 'Hello' }], policy: undefined, intervene: undefined };
+  t.equal(app.models.current(foreign), foreign, 'the replaced pool of another package is kept, and refuses work');
   await t.rejects(moderate(app, config, foreign, input), { name: 'InferenceNotReadyError' });
 });

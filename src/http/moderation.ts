@@ -2,7 +2,6 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { Config } from '../config.ts';
 import type { BatchStats } from '../inference/batcher.ts';
-import { InferenceNotReadyError } from '../inference/errors.ts';
 import type { InferencePool } from '../inference/pool.ts';
 import { WORKER_STAGES, type StageMs } from '../psa/stage-timings.ts';
 import { judge } from '../policy/judge.ts';
@@ -97,15 +96,9 @@ export async function moderate(app: FastifyInstance, config: Config, pool: Infer
   });
   const policy = await app.policies.resolve(input.policy);
   const intervene = resolveIntervention(input.intervene);
-  let used = pool;
-  const results = await pool.moderateAll(input.items).catch((err: unknown) => {
-    // The package was reloaded (its temperature was recalibrated, here or on another replica) after
-    // this request took its pool, which is closing now: the same package's new pool runs the items.
-    const active = app.models.active;
-    if (!(err instanceof InferenceNotReadyError) || active === pool || active.pkg.dir !== pool.pkg.dir) throw err;
-    used = active;
-    return active.moderateAll(input.items);
-  });
+  // Chosen and submitted with no await between, so a reload cannot close it in the meantime.
+  const used = app.models.current(pool);
+  const results = await used.moderateAll(input.items);
   const failed = results.findIndex((r) => !r.item.ok);
   if (failed !== -1) {
     const f = results[failed]!.item as { code: string; message: string };

@@ -138,6 +138,17 @@ export class ModelHost {
     });
   }
 
+  /**
+   * The pool a request should submit to, given the one it took when it arrived: that one while it
+   * takes work, else the active pool when it serves the same package (a reload, e.g. a recalibrated
+   * temperature, replaced it meanwhile). A pool replaced by another package is returned as it is and
+   * refuses the work (503, retry): the request is not run on a model it did not ask for.
+   */
+  current(pool: InferencePool): InferencePool {
+    const active = this.pool;
+    return pool.alive || active === pool || active.pkg.dir !== pool.pkg.dir ? pool : active;
+  }
+
   /** Runs `fn` after every earlier activation, reload or shadow start has settled. */
   private serialised<T>(fn: () => Promise<T>): Promise<T> {
     const next = this.switching.then(fn);
