@@ -8,6 +8,9 @@ import { TEXT_SOURCE_INFO, TEXT_SOURCES } from './text-sources.ts';
 
 const pct = (x: number | null) => (x === null ? 'n/a' : `${(100 * x).toFixed(1)}%`);
 
+/** all-MiniLM-L6-v2's transformer layers. */
+const ENCODER_LAYERS = 6;
+
 /** How stage 1 treated the pretrained query encoder, from the job request. */
 function encoderTraining(request: Record<string, unknown>): string {
   const stage1 = (request.stage1 ?? {}) as { lr?: number; query_encoder_train_layers?: number; query_encoder_lr_scale?: number };
@@ -15,8 +18,8 @@ function encoderTraining(request: Record<string, unknown>): string {
   const pretrained = 'so the head meets held-out wording through a model trained on about a billion\n  sentence pairs rather than through the few thousand prompts of the dataset.';
   if (layers === 0) return `It stays\n  frozen, ${pretrained}`;
   const rate = `at a learning rate of ${(lr * scale).toExponential(0)} (the head's times ${scale})`;
-  if (layers >= 6) return `Stage 1\n  tunes all 6 layers ${rate}, starting from the pretrained weights, ${pretrained}`;
-  return `Stage 1\n  tunes its top ${layers} of 6 layers ${rate} and keeps\n  the rest as pretrained, ${pretrained}`;
+  if (layers >= ENCODER_LAYERS) return `Stage 1\n  tunes all ${ENCODER_LAYERS} layers ${rate}, starting from the pretrained weights, ${pretrained}`;
+  return `Stage 1\n  tunes its top ${layers} of ${ENCODER_LAYERS} layers ${rate} and keeps\n  the rest as pretrained, ${pretrained}`;
 }
 
 /** The model card installed beside the default package (MODEL_CARD.md). */

@@ -76,8 +76,7 @@ export async function streamChat(app: FastifyInstance, config: Config, reply: Fa
  * generation. A client that goes away (the reply's socket closes) cancels generation.
  */
 async function startChat(app: FastifyInstance, config: Config, reply: FastifyReply, run: ChatRun, onDelta: (text: string) => void): Promise<{ view: ChatConceptsView; outcome: Promise<ChatOutcome> }> {
-  const { input } = run;
-  let pool = run.pool;
+  const { pool, input } = run;
   const started = performance.now();
   if (input.prompt.length > config.MAX_PROMPT_CHARS) throw apiError(HttpErrorCodes.BAD_REQUEST, `the prompt has ${input.prompt.length} characters; at most ${config.MAX_PROMPT_CHARS}`);
   const generation = resolveGeneration(input.options, pool.pkg.manifest.generation, { maxNewTokens: config.MAX_NEW_TOKENS });
@@ -125,9 +124,10 @@ async function startChat(app: FastifyInstance, config: Config, reply: FastifyRep
     }
   };
 
-  // Chosen and submitted with no await between, so a reload cannot close it in the meantime.
-  pool = app.models.current(pool);
-  const outcome = pool.chat({ image: input.image, prompt: input.prompt, intervene, policy, generation }, onEvent, controller.signal).then((result): ChatOutcome => {
+  // The pool is chosen and given the work with no await between, so a reload cannot close it in the
+  // meantime; one that replaced it serves the same package, so the view's model name holds.
+  const live = app.models.current(pool);
+  const outcome = live.chat({ image: input.image, prompt: input.prompt, intervene, policy, generation }, onEvent, controller.signal).then((result): ChatOutcome => {
     if (failure && !view) throw ApiError.from(failure);
     if (!view) throw apiError(HttpErrorCodes.INTERNAL, 'the inference worker returned no concepts');
     const refusedByMessage = view.decision === 'refuse' && policy.refusal.mode === 'message' && !end;

@@ -96,15 +96,15 @@ export async function moderate(app: FastifyInstance, config: Config, pool: Infer
   });
   const policy = await app.policies.resolve(input.policy);
   const intervene = resolveIntervention(input.intervene);
-  // Chosen and submitted with no await between, so a reload cannot close it in the meantime.
-  const used = app.models.current(pool);
-  const results = await used.moderateAll(input.items);
+  // The pool is chosen and given the work with no await between, so a reload cannot close it in the
+  // meantime; one that replaced it serves the same package (name and manifest alike).
+  const results = await app.models.current(pool).moderateAll(input.items);
   const failed = results.findIndex((r) => !r.item.ok);
   if (failed !== -1) {
     const f = results[failed]!.item as { code: string; message: string };
     throw ApiError.from({ code: f.code, message: input.items.length > 1 ? `item ${failed}: ${f.message}` : f.message, details: { item: failed } });
   }
-  const manifest = used.pkg.manifest;
+  const manifest = pool.pkg.manifest;
   const policyStart = performance.now();
   const items = results.map((r, index): ModeratedItem => {
     const scores = r.item as { levelProbs: number[]; typeProbs: number[]; imageText?: string };
@@ -141,7 +141,7 @@ export async function moderate(app: FastifyInstance, config: Config, pool: Infer
   const largest = (name: keyof StageMs) => Math.max(...stats.map((s) => s.stages[name]));
   for (const { view } of items) app.metrics.decisions.inc({ type: view.applied.type, level: view.applied.level, decision: view.decision });
   return {
-    model: used.name,
+    model: pool.name,
     policy,
     items,
     timings: {
