@@ -100,6 +100,21 @@ t.test('a shadow of the same package agrees on every item; answers are unchanged
   t.same(await moderateAll(app), liveAnswers, 'answers after the run are the same too');
 });
 
+t.test('a reload of the live package (a recalibration) keeps the run going beside its new pool', async (t) => {
+  t.equal((await app.inject({ method: 'POST', url: '/v1/models/same/shadow', payload: { share: 1 } })).statusCode, 201);
+  const run = app.models.shadow!;
+  const before = app.models.active;
+  await moderate(app, inputs[0]!);
+  await app.models.reload();
+  t.not(app.models.active, before, 'the live package runs in a new pool');
+  t.ok(run.running, 'the reload did not end the run');
+  for (const input of inputs) await moderate(app, input);
+  const r = await untilCompared('same', 1 + inputs.length);
+  t.match(r, { state: 'running', live: { id: 'base', name: 'psa-tiny' }, compared: 1 + inputs.length, shed: 0 }, 'answers of the new pool are mirrored and compared');
+  t.equal(r.agreement.decision, 1);
+  t.equal((await app.inject({ method: 'DELETE', url: '/v1/models/same/shadow' })).statusCode, 200);
+});
+
 t.test("a different package: the comparison shows exactly the two models' differences; activating the candidate ends it", async (t) => {
   // Here `other` is live and `base` the candidate: both sides' own answers are known.
   t.equal((await app.inject({ method: 'POST', url: '/v1/models/other/activate' })).statusCode, 200);

@@ -106,7 +106,8 @@ export class ModelHost {
         const dir = await this.packageDir(id);
         const c = this.config;
         const pool = await InferencePool.start(dir, { ...c, POOL_SIZE: c.SHADOW_POOL_SIZE, POOL_THREADS: threadsPerWorker(c) }, this.log);
-        this.shadowRun = new ShadowRun(id, pool, this.activeId, this.pool, settings, c.SHADOW_MAX_QUEUE, this.log);
+        const live = { id: this.activeId, dir: this.pool.pkg.dir, name: this.pool.name, pool: () => this.pool };
+        this.shadowRun = new ShadowRun(id, pool, live, settings, c.SHADOW_MAX_QUEUE, this.log);
         this.log.info({ model: id, live: this.activeId, share: settings.share }, 'shadow run started');
         return this.shadowRun;
       } finally {
@@ -130,7 +131,11 @@ export class ModelHost {
     return new ShadowNotFoundError(`no shadow run of "${id}"${hint}`);
   }
 
-  /** Starts the active package afresh (its temperature file changed: ModelActivation.recalibrated), then swaps as activation does. */
+  /**
+   * Starts the active package afresh (its temperature file changed: ModelActivation.recalibrated),
+   * then swaps as activation does. A shadow run goes on beside the new pool: the live package is
+   * the same, and each comparison pairs the candidate with the answer the client got.
+   */
   reload(): Promise<void> {
     return this.serialised(async () => {
       await this.swapPool(this.pool.pkg.dir);

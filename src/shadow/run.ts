@@ -37,6 +37,18 @@ type Job = MirrorInput & { requestId: string };
 const keepFirst = (job: Job, n: number): Job => ({ ...job, items: job.items.slice(0, n), live: job.live.slice(0, n) });
 
 /**
+ * The live side of a run: the package that was live when it started, and its pool now. A reload
+ * of that package (a recalibrated temperature) replaces the pool, so the run asks for it each time
+ * instead of keeping the one it started beside; activating another package ends the run.
+ */
+export interface LiveSide {
+  id: string;
+  dir: string;
+  name: string;
+  pool: () => InferencePool;
+}
+
+/**
  * One shadow run: a candidate package in its own pool beside the live one. A share of live items
  * is scored again by the candidate after their answer has been sent, decided with the same policy
  * code, and compared. Events: 'offered' (requestId, items) when a response's items reach the
@@ -58,8 +70,7 @@ export class ShadowRun extends EventEmitter {
   constructor(
     readonly candidateId: string,
     readonly candidate: InferencePool,
-    readonly liveId: string,
-    readonly live: InferencePool,
+    readonly live: LiveSide,
     readonly settings: ShadowSettings,
     maxQueue: number,
     private readonly log: RuntimeLogger,
@@ -72,7 +83,7 @@ export class ShadowRun extends EventEmitter {
         this.stats.shed(count, reason);
       },
       // Live work waiting for a worker: this machine is busy with what clients wait for.
-      liveBusy: () => this.live.queueSize > 0,
+      liveBusy: () => this.live.pool().queueSize > 0,
     });
     if (settings.maxSeconds !== null) {
       // Not unref'd: ending the run (DELETE, activation, shutdown) clears it.
@@ -95,10 +106,11 @@ export class ShadowRun extends EventEmitter {
 
   /**
    * Called on the request path once the live answer is known: draws which items to mirror (a
-   * random number per item) and, after the response has been sent, queues them. Never throws.
+   * random number per item) and, after the response has been sent, queues them. Answers of the
+   * live package count whichever of its pools gave them (before or after a reload). Never throws.
    */
   mirror(reply: FastifyReply, pool: InferencePool, input: MirrorInput): void {
-    if (!this.running || pool !== this.live || this.room <= 0) return;
+    if (!this.running || pool.pkg.dir !== this.live.dir || this.room <= 0) return;
     const picked = input.items.flatMap((_, i) => (Math.random() < this.settings.share ? [i] : []));
     if (picked.length === 0) return;
     const job: Job = { ...input, requestId: reply.request.id, items: picked.map((i) => input.items[i]!), live: picked.map((i) => input.live[i]!) };
@@ -149,7 +161,7 @@ export class ShadowRun extends EventEmitter {
       const { dropped } = this.queue.clear();
       this.droppedAtEnd = dropped;
       this.pending -= dropped;
-      this.log.info({ model: this.candidateId, live: this.liveId, reason, compared: this.stats.compared }, 'shadow run ended');
+      this.log.info({ model: this.candidateId, live: this.live.id, reason, compared: this.stats.compared }, 'shadow run ended');
       this.emit('ended', reason);
       this.closing = this.candidate.close().catch((err: unknown) => this.log.error({ err }, 'closing the shadow candidate failed'));
     }
@@ -162,7 +174,7 @@ export class ShadowRun extends EventEmitter {
     return {
       model: this.candidateId,
       candidate: { id: this.candidateId, name: this.candidate.name },
-      live: { id: this.liveId, name: this.live.name },
+      live: { id: this.live.id, name: this.live.name },
       state: this.running ? ('running' as const) : ('ended' as const),
       ended_reason: this.reason ?? null,
       share: s.share,
