@@ -115,6 +115,16 @@ t.test('a reload of the live package (a recalibration) keeps the run going besid
   t.equal((await app.inject({ method: 'DELETE', url: '/v1/models/same/shadow' })).statusCode, 200);
 });
 
+t.test("recalibrating the candidate ends the run (its pool has the old temperature); the live package's recalibration does not", async (t) => {
+  t.equal((await app.inject({ method: 'POST', url: '/v1/models/same/shadow', payload: { share: 1 } })).statusCode, 201);
+  const run = app.models.shadow!;
+  await app.activation.recalibrated({ id: 'base', dir: app.models.active.pkg.dir });
+  t.ok(run.running, 'the live package was reloaded and the run goes on');
+  await app.activation.recalibrated({ id: 'same', dir: run.candidate.pkg.dir });
+  t.match(await report('same'), { state: 'ended', ended_reason: 'candidate_changed' });
+  t.equal((await app.inject({ method: 'DELETE', url: '/v1/models/same/shadow' })).statusCode, 200);
+});
+
 t.test("a different package: the comparison shows exactly the two models' differences; activating the candidate ends it", async (t) => {
   // Here `other` is live and `base` the candidate: both sides' own answers are known.
   t.equal((await app.inject({ method: 'POST', url: '/v1/models/other/activate' })).statusCode, 200);

@@ -16,7 +16,7 @@ export interface ActivationResult {
  * through here: an activation request (this replica switches, then tells the others), another
  * replica's activation (this one follows), the package last activated in the cluster (a
  * replica that starts later serves it, not PSA_MODEL), and a recalibrated package (reloaded
- * wherever it is served). The host does the switching itself: pools, draining, shadow runs.
+ * wherever it is served, and a shadow run of it ended). The host does the switching itself: pools, draining, shadow runs.
  * Without Redis (`events` null) each replica activates on its own.
  */
 export class ModelActivation {
@@ -38,6 +38,7 @@ export class ModelActivation {
   /** After a package's temperature file changed: reloads it if this replica serves it, and has the others do the same. */
   async recalibrated(pkg: { id: string; dir: string }): Promise<void> {
     if (resolve(pkg.dir) === this.host.active.pkg.dir) await this.host.reload();
+    this.host.candidateChanged(pkg.id);
     await this.events?.reloaded(pkg.id).catch(() => false);
   }
 
@@ -50,8 +51,9 @@ export class ModelActivation {
   }
 
   private follow(event: ModelEvent): void {
-    if (!event.reload) void this.followActivation(event.id);
-    else if (event.id === this.host.activeId) this.host.reload().catch((err: unknown) => this.log.error({ err, model: event.id }, 'could not reload the model another replica recalibrated'));
+    if (!event.reload) return void this.followActivation(event.id);
+    this.host.candidateChanged(event.id);
+    if (event.id === this.host.activeId) this.host.reload().catch((err: unknown) => this.log.error({ err, model: event.id }, 'could not reload the model another replica recalibrated'));
   }
 
   /** Another replica's activation; one this replica cannot load is logged and it keeps serving. */

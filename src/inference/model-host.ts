@@ -144,6 +144,15 @@ export class ModelHost {
   }
 
   /**
+   * A package's temperature file changed: a shadow run of it ends ('candidate_changed'), since its
+   * pool still scores with the old temperature; start a new run to compare the recalibrated one.
+   */
+  candidateChanged(id: string): void {
+    const run = this.shadowRun;
+    if (run?.running && run.candidateId === id) void run.end('candidate_changed');
+  }
+
+  /**
    * The pool a request should submit to, given the one it took when it arrived: that one while it
    * takes work, else the active pool when it serves the same package (a reload, e.g. a recalibrated
    * temperature, replaced it meanwhile). A pool replaced by another package is returned as it is and

@@ -20,7 +20,7 @@ export interface ShadowSettings {
   maxSeconds: number | null;
 }
 
-export const END_REASONS = ['stopped', 'max_items', 'max_seconds', 'activated', 'live_changed', 'shutdown'] as const;
+export const END_REASONS = ['stopped', 'max_items', 'max_seconds', 'activated', 'live_changed', 'candidate_changed', 'shutdown'] as const;
 export type EndReason = (typeof END_REASONS)[number];
 
 /** Live items to score again on the candidate, with what the live model answered for each. */

@@ -30,7 +30,8 @@ export const ShadowReportSchema = Type.Object({
   live: Side,
   state: literals(['running', 'ended']),
   ended_reason: Type.Union([literals(END_REASONS), Type.Null()], {
-    description: 'stopped (DELETE), max_items, max_seconds, activated (the candidate was activated), live_changed (another package was activated), shutdown',
+    description:
+      'stopped (DELETE), max_items, max_seconds, activated (the candidate was activated), live_changed (another package was activated), candidate_changed (the candidate was recalibrated: its pool still had the old temperature), shutdown',
   }),
   share: Type.Number(),
   limits: Type.Object({ max_items: nullable(Type.Integer()), max_seconds: nullable(Type.Integer()) }),
