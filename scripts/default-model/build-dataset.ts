@@ -51,10 +51,11 @@ const answerFor = (level: number) => (level === 3 ? REFUSAL : level === 2 ? CAUT
 
 /**
  * Texts per source (train and held-out together), sampled by seed within each source's strata:
- * every text the sources hold but HarmfulQA's (400 of 1,938): about 3,390, two thirds harmful. With three lines each
- * beside the ~1,000 other examples, `npm run train:default` takes under 2 hours on 2 idle CPU
- * cores (each rendered image is read by OCR once, ~0.35 s). Four times the texts of the first
- * recipe (750) took a linear probe on the frozen encoder from AUROC 0.878 to 0.950 on held-out texts.
+ * every text the sources hold but HarmfulQA's (400 of 1,938): about 3,390, two thirds harmful.
+ * With three lines each beside the ~1,000 other examples, `npm run train:default` takes under
+ * 2 hours on 2 idle CPU cores (each rendered image is read by OCR once, ~0.35 s). Four times the
+ * texts of the first recipe (750) took a linear probe on the frozen encoder from AUROC 0.878 to
+ * 0.950 on held-out texts.
  * Taking all 500 harmful instructions (many framed as writing: a story, a script, a post) and all
  * of TOXIGEN, not 300 and 600 (psa-default-v5 -> v6), moved caution or refusal on the benign prompts
  * over neutral images from 8.7% to 7.3% and on XSTest's safe ones from 14% to 10%, at recall 95.8% ->

@@ -16,8 +16,8 @@ export interface ActivationResult {
  * through here: an activation request (this replica switches, then tells the others), another
  * replica's activation (this one follows), the package last activated in the cluster (a
  * replica that starts later serves it, not PSA_MODEL), and a recalibrated package (reloaded
- * wherever it is served, and a shadow run of it ended). The host does the switching itself: pools, draining, shadow runs.
- * Without Redis (`events` null) each replica activates on its own.
+ * wherever it is served, and a shadow run of it ended). The host does the switching itself:
+ * pools, draining, shadow runs. Without Redis (`events` null) each replica activates on its own.
  */
 export class ModelActivation {
   constructor(
