@@ -1,5 +1,5 @@
 /**
- * npm run train:default [-- --data ../shared/data --out models/default] [--name psa-default-v6]
+ * npm run train:default [-- --data ../shared/data --out models/default] [--name psa-default-v7]
  *   [--epochs 2] [--stage2-epochs 2] [--encoder-train-layers 6 --encoder-lr-scale 0.1]
  *   [--caps catqa=66,harmfulqa=50] [--no-text-only]
  *
@@ -35,7 +35,7 @@ const { values } = parseArgs({
     out: { type: 'string', default: 'models/default' },
     // The installed package's name (psa.json "name", the model id clients pass): a new recipe is a
     // new version, so clients that pinned the previous one are not switched silently.
-    name: { type: 'string', default: 'psa-default-v6' },
+    name: { type: 'string', default: 'psa-default-v7' },
     work: { type: 'string', default: '.cache/default-model' },
     // About 9,150 training examples: 2 + 2 epochs (1,144 + 1,144 steps) keep the run under 2 hours on 2
     // idle CPU cores. With the encoder's top layers tuned, one stage-2 epoch left the decoder garbling

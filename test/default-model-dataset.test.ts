@@ -91,15 +91,25 @@ t.test('no text on both sides of the split; ids carry the source', async (t) => 
     'every text-safety id starts with its source',
   );
   t.ok(
-    textLines.every((l) => l.variant === 'neutral-image' || l.variant === 'rendered'),
+    textLines.every((l) => l.variant !== 'text-only'),
     'text-only lines are left out by default',
   );
   const perText = new Map<string, Set<string>>();
   for (const l of textLines) perText.set(`${l.source}:${l.text}`, (perText.get(`${l.source}:${l.text}`) ?? new Set()).add(l.variant));
   t.ok(
-    [...perText.values()].every((v) => v.size === 2),
+    [...perText.values()].every((v) => v.has('neutral-image') && v.has('rendered')),
     'each text both over a neutral image and rendered into the image',
   );
+  const framed = textLines.filter((l) => l.variant === 'framed');
+  t.ok(framed.length > perText.size * 0.28 && framed.length < perText.size * 0.39, `${framed.length} of ${perText.size} texts also framed as a writing request (a third)`);
+  t.ok(
+    framed.every((l) => l.prompt.startsWith('Write ') || l.prompt.startsWith('For a novel')),
+    'a framed line asks to write around the text',
+  );
+  for (const split of ['train', 'val'] as const) {
+    const part = framed.filter((l) => l.split === split);
+    t.ok(part.some((l) => l.level > 0) && part.some((l) => l.level === 0), `${split}: harmful and benign texts are framed alike`);
+  }
 });
 
 t.test('counts within the caps, each source with a held-out part', async (t) => {

@@ -128,7 +128,13 @@ A small PSA-VLM-style model for moderation (/v1/moderate):
   safe prompts stay safe; CatQA by category; wording rules only where the source mixes harms).
   Each source is capped by a seeded sample that keeps its categories' mix, and a fifth of each is
   held out by text. Every text is used as the prompt over a neutral drawn scene, and rendered
-  into a FigStep-style image under a neutral prompt, so both paths learn one meaning${Object.keys(built.bySourceVariant).some((k) => k.endsWith('/text-only')) ? ', and as a text-only item (no image)' : ''}.
+  into a FigStep-style image under a neutral prompt, so both paths learn one meaning${Object.keys(built.bySourceVariant).some((k) => k.endsWith('/text-only')) ? ', and as a text-only item (no image)' : ''}.${
+    Object.keys(built.bySourceVariant).some((k) => k.endsWith('/framed'))
+      ? `
+  A third of the texts is also framed as a writing request (a story, a poem, a post about the
+  text) over a neutral scene, harmful and benign alike, so the form of a request is no shortcut.`
+      : ''
+  }
   Held-out texts are not quoted anywhere in this package.
 
 | source | what | licence | available | train texts | held-out texts | harmful / benign |
