@@ -101,11 +101,12 @@ t.test('no text on both sides of the split; ids carry the source', async (t) => 
     'each text both over a neutral image and rendered into the image',
   );
   const framed = textLines.filter((l) => l.variant === 'framed');
-  t.ok(framed.length > perText.size * 0.28 && framed.length < perText.size * 0.39, `${framed.length} of ${perText.size} texts also framed as a writing request (a third)`);
+  t.ok(framed.length > perText.size * 0.28 && framed.length < perText.size * 0.39, `${framed.length} of ${perText.size} texts also framed (a third)`);
   t.ok(
-    framed.every((l) => l.prompt.startsWith('Write ') || l.prompt.startsWith('For a novel')),
-    'a framed line asks to write around the text',
+    framed.every((l) => l.text !== null && l.prompt.includes(l.text) && l.prompt.length > l.text.length + 20),
+    'a framed line wraps its text whole',
   );
+  t.ok(new Set(framed.map((l) => l.prompt.slice(0, 12))).size >= 8, 'in the frames of both kinds');
   for (const split of ['train', 'val'] as const) {
     const part = framed.filter((l) => l.split === split);
     t.ok(part.some((l) => l.level > 0) && part.some((l) => l.level === 0), `${split}: harmful and benign texts are framed alike`);

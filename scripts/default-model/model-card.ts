@@ -131,8 +131,9 @@ A small PSA-VLM-style model for moderation (/v1/moderate):
   into a FigStep-style image under a neutral prompt, so both paths learn one meaning${Object.keys(built.bySourceVariant).some((k) => k.endsWith('/text-only')) ? ', and as a text-only item (no image)' : ''}.${
     Object.keys(built.bySourceVariant).some((k) => k.endsWith('/framed'))
       ? `
-  A third of the texts is also framed as a writing request (a story, a poem, a post about the
-  text) over a neutral scene, harmful and benign alike, so the form of a request is no shortcut.`
+  A third of the texts is also wrapped in a frame over a neutral scene (a request to write a
+  story, poem or post about it, or a role-play or hypothetical framing as jailbreaks use),
+  harmful and benign alike, so the form of a request is no shortcut to its label.`
       : ''
   }
   Held-out texts are not quoted anywhere in this package.
