@@ -11,6 +11,7 @@ import { runEvaluation } from '../src/eval/run.ts';
 import { SYSTEM_KEYS } from '../src/eval/report.ts';
 import type { DeviceSetting } from '../src/psa/onnx-session.ts';
 import { Ocr } from '../src/psa/ocr/ocr.ts';
+import { ocrTextExtractor } from '../src/eval/ocr-extractor.ts';
 import { parseCli } from './lib/cli.ts';
 
 const USAGE = `usage: npm run eval -- --model <package dir> --data <eval set> [options]
@@ -102,7 +103,7 @@ try {
     worst,
     device: args.device as DeviceSetting,
     charts: !args['no-charts'],
-    ...(ocr && { textExtractor: async (item, bytes) => (item.ocrText !== undefined ? undefined : (await ocr.read(bytes)).text) }),
+    ...(ocr && { textExtractor: ocrTextExtractor(ocr) }),
     onProgress: (done, total) => {
       if (done === total || done >= nextReport) {
         log(`${done}/${total} items`);

@@ -28,6 +28,7 @@ import { writeGloveText } from './default-model/word-vectors.ts';
 import { MINILM, minilmDir } from './default-model/query-encoder.ts';
 import { runEvaluation } from '../src/eval/run.ts';
 import { Ocr } from '../src/psa/ocr/ocr.ts';
+import { ocrTextExtractor } from '../src/eval/ocr-extractor.ts';
 
 const { values } = parseArgs({
   options: {
@@ -215,7 +216,7 @@ const { report } = await runEvaluation({
   out: join(out, 'eval'),
   // No worst-error table: it would quote the held-out prompts (MSTS data is not redistributed).
   worst: 0,
-  textExtractor: async (_item, bytes) => (await ocr.read(bytes)).text,
+  textExtractor: ocrTextExtractor(ocr),
 });
 await ocr.close();
 // The report names where it ran; inside the package the paths are relative, never this machine's.
