@@ -107,6 +107,18 @@ t.test('no text on both sides of the split; ids carry the source', async (t) => 
     'a framed line wraps its text whole',
   );
   t.ok(new Set(framed.map((l) => l.prompt.slice(0, 12))).size >= 8, 'in the frames of both kinds');
+  const unseen = textLines.filter((l) => l.variant === 'unseen-frame');
+  const heldOut = new Set(textLines.filter((l) => l.split === 'val').map((l) => `${l.source}:${l.text}`));
+  t.equal(unseen.length, heldOut.size, 'every held-out text once in a frame never trained on');
+  t.ok(
+    unseen.every((l) => l.split === 'val' && l.text !== null && l.prompt.includes(l.text)),
+    'unseen frames are held out only',
+  );
+  const trainPrompts = textLines.filter((l) => l.split === 'train').map((l) => l.prompt);
+  t.notOk(
+    trainPrompts.some((p) => unseen.some((u) => p.startsWith(u.prompt.slice(0, 24)))),
+    'no training line starts as an unseen frame does',
+  );
   for (const split of ['train', 'val'] as const) {
     const part = framed.filter((l) => l.split === split);
     t.ok(part.some((l) => l.level > 0) && part.some((l) => l.level === 0), `${split}: harmful and benign texts are framed alike`);

@@ -133,7 +133,8 @@ A small PSA-VLM-style model for moderation (/v1/moderate):
       ? `
   A third of the texts is also wrapped in a frame over a neutral scene (a request to write a
   story, poem or post about it, or a role-play or hypothetical framing as jailbreaks use),
-  harmful and benign alike, so the form of a request is no shortcut to its label.`
+  harmful and benign alike, so the form of a request is no shortcut to its label. Every held-out
+  text is also scored in one of six frames no training line uses ("unseen-frame").`
       : ''
   }
   Held-out texts are not quoted anywhere in this package.
