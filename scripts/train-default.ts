@@ -15,10 +15,10 @@ import { loadConfig } from '../src/config.ts';
 import { validateDataset } from '../src/datasets/validate.ts';
 import { hashTree } from '../src/datasets/store.ts';
 import { resolveTrainer, type TrainJobData } from '../src/training/job-types.ts';
-import type { EvaluationMetrics } from '../src/eval/registered.ts';
-import { evaluatePackage } from '../src/training/evaluate.ts';
+import { registeredMetrics, type EvaluationMetrics } from '../src/eval/registered.ts';
+import { scoreSystem } from '../src/eval/score.ts';
+import { BUILTIN_POLICY } from '../src/policy/policy.ts';
 import { runPipeline } from '../src/training/pipeline.ts';
-import { readSplit } from '../src/training/prepare.ts';
 import { REPO_ROOT, runTrainerProcess } from '../src/training/trainer-process.ts';
 import { ALLOWED_ANSWER, buildDataset, DEFAULT_TEXT_CAPS } from './default-model/build-dataset.ts';
 import { TEXT_SOURCE_INFO, TEXT_SOURCES, type TextSourceName } from './default-model/text-sources.ts';
@@ -199,18 +199,10 @@ await writeFile(manifestFile, `${JSON.stringify({ ...JSON.parse(await readFile(m
 // Weights in shards of at most 20 MiB of tensors: no file of the committed package is larger.
 const resharded = await runTrainerProcess({ python: config.TRAINER_PYTHON, args: ['reshard', '--package', out, '--max-shard-mib', String(WEIGHT_SHARD_MIB)], onLog: log });
 if (resharded.code !== 0) throw new Error(`sharding the package's weights failed (${resharded.code})`);
-// Per-source scores on the held-out split, for the model card.
-const val = await readSplit(datasetDir, 'val.jsonl');
-const subsets: Record<string, EvaluationMetrics> = { all: result.metrics as unknown as EvaluationMetrics };
-const SUBSETS: [string, string[]][] = [['FigStep', ['figstep-']], ['MSTS', ['msts-']], ['generated benign', ['benign-', 'scene-']], ...TEXT_SOURCES.map((s): [string, string[]] => [s, [`${s}-`]])];
-for (const [name, prefixes] of SUBSETS) {
-  const part = val.filter((e) => prefixes.some((p) => e.id.startsWith(p)));
-  if (part.length) subsets[name] = await evaluatePackage(out, datasetDir, part, name);
-}
 // The evaluation harness on the held-out split, beside its baselines (keywords read the images with OCR).
 log("evaluating the held-out split with npm run eval's harness");
 const ocr = await Ocr.load();
-const { report } = await runEvaluation({
+const { report, scored } = await runEvaluation({
   model: out,
   data: datasetDir,
   out: join(out, 'eval'),
@@ -219,6 +211,13 @@ const { report } = await runEvaluation({
   textExtractor: ocrTextExtractor(ocr),
 });
 await ocr.close();
+// Per-source scores on the held-out split, for the model card: from the same predictions.
+const subsets: Record<string, EvaluationMetrics> = { all: result.metrics as unknown as EvaluationMetrics };
+const SUBSETS: [string, string[]][] = [['FigStep', ['figstep-']], ['MSTS', ['msts-']], ['generated benign', ['benign-', 'scene-']], ...TEXT_SOURCES.map((s): [string, string[]] => [s, [`${s}-`]])];
+for (const [name, prefixes] of SUBSETS) {
+  const part = scored.filter((s) => prefixes.some((p) => s.item.id.startsWith(p)));
+  if (part.length) subsets[name] = registeredMetrics(name, scoreSystem(part.map((s) => s.item), part.map((s) => s.prediction), BUILTIN_POLICY.flag.minLevel));
+}
 // The report names where it ran; inside the package the paths are relative, never this machine's.
 for (const file of ['report.json', 'report.md']) {
   const path = join(out, 'eval', file);

@@ -4,7 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { tinyPackage } from '../scripts/lib/random-package.ts';
+import { registeredMetrics } from '../src/eval/registered.ts';
 import { runEvaluation } from '../src/eval/run.ts';
+import { scoreSystem } from '../src/eval/score.ts';
+import { BUILTIN_POLICY } from '../src/policy/policy.ts';
 import { LEVEL_LABELS, TYPE_LABELS } from '../src/psa/taxonomy.ts';
 import { evaluatePackage } from '../src/training/evaluate.ts';
 import { readSplit } from '../src/training/prepare.ts';
@@ -101,6 +104,33 @@ t.test('registered job metrics equal npm run eval on the same items', async (t) 
   t.equal(job.caution_or_refusal_rate_on_safe, safe.filter((r) => ['caution', 'refuse'].includes(r.model.decision)).length / safe.length);
   // Under the built-in policy the decision is the predicted level, as the job metrics' names say.
   t.ok(rows.every((r) => r.model.decision === { safe: 'allow', careful: 'careful', caution: 'caution', refuse: 'refuse' }[r.model.level]));
+});
+
+t.test("a part of the set scored from runEvaluation's predictions equals a job's evaluation of that part", async (t) => {
+  // The default-model recipe scores each source this way instead of evaluating it again.
+  const { scored } = await runEvaluation({ model: tiny, data: work, out: join(work, 'out-parts'), charts: false });
+  t.same(
+    scored.map((s) => s.item.id),
+    (await readSplit(work, 'eval.jsonl')).map((e) => e.id),
+    'one prediction per item, in order',
+  );
+  const part = scored.filter((s) => s.item.id.startsWith('text-'));
+  t.equal(part.length, 4);
+  const fromScored = registeredMetrics(
+    'text',
+    scoreSystem(
+      part.map((s) => s.item),
+      part.map((s) => s.prediction),
+      BUILTIN_POLICY.flag.minLevel,
+    ),
+  );
+  const job = await evaluatePackage(
+    tiny,
+    work,
+    (await readSplit(work, 'eval.jsonl')).filter((e) => e.id.startsWith('text-')),
+    'text',
+  );
+  t.same(fromScored, job, 'the same figures');
 });
 
 t.test('a split without safe examples registers null refusal rates, not 0', async (t) => {

@@ -46,6 +46,8 @@ export interface EvalOptions {
 
 export interface EvalResult {
   report: EvalReport;
+  /** The model's prediction for each item, in the set's order (what predictions.jsonl holds). */
+  scored: Scored[];
   dir: string;
   /** Absolute paths of everything written. */
   files: string[];
@@ -195,7 +197,7 @@ async function evaluate(runtime: PsaRuntime, items: EvalItem[], policy: Policy, 
     worst_errors: worstErrors(items, model, opts.worst ?? 15),
     outputs: [],
   };
-  return writeOutputs(report, perItem, opts);
+  return { ...(await writeOutputs(report, perItem, opts)), scored };
 }
 
 async function extractText(extractor: TextExtractor, item: EvalItem, bytes: Buffer): Promise<string | undefined> {
@@ -206,7 +208,7 @@ async function extractText(extractor: TextExtractor, item: EvalItem, bytes: Buff
   }
 }
 
-async function writeOutputs(report: EvalReport, perItem: object[], opts: EvalOptions): Promise<EvalResult> {
+async function writeOutputs(report: EvalReport, perItem: object[], opts: EvalOptions): Promise<Omit<EvalResult, 'scored'>> {
   const dir = path.resolve(opts.out);
   await mkdir(dir, { recursive: true });
   const files: string[] = [];
