@@ -205,7 +205,7 @@ Per source and variant:
 | --- | --- | --- | --- | --- | --- |
 ${sourceRows}
 
-Per source (the training pipeline's own evaluation):
+Per source (the harness's predictions above, scored as a training job scores its split):
 
 | subset | examples | level accuracy | type accuracy | level macro-F1 | type macro-F1 | caution/refuse rate on safe |
 | --- | --- | --- | --- | --- | --- | --- |
