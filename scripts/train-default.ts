@@ -212,8 +212,8 @@ const { report, scored } = await runEvaluation({
 });
 await ocr.close();
 // Per-source scores on the held-out split, for the model card: from the same predictions.
-const subsets: Record<string, EvaluationMetrics> = { all: result.metrics as unknown as EvaluationMetrics };
-const SUBSETS: [string, string[]][] = [['FigStep', ['figstep-']], ['MSTS', ['msts-']], ['generated benign', ['benign-', 'scene-']], ...TEXT_SOURCES.map((s): [string, string[]] => [s, [`${s}-`]])];
+const subsets: Record<string, EvaluationMetrics> = {};
+const SUBSETS: [string, string[]][] = [['all', ['']], ['FigStep', ['figstep-']], ['MSTS', ['msts-']], ['generated benign', ['benign-', 'scene-']], ...TEXT_SOURCES.map((s): [string, string[]] => [s, [`${s}-`]])];
 for (const [name, prefixes] of SUBSETS) {
   const part = scored.filter((s) => prefixes.some((p) => s.item.id.startsWith(p)));
   if (part.length) subsets[name] = registeredMetrics(name, scoreSystem(part.map((s) => s.item), part.map((s) => s.prediction), BUILTIN_POLICY.flag.minLevel));
