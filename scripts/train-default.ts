@@ -216,12 +216,13 @@ const subsets: Record<string, EvaluationMetrics> = {};
 const SUBSETS: [string, string[]][] = [['all', ['']], ['FigStep', ['figstep-']], ['MSTS', ['msts-']], ['generated benign', ['benign-', 'scene-']], ...TEXT_SOURCES.map((s): [string, string[]] => [s, [`${s}-`]])];
 for (const [name, prefixes] of SUBSETS) {
   const part = scored.filter((s) => prefixes.some((p) => s.item.id.startsWith(p)));
+  if (!part.length) continue;
   const figures = scoreSystem(
     part.map((s) => s.item),
     part.map((s) => s.prediction),
     BUILTIN_POLICY.flag.minLevel,
   );
-  if (part.length) subsets[name] = registeredMetrics(name, figures);
+  subsets[name] = registeredMetrics(name, figures);
 }
 // The report names where it ran; inside the package the paths are relative, never this machine's.
 for (const file of ['report.json', 'report.md']) {
