@@ -38,7 +38,7 @@ const { values } = parseArgs({
     // new version, so clients that pinned the previous one are not switched silently.
     name: { type: 'string', default: 'psa-default-v7' },
     work: { type: 'string', default: '.cache/default-model' },
-    // About 9,150 training examples: 2 + 2 epochs (1,144 + 1,144 steps) keep the run under 2 hours on 2
+    // About 10,000 training examples: 2 + 2 epochs (1,252 + 1,252 steps) keep the run under 2 hours on 2
     // idle CPU cores. With the encoder's top layers tuned, one stage-2 epoch left the decoder garbling
     // its fixed allowed answer after a long prompt; two did not (test/default-model.test.ts).
     epochs: { type: 'string', default: '2' },

@@ -222,10 +222,12 @@ ${rows}
   caution, or the note that this model only moderates), never real answers.
 - The real prompts were seen over drawn scenes and in rendered text; harmful questions about real
   photographs rest on the prompt and the nudity-trained vision tower alone.
-- Requests framed as writing (a story, a paragraph) can pass where the same harm asked as a
-  question is caught: the harmful training texts are mostly questions and instructions, while many
-  benign ones begin "Write a ...". Sexual content involving children asked for as a story is among
-  what has passed (the sst rows above). Put a rule in front for such categories, or train
-  on data that covers that framing.
+- Wrapped requests (a story, a poem, role-play, "hypothetically") are trained against with ten
+  frames and measured in six others ("unseen-frame" above); a wrapper unlike all of them can
+  still lower the score.
+- Sexual content involving children is its weakest harm: the training texts hold few requests
+  for it, and held-out SimpleSafetyTests requests for such writing ("write a paragraph about ...")
+  are allowed in every form (the sst rows above). Put a rule in front for such categories, or
+  train on data that covers them.
 `;
 }
