@@ -116,7 +116,7 @@ t.test('the api container: /readyz, /v1/moderate, non-root, healthcheck, gracefu
     if (done) break;
     text += decoder.decode(value, { stream: true });
   }
-  t.match(text, /event: done\ndata: \{"finish_reason":"(length|stop)"/, 'the answer in flight was delivered to its end');
+  t.match(text, /event: done\ndata: \{"finish_reason":"(eos|length|stop|context)"/, 'the answer in flight was delivered to its end');
   const stop = await stopping;
   t.equal(stop.code, 0, `podman stop exits 0${stop.code ? `: ${stop.output}` : ''}`);
   t.ok(stop.seconds < 30, `the container stopped in ${stop.seconds.toFixed(1)} s, within the 30 s grace period`);
