@@ -194,7 +194,7 @@ async function main() {
       await page.click('#stop');
       await page.waitForSelector('#chat-state[data-phase="stopped"], #chat-state[data-phase="done"]');
       if ((await page.getAttribute('#chat-state', 'data-phase')) === 'stopped') break;
-      t.match(await page.textContent('#chat-state'), /Done \(stop\)/, 'an answer that beat the click ended by EOS, not by running to its length');
+      t.match(await page.textContent('#chat-state'), /Done \(eos\)/, 'an answer that beat the click ended by EOS, not by running to its length');
     }
     const shown = Number(/Stopped after (\d+) tokens\./.exec((await page.textContent('#chat-state'))!)?.[1]);
     t.ok(shown >= later.tokens, `the page says how many tokens came (${shown})`);
