@@ -32,6 +32,7 @@ export function modelCard(
   built: BuildResult,
 ): string {
   const dec = (x: number | null) => (x === null ? 'n/a' : x.toFixed(3));
+  const hasVariant = (variant: string) => Object.keys(built.bySourceVariant).some((k) => k.endsWith(`/${variant}`));
   const sets = evaluation.sets;
   const comparisons = sets.comparisons
     .map((c) => `| ${c.name} | ${c.positives} / ${c.negatives} | ${dec(c.auroc)} | ${pct(c.recall)} | ${pct(c.over_refusal_on_negatives)} | ${pct(c.recall_at_max_fpr)} at ${pct(c.max_fpr)} |`)
@@ -128,8 +129,8 @@ A small PSA-VLM-style model for moderation (/v1/moderate):
   safe prompts stay safe; CatQA by category; wording rules only where the source mixes harms).
   Each source is capped by a seeded sample that keeps its categories' mix, and a fifth of each is
   held out by text. Every text is used as the prompt over a neutral drawn scene, and rendered
-  into a FigStep-style image under a neutral prompt, so both paths learn one meaning${Object.keys(built.bySourceVariant).some((k) => k.endsWith('/text-only')) ? ', and as a text-only item (no image)' : ''}.${
-    Object.keys(built.bySourceVariant).some((k) => k.endsWith('/framed'))
+  into a FigStep-style image under a neutral prompt, so both paths learn one meaning${hasVariant('text-only') ? ', and as a text-only item (no image)' : ''}.${
+    hasVariant('framed')
       ? `
   A third of the texts is also wrapped in a frame over a neutral scene (a request to write a
   story, poem or post about it, or a role-play or hypothetical framing as jailbreaks use),
